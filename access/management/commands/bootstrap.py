@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from access.bootstrap import bootstrap, password_file
+from studio.env import envstr
+
+
+class Command(BaseCommand):
+    help = "Create the system roles, the administrator (ACCOUNTADMIN), COMPUTE_WH and the DEMO database. Idempotent."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default=envstr("STUDIO_ADMIN_USER", "admin"))
+        parser.add_argument("--password", default=envstr("STUDIO_ADMIN_PASSWORD", "") or None,
+                            help="default: generated once and kept in var/admin-password.txt")
+        parser.add_argument("--no-demo", action="store_true", help="skip the DEMO database")
+
+    def handle(self, *args, username, password, no_demo=False, **opts):
+        login = bootstrap(username, password, demo=not no_demo)
+        if login.password:
+            self.stdout.write(f"Administrator: {login.username} / {login.password} (saved in {password_file()})")
+        else:
+            self.stdout.write(f"Administrator {login.username} already exists; its password is in {password_file()}")

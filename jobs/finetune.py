@@ -1,0 +1,136 @@
+"""FINETUNE('CREATE' | 'SHOW' | 'DESCRIBE' | 'CANCEL'): the one service every entry point calls."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from access.session import Session
+from catalog import accountdata, base_models
+from catalog.identifiers import QualifiedName, qualify
+from jobs import queues
+from jobs.models import FineTuneJob
+from jobs.training_data import check_query
+from studio.errors import StudioError, invalid_argument
+from warehouses.models import Warehouse
+
+log = logging.getLogger(__name__)
+
+MAX_EPOCHS_RANGE = (1, 10)
+# Options beyond Snowflake's documented max_epochs; documented in the README as extensions.
+OPTION_TYPES: dict[str, type | tuple[type, ...]] = {"max_epochs": int, "learning_rate": (int, float)}
+
+
+def parse_options(options: str | dict[str, Any] | None) -> dict[str, Any]:
+    if options is None or options == "":
+        return {}
+    if isinstance(options, str):
+        try:
+            parsed = json.loads(options)
+        except json.JSONDecodeError as exc:
+            raise invalid_argument(
+                f"Invalid options argument: not valid JSON ({exc.msg} at character {exc.pos}). "
+                "Pass a JSON object such as '{\"max_epochs\": 3}'."
+            ) from exc
+    else:
+        parsed = options
+    if not isinstance(parsed, dict):
+        raise invalid_argument("Invalid options argument: expected a JSON object such as '{\"max_epochs\": 3}'.")
+    for key, value in parsed.items():
+        if key not in OPTION_TYPES:
+            raise invalid_argument(f"Invalid options argument: unknown option '{key}'. "
+                                   f"Supported options: {', '.join(OPTION_TYPES)}.")
+        if isinstance(value, bool) or not isinstance(value, OPTION_TYPES[key]):
+            raise invalid_argument(f"Invalid options argument: '{key}' must be a number, got {json.dumps(value)}.")
+    if "max_epochs" in parsed:
+        low, high = MAX_EPOCHS_RANGE
+        if not low <= parsed["max_epochs"] <= high:
+            raise invalid_argument(
+                f"Invalid options argument: max_epochs must be an integer from {low} to {high}, "
+                f"got {parsed['max_epochs']}."
+            )
+    if "learning_rate" in parsed and not 0 < parsed["learning_rate"] < 1:
+        raise invalid_argument(f"Invalid options argument: learning_rate must be between 0 and 1, "
+                               f"got {parsed['learning_rate']}.")
+    return parsed
+
+
+def _warehouse(session: Session) -> Warehouse:
+    if not session.warehouse:
+        raise StudioError("No active warehouse selected in the current session. Select an active warehouse "
+                          "with the 'use warehouse' command.", code=606, sqlstate="57P03")
+    warehouse = Warehouse.objects.filter(name=session.warehouse).first()
+    if warehouse is None:
+        raise StudioError(f"Warehouse '{session.warehouse}' does not exist or not authorized.",
+                          code=2003, sqlstate="02000")
+    return warehouse
+
+
+def create(
+    session: Session,
+    name: str,
+    base_model: str,
+    training_query: str,
+    validation_query: str | None = None,
+    options: str | dict[str, Any] | None = None,
+) -> str:
+    """Validate everything a job needs, record it PENDING and queue it; returns the job id."""
+    target: QualifiedName = qualify(name, session.database, session.schema, what="model")
+    base = base_models.get_installed(base_model)
+    parsed_options = parse_options(options)
+    accountdata.get_schema(target.database, target.schema)
+    warehouse = _warehouse(session)
+    check_query(training_query, session.database, session.schema, purpose="training")
+    if validation_query:
+        check_query(validation_query, session.database, session.schema, purpose="validation")
+
+    with transaction.atomic():
+        job = FineTuneJob.objects.create(
+            base_model=base.name,
+            database=target.database,
+            schema=target.schema,
+            requested_name=target.name,
+            training_data=training_query,
+            query_database=session.database or "",
+            query_schema=session.schema or "",
+            validation_data=validation_query or "",
+            options=parsed_options,
+            warehouse=warehouse.name,
+            role=session.role,
+            user=session.user if session.user is not None and session.user.pk else None,
+        )
+        queues.enqueue_on_commit(job, warehouse)
+    log.info("created fine-tuning job %s for %s on %s", job.id, target, warehouse.name)
+    return job.id
+
+
+def _job(job_id: str) -> FineTuneJob:
+    job = FineTuneJob.objects.filter(pk=str(job_id).strip()).first()
+    if job is None:
+        raise StudioError(f"Fine-tuning job '{job_id}' does not exist or not authorized.", code=2003, sqlstate="02000")
+    return job
+
+
+def show(session: Session) -> list[dict[str, Any]]:
+    return [job.show_row() for job in FineTuneJob.objects.all()]
+
+
+def describe(session: Session, job_id: str) -> dict[str, Any]:
+    return _job(job_id).describe()
+
+
+def cancel(session: Session, job_id: str) -> str:
+    job = _job(job_id)
+    if job.is_final:
+        raise StudioError(f"Fine-tuning job '{job.id}' has already finished with status {job.status}; "
+                          "only PENDING or IN_PROGRESS jobs can be cancelled.", code=100357, sqlstate="22023")
+    was_running = job.status == FineTuneJob.Status.IN_PROGRESS
+    if not job.transition((FineTuneJob.Status.PENDING, FineTuneJob.Status.IN_PROGRESS),
+                          FineTuneJob.Status.CANCELLED, finished_on=timezone.now(), phase="cancelled"):
+        job.refresh_from_db()
+        raise StudioError(f"Fine-tuning job '{job.id}' finished with status {job.status} before it could be cancelled.")
+    queues.stop(job, was_running=was_running)
+    return f"Canceled Cortex Fine-tuning job: {job.id}"

@@ -1,0 +1,73 @@
+"""Redis and RQ wiring: one queue per warehouse."""
+from __future__ import annotations
+
+import logging
+
+import django_rq
+from django.db import transaction
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+
+from jobs.models import FineTuneJob
+from warehouses.models import Warehouse
+
+log = logging.getLogger(__name__)
+
+# Training may legitimately run for a day; RQ's default of 180 s would kill it.
+JOB_TIMEOUT = 24 * 3600
+
+
+def connection() -> Redis:
+    return django_rq.get_connection("default")
+
+
+def queue_for(warehouse: Warehouse | str) -> Queue:
+    name = warehouse.queue_name if isinstance(warehouse, Warehouse) else f"warehouse.{warehouse}"
+    return Queue(name, connection=connection(), default_timeout=JOB_TIMEOUT)
+
+
+def enqueue_on_commit(job: FineTuneJob, warehouse: Warehouse) -> None:
+    """Queue after the job row is committed, so a fast worker never looks for a row it cannot see."""
+    rq_job_id = f"finetune-{job.id}"
+    FineTuneJob.objects.filter(pk=job.pk).update(rq_job_id=rq_job_id)
+
+    def enqueue() -> None:
+        from rq import Callback
+
+        queue_for(warehouse).enqueue(
+            "jobs.tasks.run_finetune_job",
+            job.id,
+            job_id=rq_job_id,
+            job_timeout=JOB_TIMEOUT,
+            on_failure=Callback("jobs.tasks.on_worker_failure"),
+            on_stopped=Callback("jobs.tasks.on_worker_stopped"),
+        )
+
+    transaction.on_commit(enqueue)
+
+
+def stop(job: FineTuneJob, *, was_running: bool) -> None:
+    """Take a cancelled job off its queue, or kill the work horse that trains it."""
+    if not job.rq_job_id:
+        return
+    conn = connection()
+    try:
+        rq_job = Job.fetch(job.rq_job_id, connection=conn)
+    except NoSuchJobError:
+        return
+    except RedisError as exc:
+        # The row already says CANCELLED: a worker that claims or trains the job checks it and stops.
+        log.warning("Redis unreachable while cancelling %s: %s", job.id, exc)
+        return
+    try:
+        if rq_job.get_status(refresh=True) == "started":
+            send_stop_job_command(conn, job.rq_job_id)
+        else:
+            rq_job.cancel()
+    except InvalidJobOperation as exc:
+        # The job moved between the two calls; the trainer also polls the row and stops itself.
+        log.info("could not stop RQ job %s: %s", job.rq_job_id, exc)

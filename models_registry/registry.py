@@ -1,0 +1,77 @@
+"""Registering a trained adapter as a model in a schema, and finding models by name."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from catalog import accountdata
+from catalog.identifiers import QualifiedName, qualify
+from models_registry.models import FineTunedModel
+from studio.errors import StudioError
+
+METADATA_FILE = "studio_adapter.json"
+
+
+def adapters_dir() -> Path:
+    return settings.MODEL_STORE / "adapters"
+
+
+def staging_dir(job_id: str) -> Path:
+    return settings.MODEL_STORE / "staging" / job_id
+
+
+def _free_name(schema, requested: str) -> str:
+    """Snowflake appends a suffix to the later model's name when the name is taken."""
+    taken = set(FineTunedModel.objects.filter(schema=schema, name__startswith=requested).values_list("name", flat=True))
+    if requested not in taken:
+        return requested
+    n = 1
+    while f"{requested}_{n}" in taken:
+        n += 1
+    return f"{requested}_{n}"
+
+
+def register(job, staging: Path, metrics: dict[str, Any]) -> FineTunedModel:
+    """Move a finished adapter into the store and record it; the last step of a successful job."""
+    schema = accountdata.get_schema(job.database, job.schema)
+    target = adapters_dir() / job.id
+    with transaction.atomic():
+        name = _free_name(schema, job.requested_name)
+        qualified = str(QualifiedName(job.database, job.schema, name))
+        meta_path = staging / METADATA_FILE
+        metadata = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        metadata.update({"model": qualified, "base_model": job.base_model, "job_id": job.id})
+        meta_path.write_text(json.dumps(metadata, indent=2, sort_keys=True))
+        model = FineTunedModel.objects.create(
+            schema=schema,
+            name=name,
+            base_model=job.base_model,
+            owner_role=job.role,
+            job=job,
+            adapter_path=str(target),
+            metrics=metrics,
+        )
+        # The rename is the commit point on disk: the inference server only ever sees whole adapters.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return model
+
+
+def resolve(name: str, database: str | None, schema: str | None) -> FineTunedModel:
+    """The fine-tuned model a (possibly unqualified) name refers to in this session."""
+    target = qualify(name, database, schema, what="model")
+    model = (
+        FineTunedModel.objects.filter(schema__database__name=target.database, schema__name=target.schema,
+                                      name=target.name)
+        .select_related("schema__database")
+        .first()
+    )
+    if model is None:
+        raise StudioError(f"Model '{target}' does not exist or not authorized.", code=2003, sqlstate="02000")
+    return model

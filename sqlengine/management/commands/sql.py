@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from access.session import Session
+from sqlengine.executor import Executor, format_table, to_json
+from studio.errors import StudioError
+from warehouses.models import Warehouse
+
+
+class Command(BaseCommand):
+    help = "Run SQL statements in Snowflake's dialect (from -e, a file, or standard input) and print the results."
+
+    def add_arguments(self, parser):
+        parser.add_argument("-e", "--execute", help="statements to run")
+        parser.add_argument("file", nargs="?", type=Path, help="a file of statements")
+        parser.add_argument("--user", help="run as this user (default: the bootstrap administrator)")
+        parser.add_argument("--role", default=None)
+        parser.add_argument("--warehouse", default=None)
+        parser.add_argument("--database", default=None)
+        parser.add_argument("--schema", default=None)
+        parser.add_argument("--format", choices=("table", "json"), default="table")
+
+    def handle(self, *args, execute=None, file=None, user=None, role=None, warehouse=None, database=None,
+               schema=None, format="table", **opts):
+        if execute is not None:
+            text = execute
+        elif file is not None:
+            text = file.read_text()
+        else:
+            text = sys.stdin.read()
+        session = Session(
+            user=self._user(user),
+            role=(role or "ACCOUNTADMIN").upper(),
+            warehouse=(warehouse or self._default_warehouse()),
+            database=database.upper() if database else None,
+            schema=(schema.upper() if schema else ("PUBLIC" if database else None)),
+        )
+        try:
+            for result in Executor(session).execute_each(text):
+                if format == "json":
+                    self.stdout.write(json.dumps(to_json(result), default=str))
+                else:
+                    self.stdout.write(format_table(result) + "\n")
+        except StudioError as exc:
+            raise CommandError(f"{exc.code:06d} ({exc.sqlstate}): {exc.message}") from exc
+
+    def _user(self, name: str | None):
+        User = get_user_model()
+        if name:
+            found = User.objects.filter(username=name).first()
+            if found is None:
+                raise CommandError(f"User '{name}' does not exist.")
+            return found
+        return User.objects.filter(is_superuser=True).order_by("pk").first()
+
+    def _default_warehouse(self) -> str | None:
+        return Warehouse.objects.values_list("name", flat=True).first()

@@ -1,0 +1,120 @@
+"""Settings for the fine-tuning studio. Every value can come from the environment; the defaults run
+the whole stack on one machine with embedded components (SQLite, DuckDB files, a local Redis)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+
+from studio.env import envbool, envint, envpath, envstr
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Where the embedded defaults keep their state; each can be moved on its own below.
+DATA_DIR = envpath("STUDIO_DATA_DIR", BASE_DIR / "var")
+DUCKDB_DIR = envpath("STUDIO_DUCKDB_DIR", DATA_DIR / "duckdb")
+MODEL_STORE = envpath("STUDIO_MODEL_STORE", DATA_DIR / "models")
+
+SECRET_KEY = envstr("SECRET_KEY", "dev-only-secret-key-change-me-in-production-0123456789")
+DEBUG = envbool("DEBUG", False)
+ALLOWED_HOSTS = envstr("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_rq",
+    "access",
+    "catalog",
+    "warehouses",
+    "jobs",
+    "models_registry",
+    "inference",
+    "sqlengine",
+    "studio",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "studio.urls"
+WSGI_APPLICATION = "studio.wsgi.application"
+ASGI_APPLICATION = "studio.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        envstr("DATABASE_URL", f"sqlite:///{DATA_DIR / 'studio.sqlite3'}"), conn_max_age=0
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Workers, the web app and the inference server share the file: wait for locks instead of failing.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+
+# Redis for the RQ queues. Unset: `manage.py runstack` starts an embedded redis-server on this port.
+REDIS_URL_IS_EMBEDDED = not envstr("REDIS_URL", "")
+EMBEDDED_REDIS_PORT = envint("STUDIO_REDIS_PORT", 6390)
+REDIS_URL = envstr("REDIS_URL", "") or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
+RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 24 * 3600}}
+
+# The embedded inference server that `runstack` starts for the default base model.
+INFERENCE_HOST = envstr("STUDIO_INFERENCE_HOST", "127.0.0.1")
+INFERENCE_PORT = envint("STUDIO_INFERENCE_PORT", 8081)
+INFERENCE_TIMEOUT = envint("STUDIO_INFERENCE_TIMEOUT", 300)
+DEFAULT_BASE_MODEL = envstr("STUDIO_DEFAULT_BASE_MODEL", "smollm2-135m")
+WEB_PORT = envint("STUDIO_PORT", 8000)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

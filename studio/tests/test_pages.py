@@ -1,0 +1,52 @@
+import pytest
+from django.utils import timezone
+
+from access.bootstrap import bootstrap
+from jobs.models import FineTuneJob
+
+
+@pytest.fixture
+def admin_client(db, client):
+    bootstrap(password="pw-for-tests", demo=False)
+    client.login(username="admin", password="pw-for-tests")
+    return client
+
+
+@pytest.fixture
+def finished_job(db):
+    return FineTuneJob.objects.create(
+        status="SUCCESS", progress=1.0, base_model="smollm2-135m", database="DEMO", schema="PUBLIC",
+        requested_name="TRIAGE", final_model_name="DEMO.PUBLIC.TRIAGE", training_data="SELECT prompt, completion FROM t",
+        warehouse="COMPUTE_WH", role="ACCOUNTADMIN", trained_tokens=1200, training_loss=0.25, validation_loss=0.5,
+        finished_on=timezone.now(),
+        history=[{"step": s, "total_steps": 4, "epoch": s / 2, "loss": 2.0 / s, "learning_rate": 1e-3,
+                  "tokens_per_second": 50.0} for s in range(1, 5)],
+        validation_history=[{"epoch": 1, "validation_loss": 0.9}, {"epoch": 2, "validation_loss": 0.5}],
+    )
+
+
+def test_pages_require_login(client, db):
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_the_home_page_lists_jobs_and_base_models(admin_client, finished_job):
+    page = admin_client.get("/").content.decode()
+    assert finished_job.id in page and "DEMO.PUBLIC.TRIAGE" in page
+    assert "mistral-7b" in page and "not installed" in page
+
+
+def test_an_empty_account_shows_how_to_start(admin_client):
+    page = admin_client.get("/").content.decode()
+    assert "No fine-tuning jobs yet" in page and "SNOWFLAKE.CORTEX.FINETUNE('CREATE'" in page
+
+
+def test_the_job_page_shows_describe_and_the_loss_curves(admin_client, finished_job):
+    page = admin_client.get(f"/jobs/{finished_job.id}/").content.decode()
+    assert "DEMO.PUBLIC.TRIAGE" in page and "1200" in page
+    assert page.count("<polyline") == 2 and 'class="train"' in page
+    assert "refresh" not in page  # finished jobs stop polling
+
+
+def test_a_missing_job_is_a_404(admin_client):
+    assert admin_client.get("/jobs/ft_missing/").status_code == 404

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Warehouse(models.Model):
+    """Named compute. Each warehouse is one RQ queue; its workers train on its devices."""
+
+    name = models.CharField(max_length=255, unique=True)
+    size = models.CharField(max_length=20, default="XSMALL")
+    devices = models.CharField(max_length=100, default="cpu", help_text="cpu, cuda:0, cuda:0-3, …")
+    concurrency = models.PositiveIntegerField(default=1, help_text="jobs trained at once")
+    created_on = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def queue_name(self) -> str:
+        return f"warehouse.{self.name}"
