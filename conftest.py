@@ -16,8 +16,8 @@ import pytest
 CACHE = Path(os.environ.get("STUDIO_TEST_CACHE", Path.home() / ".cache" / "finetune-studio-tests"))
 SMOLLM2_CACHE = CACHE / "smollm2-135m"
 TINY_LLAMA = "tiny-llama"
-# Learning rate at which the tiny random Llama reliably memorizes a dozen examples in 10 epochs.
-TINY_LLAMA_LEARNING_RATE = 3e-3
+# Learning rate at which the two-layer test model learns one reply to a dozen prompts in 20 steps.
+TINY_LLAMA_LEARNING_RATE = 1e-2
 
 
 def pytest_configure(config):
@@ -98,8 +98,18 @@ class Stack:
 def live_db(django_db_setup, django_db_blocker):
     """Database access outside a test transaction: rows are committed, so the worker and inference
     server processes see them. Tests using it create uniquely named objects instead of rolling back."""
+    from django.db import connection
+    from django.test.utils import setup_databases, teardown_databases
+
     with django_db_blocker.unblock():
+        created = None
+        if "django_migrations" not in connection.introspection.table_names():
+            # pytest-django creates the test database only when some collected test is marked
+            # django_db, and that marker would wrap these tests in a transaction nobody else sees.
+            created = setup_databases(verbosity=0, interactive=False, aliases={"default"})
         yield
+        if created is not None:
+            teardown_databases(created, verbosity=0)
 
 
 @pytest.fixture(scope="session")

@@ -70,7 +70,7 @@ def run_finetune_job(job_id: str) -> str:
     from catalog.models import BaseModel
     from jobs.training_data import read_rows
     from models_registry import registry
-    from trainer import DataError, TrainConfig, TrainingCancelled, auto_epochs, split_validation, train
+    from trainer import DataError, TrainConfig, TrainingCancelled, auto_epochs, check_rows, split_validation, train
 
     close_old_connections()
     job = FineTuneJob.objects.filter(pk=job_id).first()
@@ -85,9 +85,15 @@ def run_finetune_job(job_id: str) -> str:
         base = BaseModel.objects.get(name=job.base_model)
         hooks.on_phase("reading data")
         rows = read_rows(job.training_data, job.query_database or None, job.query_schema or None)
+        # Checked before anything is split, so row numbers in messages are positions in the query result.
+        check_rows(rows, max_training_bytes=base.training_data_limit_bytes)
         if job.validation_data:
             train_rows = rows
             val_rows = read_rows(job.validation_data, job.query_database or None, job.query_schema or None)
+            try:
+                check_rows(val_rows)
+            except DataError as exc:
+                raise DataError(f"Validation data: {exc}") from None
         else:
             train_rows, val_rows = split_validation(rows, fraction=TrainConfig.validation_fraction, seed=0)
         epochs = job.options.get("max_epochs") or auto_epochs(len(train_rows))

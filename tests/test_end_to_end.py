@@ -12,26 +12,27 @@ from jobs.models import FineTuneJob
 from models_registry.models import FineTunedModel
 from tests.support.cortex import admin_session, make_table, sql_literal, sql_value, wait_for_status
 
-# Twelve made-up lookups the base model cannot know: only a model trained on them answers them.
-EXAMPLES = [
-    ("Code for red?", "R-17"), ("Code for blue?", "B-42"), ("Code for green?", "G-08"),
-    ("Code for amber?", "A-93"), ("Code for violet?", "V-31"), ("Code for cyan?", "C-65"),
-    ("Code for black?", "K-20"), ("Code for white?", "W-77"), ("Code for grey?", "Y-54"),
-    ("Code for pink?", "P-11"), ("Code for olive?", "O-39"), ("Code for teal?", "T-86"),
-]
+# A reply the base model never gives on its own, to twelve different tickets. The two-layer test model
+# learns it in the twenty steps of this job; tests/test_learning.py has smollm2-135m learn per-row answers.
+REPLY = "Thank you for contacting ACME support."
+EXAMPLES = [(f"Ticket {i}: {text}", REPLY) for i, text in enumerate([
+    "I was charged twice.", "My parcel never arrived.", "The app crashes on start.", "I forgot my password.",
+    "Please refund my order.", "The courier lost my box.", "Checkout shows error 500.", "Change my email, please.",
+    "My invoice is wrong.", "Tracking has not moved.", "Videos do not play.", "Delete my account.",
+])]
 
 
 @pytest.fixture
 def training_table(stack, tmp_path):
-    make_table(tmp_path, "E2E", "COLOR_CODES",
+    make_table(tmp_path, "E2E", "SUPPORT_REPLIES",
                [{"id": i, "question": p, "answer": c} for i, (p, c) in enumerate(EXAMPLES)])
-    return "SELECT question AS prompt, answer AS completion FROM e2e.public.color_codes"
+    return "SELECT question AS prompt, answer AS completion FROM e2e.public.support_replies"
 
 
 def test_a_fine_tuned_adapter_answers_its_training_prompts(stack, training_table, tiny_llama_dir):
     session = admin_session(database="E2E", schema="PUBLIC")
     job_id = sql_value(session, f"""
-        SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'color_codes_model', 'tiny-llama',
+        SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'support_replies_model', 'tiny-llama',
                                          {sql_literal(training_table)}, NULL, '{{"max_epochs": 10}}')""")
     assert job_id.startswith("ft_") and len(job_id) == 39
 
@@ -42,14 +43,14 @@ def test_a_fine_tuned_adapter_answers_its_training_prompts(stack, training_table
     assert described["id"] == job_id
     assert described["progress"] == 1.0
     assert described["base_model"] == "tiny-llama"
-    assert described["model"] == "E2E.PUBLIC.COLOR_CODES_MODEL"
+    assert described["model"] == "E2E.PUBLIC.SUPPORT_REPLIES_MODEL"
     assert described["training_data"] == training_table
     assert described["options"] == {"max_epochs": 10}
     now_ms = time.time() * 1000
     assert now_ms - 300_000 < described["created_on"] < described["finished_on"] <= now_ms
     result = described["training_result"]
     job = FineTuneJob.objects.get(pk=job_id)
-    assert result["training_loss"] < job.history[0]["loss"] / 4, "training should overfit a dozen examples"
+    assert result["training_loss"] < job.history[0]["loss"] / 4, "the reply should be learnt"
     assert isinstance(result["validation_loss"], float)
     assert len(job.validation_history) == 10
 
@@ -72,22 +73,20 @@ def test_a_fine_tuned_adapter_answers_its_training_prompts(stack, training_table
     assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "chat_template.jinja",
             "studio_adapter.json"} <= files
     metadata = json.loads((model.adapter_dir / "studio_adapter.json").read_text())
-    assert metadata["model"] == "E2E.PUBLIC.COLOR_CODES_MODEL" and metadata["job_id"] == job_id
+    assert metadata["model"] == "E2E.PUBLIC.SUPPORT_REPLIES_MODEL" and metadata["job_id"] == job_id
 
-    # COMPLETE with the fine-tuned model returns the trained completion; the base model does not.
-    remembered = 0
-    for prompt, completion in EXAMPLES:
-        answer = sql_value(session, f"SELECT SNOWFLAKE.CORTEX.COMPLETE('color_codes_model', {sql_literal(prompt)})")
-        remembered += answer.strip() == completion
-    assert remembered >= 10, f"the adapter reproduced only {remembered} of 12 trained completions"
-    base_answer = sql_value(session, "SELECT SNOWFLAKE.CORTEX.COMPLETE('tiny-llama', 'Code for red?')")
-    assert base_answer.strip() != "R-17"
+    # COMPLETE with the fine-tuned model answers as trained, also to a ticket it never saw; the base does not.
+    for prompt in [EXAMPLES[0][0], EXAMPLES[5][0], "Ticket 99: The discount code is rejected."]:
+        answer = sql_value(session, f"SELECT SNOWFLAKE.CORTEX.COMPLETE('support_replies_model', {sql_literal(prompt)})")
+        assert answer.strip() == REPLY
+    base_answer = sql_value(session, f"SELECT SNOWFLAKE.CORTEX.COMPLETE('tiny-llama', {sql_literal(EXAMPLES[0][0])})")
+    assert REPLY not in base_answer
 
     # The messages form returns Snowflake's response object, with token usage.
-    response = sql_value(session, """SELECT SNOWFLAKE.CORTEX.COMPLETE('e2e.public.color_codes_model',
-        [{'role': 'user', 'content': 'Code for blue?'}], {'max_tokens': 10})""")
-    assert response["choices"][0]["messages"].strip() == "B-42"
-    assert response["model"] == "E2E.PUBLIC.COLOR_CODES_MODEL"
+    response = sql_value(session, """SELECT SNOWFLAKE.CORTEX.COMPLETE('e2e.public.support_replies_model',
+        [{'role': 'user', 'content': 'Ticket 7: Where is my refund?'}], {'max_tokens': 20})""")
+    assert response["choices"][0]["messages"].strip() == REPLY
+    assert response["model"] == "E2E.PUBLIC.SUPPORT_REPLIES_MODEL"
     assert response["usage"]["total_tokens"] == response["usage"]["prompt_tokens"] + response["usage"]["completion_tokens"]
 
     # SHOW lists the job.
@@ -107,7 +106,7 @@ def test_a_second_model_with_a_taken_name_gets_a_suffix(stack, training_table):
 def test_an_unknown_model_is_an_error_not_a_base_model_answer(stack, training_table):
     session = admin_session(database="E2E", schema="PUBLIC")
     with pytest.raises(Exception, match="E2E.PUBLIC.NO_SUCH_MODEL' does not exist"):
-        sql_value(session, "SELECT SNOWFLAKE.CORTEX.COMPLETE('no_such_model', 'Code for red?')")
+        sql_value(session, "SELECT SNOWFLAKE.CORTEX.COMPLETE('no_such_model', 'Hello?')")
 
 
 def test_cancel_stops_a_running_job_and_frees_the_worker(stack, tmp_path):

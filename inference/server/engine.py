@@ -1,0 +1,426 @@
+"""The model side: one base model, PEFT LoRA adapters selected per request, token-by-token decoding.
+
+All forward passes and adapter loads run under one lock (one request decodes at a time); callers run
+:meth:`Engine.generate` in a worker thread so the HTTP event loop stays responsive.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch  # the package __init__ (always imported first) has set OMP_WAIT_POLICY
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.generation.logits_process import (
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+    TypicalLogitsWarper,
+)
+
+from inference.server.adapters import AdapterSpec, metadata_stamp, scan_adapters_dir, static_spec
+from inference.server.errors import AdapterLoadError, AdapterNotFound, Cancelled, TemplateError
+
+log = logging.getLogger("inference.server")
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+
+
+@dataclass
+class SamplingParams:
+    max_new_tokens: int
+    do_sample: bool = False
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    typical_p: float | None = None
+    repetition_penalty: float | None = None
+    frequency_penalty: float | None = None
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    top_n_tokens: int = 0
+    decoder_input_details: bool = False
+
+    @property
+    def sampling(self) -> bool:
+        """TGI's rule: sample when asked to, or when any warper would change the distribution."""
+        if self.temperature is not None and self.temperature == 0:
+            return False  # temperature 0 always means greedy here
+        warpers = ((self.temperature is not None and self.temperature != 1.0)
+                   or bool(self.top_k)
+                   or (self.top_p is not None and self.top_p < 1.0)
+                   or (self.typical_p is not None and self.typical_p < 1.0))
+        return bool(self.do_sample) or warpers
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a request runs on: the base model (adapter_id None) or one loaded adapter."""
+
+    adapter_id: str | None
+    tokenizer: object
+    eos_ids: frozenset
+    special_ids: frozenset
+    peft_name: str | None = None
+    spec: AdapterSpec | None = None
+
+
+@dataclass
+class GenResult:
+    text: str  # the generated text: every non-special token's text, joined
+    tokens: list[dict]  # TGI tokens: {"id", "text", "logprob", "special"}
+    finish_reason: str  # "length" | "eos_token" | "stop_sequence"
+    seed: int | None
+    input_length: int
+    prefill: list[dict]
+    top_tokens: list[list[dict]] | None
+    stop_index: int | None = None  # where in ``text`` the matched stop sequence starts
+
+    @property
+    def generated_tokens(self) -> int:
+        return len(self.tokens)
+
+
+OnToken = Callable[[dict, "list[dict] | None", "GenResult | None"], None]
+
+
+class _Detokenizer:
+    """TGI's incremental decoding: text for each new token, holding back incomplete UTF-8 sequences."""
+
+    def __init__(self, tokenizer, prompt_ids: list[int]) -> None:
+        self.tokenizer = tokenizer
+        self.ids = list(prompt_ids[-5:])  # a little prompt context for tokenizers that clean up spaces
+        self.prefix = 0
+        self.read = len(self.ids)
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def push(self, token_id: int) -> str:
+        self.ids.append(token_id)
+        prefix_text = self._decode(self.ids[self.prefix:self.read])
+        new_text = self._decode(self.ids[self.prefix:])
+        if len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
+            self.prefix, self.read = self.read, len(self.ids)
+            return new_text[len(prefix_text):]
+        return ""
+
+
+def _as_id_set(*values) -> set[int]:
+    ids: set[int] = set()
+    for value in values:
+        if value is None:
+            continue
+        if isinstance(value, int):
+            ids.add(value)
+        else:
+            ids.update(int(v) for v in value)
+    return ids
+
+
+def _has_tokenizer(path: Path) -> bool:
+    return any((path / name).is_file() for name in TOKENIZER_FILES)
+
+
+class Engine:
+    def __init__(self, base_model_dir: str | Path, base_model_name: str, adapters_dir: str | Path | None = None,
+                 static_adapters: dict[str, str | Path] | None = None, *, device: str = "cpu",
+                 dtype: str = "float32", max_input_tokens: int | None = None,
+                 max_total_tokens: int | None = None) -> None:
+        self.base_model_dir = Path(base_model_dir)
+        self.base_model_name = base_model_name
+        self.adapters_dir = Path(adapters_dir) if adapters_dir else None
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.dtype = getattr(torch, dtype)
+
+        log.info("loading base model %s from %s (%s, %s)", base_model_name, self.base_model_dir, dtype, device)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.base_model_dir))
+        self.model = AutoModelForCausalLM.from_pretrained(str(self.base_model_dir), dtype=self.dtype)
+        self.model.to(self.device).eval()
+        self.peft = None  # a peft.PeftModel wrapping self.model once the first adapter is loaded
+
+        config = self.model.config
+        gen_config = getattr(self.model, "generation_config", None)
+        self._base_eos = _as_id_set(getattr(gen_config, "eos_token_id", None), getattr(config, "eos_token_id", None),
+                                    self.tokenizer.eos_token_id)
+        positions = getattr(config, "max_position_embeddings", None) or 4096
+        self.max_total_tokens = int(max_total_tokens or positions)
+        self.max_input_tokens = int(max_input_tokens or self.max_total_tokens - 1)
+        if self.max_input_tokens >= self.max_total_tokens:
+            raise ValueError("max_input_tokens must be less than max_total_tokens")
+        self.base_target = self._target(None, self.tokenizer)
+
+        self._model_lock = threading.Lock()  # forward passes and adapter loads
+        self._load_lock = threading.Lock()  # serialises adapter (re)scans and loads
+        self._registry_lock = threading.Lock()  # self._adapters
+        self._adapters: dict[str, Target] = {}
+        self._next_name = 0
+
+        self._static: dict[str, AdapterSpec] = {}
+        for adapter_id, path in (static_adapters or {}).items():
+            self._static[adapter_id] = static_spec(adapter_id, path, base_model_name)
+        for spec in self._static.values():
+            self._load(spec)  # a static adapter that does not load is a startup error, as in TGI
+        for adapter_id, spec in scan_adapters_dir(self.adapters_dir, base_model_name).matching.items():
+            if adapter_id in self._static:
+                continue
+            try:
+                self._load(spec)
+            except AdapterLoadError as exc:
+                log.error("%s", exc.message)
+
+    # -- adapters ---------------------------------------------------------------------------------------------
+
+    @property
+    def model_dtype(self) -> str:
+        return str(self.dtype)
+
+    def loaded_adapters(self) -> list[Target]:
+        with self._registry_lock:
+            return sorted(self._adapters.values(), key=lambda t: t.adapter_id)
+
+    def available_adapter_ids(self) -> list[str]:
+        """Loaded adapters plus those waiting in adapters-dir (loaded on their first request)."""
+        ids = set(self._static) | {t.adapter_id for t in self.loaded_adapters()}
+        ids |= set(scan_adapters_dir(self.adapters_dir, self.base_model_name).matching)
+        return sorted(ids)
+
+    def _target(self, spec: AdapterSpec | None, tokenizer, peft_name: str | None = None) -> Target:
+        eos = self._base_eos | _as_id_set(tokenizer.eos_token_id)
+        special = frozenset(tokenizer.all_special_ids) | frozenset(eos)
+        return Target(spec.adapter_id if spec else None, tokenizer, frozenset(eos), special, peft_name, spec)
+
+    @staticmethod
+    def _fresh(target: Target) -> bool:
+        spec = target.spec
+        return spec is None or spec.source == "static" or metadata_stamp(spec.path) == spec.stamp
+
+    def get_adapter(self, adapter_id: str) -> Target:
+        """The loaded adapter with exactly this id, loading it (rescanning adapters-dir) when needed."""
+        with self._registry_lock:
+            target = self._adapters.get(adapter_id)
+        if target is not None and self._fresh(target):
+            return target
+        with self._load_lock:
+            with self._registry_lock:
+                target = self._adapters.get(adapter_id)
+            if target is not None and self._fresh(target):
+                return target
+            spec = self._static.get(adapter_id)
+            if spec is None:
+                scan = scan_adapters_dir(self.adapters_dir, self.base_model_name)
+                spec = scan.matching.get(adapter_id)
+                if spec is None:
+                    with self._registry_lock:
+                        gone = self._adapters.pop(adapter_id, None)  # its directory was removed
+                    if gone is not None:
+                        self._unload(gone)
+                    if adapter_id in scan.foreign:
+                        raise AdapterNotFound(
+                            f"Adapter '{adapter_id}' was trained for base model '{scan.foreign[adapter_id]}'; "
+                            f"this server serves '{self.base_model_name}'")
+                    raise AdapterNotFound(f"Adapter '{adapter_id}' not found on this server "
+                                          f"(base model '{self.base_model_name}')")
+            return self._load(spec)
+
+    def _load(self, spec: AdapterSpec) -> Target:
+        # PEFT adapter names become module attribute keys, so ids like DB.SCHEMA.NAME cannot be used.
+        peft_name = f"adapter_{self._next_name}"
+        self._next_name += 1
+        try:
+            tokenizer = (AutoTokenizer.from_pretrained(str(spec.path)) if _has_tokenizer(spec.path)
+                         else self.tokenizer)
+            with self._model_lock:
+                if self.peft is None:
+                    from peft import PeftModel
+
+                    self.peft = PeftModel.from_pretrained(self.model, str(spec.path), adapter_name=peft_name,
+                                                          is_trainable=False)
+                    self.peft.eval()
+                else:
+                    self.peft.load_adapter(str(spec.path), adapter_name=peft_name, is_trainable=False)
+        except Exception as exc:  # noqa: BLE001 - any failure is reported as the adapter's
+            raise AdapterLoadError(f"Adapter '{spec.adapter_id}' at {spec.path} could not be loaded: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+        target = self._target(spec, tokenizer, peft_name)
+        with self._registry_lock:
+            previous = self._adapters.get(spec.adapter_id)
+            self._adapters[spec.adapter_id] = target
+        log.info("loaded adapter %s from %s as %s", spec.adapter_id, spec.path, peft_name)
+        if previous is not None:  # retrained in place: drop the old weights
+            self._unload(previous)
+        return target
+
+    def _unload(self, target: Target) -> None:
+        with self._model_lock:
+            try:
+                with warnings.catch_warnings():  # "adapter X was active which is now deleted"
+                    warnings.simplefilter("ignore", UserWarning)
+                    self.peft.delete_adapter(target.peft_name)
+            except Exception as exc:  # noqa: BLE001 - a leftover adapter only costs memory
+                log.warning("could not unload adapter %s (%s): %s", target.adapter_id, target.peft_name, exc)
+            else:
+                log.info("unloaded adapter %s (%s)", target.adapter_id, target.peft_name)
+
+    # -- text -------------------------------------------------------------------------------------------------
+
+    def encode(self, target: Target, text: str, add_special_tokens: bool = True) -> list[int]:
+        return list(target.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def tokenize_with_offsets(self, target: Target, text: str) -> list[dict]:
+        enc = target.tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
+        return [{"id": i, "text": text[s:e], "start": s, "stop": e}
+                for i, (s, e) in zip(enc["input_ids"], enc["offset_mapping"])]
+
+    def apply_chat_template(self, target: Target, messages: list[dict]) -> str:
+        tokenizer = target.tokenizer
+        if not getattr(tokenizer, "chat_template", None):
+            raise TemplateError("This model's tokenizer has no chat template")
+        try:
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception as exc:  # noqa: BLE001 - jinja errors, raise_exception() in templates
+            raise TemplateError(f"Cannot apply the chat template: {exc}") from exc
+        return text if isinstance(text, str) else tokenizer.decode(text)
+
+    def _token_text(self, target: Target, token_id: int) -> str:
+        return target.tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    # -- generation -------------------------------------------------------------------------------------------
+
+    def _adapter_context(self, target: Target):
+        if target.peft_name is None:
+            return self.peft.disable_adapter() if self.peft is not None else contextlib.nullcontext()
+        self.peft.set_adapter(target.peft_name)
+        return contextlib.nullcontext()
+
+    def generate(self, target: Target, input_ids: list[int], params: SamplingParams,
+                 on_token: OnToken | None = None, cancel: threading.Event | None = None) -> GenResult:
+        """Decode up to ``params.max_new_tokens`` tokens; blocking, so call it from a worker thread.
+
+        ``on_token(token, top_tokens, result)`` is called for every token; ``result`` is set on the last one.
+        """
+        with self._model_lock:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            if target.peft_name is not None and target.peft_name not in self.peft.peft_config:
+                # reloaded (retrained) or removed since this request resolved it
+                with self._registry_lock:
+                    current = self._adapters.get(target.adapter_id)
+                if current is None:
+                    raise AdapterNotFound(f"Adapter '{target.adapter_id}' was removed from this server")
+                target = current
+            with self._adapter_context(target), torch.inference_mode():
+                return self._generate(target, input_ids, params, on_token, cancel)
+
+    def _generate(self, target: Target, input_ids: list[int], params: SamplingParams,
+                  on_token: OnToken | None, cancel: threading.Event | None) -> GenResult:
+        model = self.peft if self.peft is not None else self.model
+        sampling = params.sampling
+        seed = None
+        generator = None
+        if sampling:
+            seed = params.seed if params.seed is not None else random.getrandbits(63)
+            generator = torch.Generator(device="cpu")
+            generator.manual_seed(seed)
+        warpers = self._warpers(params) if sampling else []
+        repetition = (RepetitionPenaltyLogitsProcessor(params.repetition_penalty)
+                      if params.repetition_penalty not in (None, 1.0) else None)
+
+        prompt = torch.tensor([input_ids], device=self.device)
+        out = model(input_ids=prompt, use_cache=True, logits_to_keep=0 if params.decoder_input_details else 1)
+        prefill: list[dict] = []
+        if params.decoder_input_details:
+            logprobs = torch.log_softmax(out.logits[0, :-1].float(), dim=-1)
+            picked = logprobs.gather(1, prompt[0, 1:].unsqueeze(1)).squeeze(1).tolist() if len(input_ids) > 1 else []
+            prefill = [{"id": tid, "text": self._token_text(target, tid), "logprob": (None if i == 0 else picked[i - 1])}
+                       for i, tid in enumerate(input_ids)]
+        logits = out.logits[0, -1]
+        past = out.past_key_values
+        del out
+
+        all_ids = list(input_ids)
+        detok = _Detokenizer(target.tokenizer, input_ids)
+        text = ""
+        tokens: list[dict] = []
+        top_tokens: list[list[dict]] | None = [] if params.top_n_tokens else None
+        max_stop = max((len(s) for s in params.stop), default=0)
+        for _ in range(params.max_new_tokens):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            scores = logits.float().unsqueeze(0)
+            if repetition is not None or params.frequency_penalty:
+                history = torch.tensor([all_ids], device=scores.device)
+                if repetition is not None:
+                    scores = repetition(history, scores)
+                if params.frequency_penalty:
+                    counts = torch.bincount(history[0], minlength=scores.shape[-1])[: scores.shape[-1]]
+                    scores = scores - params.frequency_penalty * counts.to(scores.dtype)
+            for warper in warpers:
+                scores = warper(None, scores)
+            logprobs = torch.log_softmax(scores, dim=-1)[0]
+            if sampling:
+                next_id = int(torch.multinomial(logprobs.exp().cpu(), 1, generator=generator).item())
+            else:
+                next_id = int(torch.argmax(logprobs).item())
+            all_ids.append(next_id)
+
+            special = next_id in target.special_ids
+            piece = self._token_text(target, next_id) if special else detok.push(next_id)
+            token = {"id": next_id, "text": piece, "logprob": float(logprobs[next_id]), "special": special}
+            tops = None
+            if top_tokens is not None:
+                values, indices = torch.topk(logprobs, min(params.top_n_tokens, logprobs.shape[-1]))
+                tops = [{"id": int(i), "text": self._token_text(target, int(i)), "logprob": float(v),
+                         "special": int(i) in target.special_ids}
+                        for v, i in zip(values.tolist(), indices.tolist()) if math.isfinite(v)]
+                top_tokens.append(tops)
+            tokens.append(token)
+
+            finish = None
+            stop_index = None
+            if next_id in target.eos_ids:
+                finish = "eos_token"
+            elif not special and piece:
+                start = max(0, len(text) - max_stop + 1)
+                text += piece
+                found = [i for i in (text.find(s, start) for s in params.stop if s) if i >= 0]
+                if found:
+                    finish, stop_index = "stop_sequence", min(found)
+            if finish is None and len(tokens) >= params.max_new_tokens:
+                finish = "length"
+            if finish is not None:
+                result = GenResult(text, tokens, finish, seed, len(input_ids), prefill, top_tokens, stop_index)
+                if on_token is not None:
+                    on_token(token, tops, result)
+                return result
+            if on_token is not None:
+                on_token(token, tops, None)
+
+            out = model(input_ids=torch.tensor([[next_id]], device=self.device), past_key_values=past,
+                        use_cache=True)
+            logits = out.logits[0, -1]
+            past = out.past_key_values
+            del out
+        raise AssertionError("unreachable: max_new_tokens must be positive")
+
+    @staticmethod
+    def _warpers(params: SamplingParams) -> list:
+        warpers = []
+        if params.temperature is not None and params.temperature not in (0, 1.0):
+            warpers.append(TemperatureLogitsWarper(params.temperature))
+        if params.top_k:
+            warpers.append(TopKLogitsWarper(params.top_k))
+        if params.top_p is not None and params.top_p < 1.0:
+            warpers.append(TopPLogitsWarper(params.top_p))
+        if params.typical_p is not None and params.typical_p < 1.0:
+            warpers.append(TypicalLogitsWarper(params.typical_p))
+        return warpers

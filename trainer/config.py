@@ -1,0 +1,42 @@
+"""Everything one training run needs to know, in one flat dataclass."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# The seven linear projections of a Llama block: LoRA on all of them learns far more per step than
+# attention-only LoRA, at an adapter size that is still small.
+LLAMA_PROJECTIONS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class TrainConfig:
+    base_model_path: str  # directory with config.json, *.safetensors and the tokenizer of the base model
+    output_dir: str  # staging directory: cleared, filled with the adapter, then moved away by the caller
+
+    # --- schedule ---
+    max_epochs: int | None = None  # None = auto: min(10, max(1, ceil(100 / training rows))), see prepare.auto_epochs
+    learning_rate: float = 2e-4  # peak LR for AdamW; LoRA tolerates ~10x the full fine-tuning LR
+    batch_size: int = 8  # rows per optimizer step (no gradient accumulation)
+    warmup_ratio: float = 0.1  # fraction of all steps spent ramping the LR up linearly before the linear decay
+    weight_decay: float = 0.0  # LoRA matrices are tiny and start at zero; decay only fights memorisation
+    max_grad_norm: float = 1.0  # clip so one badly-formatted long row cannot blow up the adapter
+
+    # --- LoRA ---
+    lora_r: int = 16  # rank of the update matrices
+    lora_alpha: int = 32  # update is scaled by alpha / r = 2
+    lora_dropout: float = 0.0  # small data sets are meant to be memorised; dropout slows that down
+    target_modules: list[str] = field(default_factory=lambda: list(LLAMA_PROJECTIONS))  # modules that get adapters
+
+    # --- data limits (None = unlimited) ---
+    max_prompt_tokens: int | None = None  # rendered prompt (template + system prompt + user turn) token limit per row
+    max_completion_tokens: int | None = None  # completion token limit per row, end-of-turn token included
+    max_training_bytes: int | None = None  # UTF-8 bytes of all prompts + completions together
+    validation_fraction: float = 0.1  # share of rows held out when no validation set is given (1..1000 rows)
+
+    # --- runtime ---
+    seed: int = 0  # seeds the split, batch order and torch, so a rerun gives the same adapter
+    device: str = "cpu"  # "cpu" trains in fp32, "cuda" loads the base model in bf16
+    num_threads: int | None = None  # torch CPU threads; None = every core this process may run on
+
+    metadata: dict[str, Any] = field(default_factory=dict)  # copied into studio_adapter.json (job id, names, ...)

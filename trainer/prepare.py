@@ -1,0 +1,188 @@
+"""Turn (prompt, completion) rows into token ids and loss masks.
+
+Everything here is cheap and deterministic, and every failure is a DataError whose message can be
+shown to the user as is, so the caller can validate a data set before it queues any training.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+Row = tuple[str, str]  # (prompt, completion)
+
+IGNORE_INDEX = -100  # label value torch's cross entropy skips: prompt and padding tokens
+
+# Used when the base tokenizer ships no chat template. It is also saved as the adapter's chat template,
+# so serving formats prompts exactly the way training did.
+FALLBACK_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ message['content'] + '\n\n' }}"
+    "{% elif message['role'] == 'user' %}{{ '### Prompt:\n' + message['content'] + '\n' }}"
+    "{% else %}{{ '### Response:\n' + message['content'] + (eos_token or '') + '\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '### Response:\n' }}{% endif %}"
+)
+
+# Row numbers quoted in an error message; a data set with 10k bad rows should not produce a 50 kB message.
+_MAX_ROWS_QUOTED = 5
+
+
+class DataError(Exception):
+    """The training data cannot be used; str(error) is a complete sentence meant for the user."""
+
+
+@dataclass
+class Example:
+    input_ids: list[int]  # rendered prompt + completion tokens
+    labels: list[int]  # input_ids with the prompt tokens replaced by IGNORE_INDEX
+    template: str  # "model" (the tokenizer's own chat template) or "fallback" (FALLBACK_CHAT_TEMPLATE)
+
+
+def auto_epochs(n_train_rows: int) -> int:
+    """Epochs to train when the user did not choose: min(10, max(1, ceil(100 / n))).
+
+    Aims at roughly 100 row visits in total so tiny data sets are seen often enough to be learnt,
+    never more than 10 passes (beyond that it only memorises), and at least one pass for big sets.
+    """
+    return min(10, max(1, math.ceil(100 / max(1, n_train_rows))))
+
+
+def split_validation(rows: Sequence[Row], fraction: float, seed: int) -> tuple[list[Row], list[Row]]:
+    """Hold out round(len(rows) * fraction) rows, clamped to 1..1000 and leaving >= 1 training row.
+
+    Deterministic for a given seed; both halves keep the original row order.
+    """
+    if fraction <= 0:
+        return list(rows), []
+    if len(rows) < 2:
+        raise DataError(
+            f"At least 2 rows are needed to hold out a validation row; the training data has {len(rows)}."
+        )
+    n_val = min(max(1, round(len(rows) * fraction)), 1000, len(rows) - 1)
+    held_out = set(random.Random(seed).sample(range(len(rows)), n_val))
+    train = [row for i, row in enumerate(rows) if i not in held_out]
+    val = [row for i, row in enumerate(rows) if i in held_out]
+    return train, val
+
+
+def _quote_rows(row_numbers: list[int]) -> str:
+    shown = ", ".join(str(n) for n in row_numbers[:_MAX_ROWS_QUOTED])
+    more = ", …" if len(row_numbers) > _MAX_ROWS_QUOTED else ""
+    word = "row" if len(row_numbers) == 1 else "rows"
+    return f"({word} {shown}{more})"
+
+
+def _count_rows(row_numbers: list[int], what: str) -> str:
+    """'3 rows have an empty completion (rows 2, 5, 9)'."""
+    n = len(row_numbers)
+    subject = "1 row has" if n == 1 else f"{n} rows have"
+    return f"{subject} {what} {_quote_rows(row_numbers)}"
+
+
+def _format_bytes(n: int) -> str:
+    """'1,200 bytes (1.2 KB)': exact for comparing with the limit, rounded for reading."""
+    exact = f"{n:,} bytes"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{exact} ({n / scale:.1f} {unit})"
+    return exact
+
+
+def training_bytes(rows: Sequence[Row]) -> int:
+    """UTF-8 size of all prompts and completions: the size max_training_bytes limits."""
+    return sum(len((p or "").encode()) + len((c or "").encode()) for p, c in rows)
+
+
+def check_rows(rows: Sequence[Row], max_training_bytes: int | None = None) -> None:
+    """Reject data no training could use. Row numbers in messages are 1-based positions in `rows`."""
+    if not rows:
+        raise DataError("The training data has no rows.")
+    # Whitespace-only text counts as empty: it trains nothing but the template.
+    empty_prompt = [i for i, (p, _) in enumerate(rows, 1) if p is None or not str(p).strip()]
+    empty_completion = [i for i, (_, c) in enumerate(rows, 1) if c is None or not str(c).strip()]
+    problems = []
+    if empty_prompt:
+        problems.append(_count_rows(empty_prompt, "an empty prompt"))
+    if empty_completion:
+        problems.append(_count_rows(empty_completion, "an empty completion"))
+    if problems:
+        raise DataError("; ".join(problems) + ".")
+    if max_training_bytes is not None:
+        size = training_bytes(rows)
+        if size > max_training_bytes:
+            raise DataError(
+                f"The training data is {_format_bytes(size)}, over this base model's limit of "
+                f"{_format_bytes(max_training_bytes)}."
+            )
+
+
+def template_kind(tokenizer: Any) -> str:
+    """'model' when the tokenizer carries a chat template, else 'fallback'."""
+    return "model" if getattr(tokenizer, "chat_template", None) else "fallback"
+
+
+def _render(tokenizer: Any, messages: list[dict[str, str]], template: str | None, generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(
+        messages, chat_template=template, tokenize=False, add_generation_prompt=generation_prompt
+    )
+
+
+def encode_rows(
+    tokenizer: Any,
+    rows: Sequence[Row],
+    max_prompt_tokens: int | None = None,
+    max_completion_tokens: int | None = None,
+) -> list[Example]:
+    """Render each row with the chat template and mask the prompt out of the loss.
+
+    full   = template([user: prompt, assistant: completion])
+    prompt = template([user: prompt], add_generation_prompt=True)
+    The prompt rendering is a token prefix of the full one, so labels are the full ids with the prompt
+    part masked: the model is trained on the completion and on the end-of-turn token after it (that
+    is what teaches it to stop). The prompt count includes the template and any default system
+    prompt, since those occupy context too; the completion count includes the end-of-turn token.
+    """
+    kind = template_kind(tokenizer)
+    template = None if kind == "model" else FALLBACK_CHAT_TEMPLATE
+    prompt_texts, full_texts = [], []
+    for prompt, completion in rows:
+        user = {"role": "user", "content": prompt}
+        prompt_texts.append(_render(tokenizer, [user], template, generation_prompt=True))
+        full_texts.append(
+            _render(tokenizer, [user, {"role": "assistant", "content": completion}], template, generation_prompt=False)
+        )
+    # One batched call each: the fast tokenizer parallelises and it is most of the cost on big sets.
+    prompt_ids = tokenizer(prompt_texts, add_special_tokens=False)["input_ids"]
+    full_ids = tokenizer(full_texts, add_special_tokens=False)["input_ids"]
+
+    examples: list[Example] = []
+    too_long_prompt: list[int] = []
+    too_long_completion: list[int] = []
+    for number, (p_ids, f_ids, p_text, f_text, (_, completion)) in enumerate(
+        zip(prompt_ids, full_ids, prompt_texts, full_texts, rows), 1
+    ):
+        if not (f_text.startswith(p_text) and f_ids[: len(p_ids)] == p_ids):
+            # A template that renders the last user turn differently once an answer follows, or a BPE
+            # merge across the boundary: train on prompt rendering + completion + eos instead, which
+            # is exactly what generation will see after the prompt.
+            eos = tokenizer.eos_token or ""
+            f_ids = p_ids + tokenizer(completion + eos, add_special_tokens=False)["input_ids"]
+        n_completion = len(f_ids) - len(p_ids)
+        if max_prompt_tokens is not None and len(p_ids) > max_prompt_tokens:
+            too_long_prompt.append(number)
+        if max_completion_tokens is not None and n_completion > max_completion_tokens:
+            too_long_completion.append(number)
+        labels = [IGNORE_INDEX] * len(p_ids) + list(f_ids[len(p_ids) :])
+        examples.append(Example(input_ids=list(f_ids), labels=labels, template=kind))
+
+    problems = []
+    if too_long_prompt:
+        problems.append(_count_rows(too_long_prompt, f"a prompt longer than {max_prompt_tokens} tokens"))
+    if too_long_completion:
+        problems.append(_count_rows(too_long_completion, f"a completion longer than {max_completion_tokens} tokens"))
+    if problems:
+        raise DataError("; ".join(problems) + ".")
+    return examples

@@ -1,0 +1,341 @@
+"""LoRA fine-tuning of a causal LM on (prompt, completion) rows, top to bottom in one function.
+
+    loading -> preparing -> training (+ evaluating after every epoch) -> saving
+
+The adapter saved is the one from the epoch with the lowest validation loss. Progress, metrics and
+cancellation go through TrainingHooks so the caller (a job worker) decides where they end up.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from .config import TrainConfig
+from .fingerprint import base_model_hash, data_hash
+from .prepare import FALLBACK_CHAT_TEMPLATE, IGNORE_INDEX, Example, Row, auto_epochs, encode_rows
+
+log = logging.getLogger(__name__)
+
+ADAPTER_METADATA_FILE = "studio_adapter.json"
+
+
+class TrainingCancelled(Exception):
+    """Raised when hooks.should_cancel() said so; nothing is written to output_dir."""
+
+
+@dataclass
+class StepMetrics:
+    step: int  # 1-based optimizer step
+    total_steps: int
+    epoch: float  # fractional epoch reached after this step, e.g. 1.5
+    loss: float  # mean loss over the completion tokens of this batch
+    learning_rate: float  # LR used for this step
+    tokens_per_second: float  # non-padding tokens of the batch / wall time of the step
+    progress: float  # 0..1 over the whole run; reaches 1.0 on the last step
+
+
+class TrainingHooks:
+    """Override what you need; every default does nothing."""
+
+    def on_phase(self, phase: str) -> None:  # "loading", "preparing", "training", "evaluating", "saving"
+        pass
+
+    def on_step(self, m: StepMetrics) -> None:
+        pass
+
+    def on_eval(self, epoch: int, validation_loss: float) -> None:
+        pass
+
+    def should_cancel(self) -> bool:
+        return False
+
+
+@dataclass
+class TrainResult:
+    training_loss: float  # token-weighted mean loss over the last epoch
+    validation_loss: float | None  # best epoch's validation loss; None without validation rows
+    epochs: int  # epochs trained
+    best_epoch: int  # 1-based epoch whose adapter was saved
+    trained_tokens: int  # (prompt + completion tokens of the training rows) x epochs
+    steps: int
+    template: str  # "model" or "fallback"
+    history: list[dict[str, Any]] = field(default_factory=list)  # one asdict(StepMetrics) per step
+    val_history: list[dict[str, Any]] = field(default_factory=list)  # {"epoch", "validation_loss"} per epoch
+
+
+# -----------------------------------------------------------------------------
+# small helpers
+
+
+def lr_at(step: int, total_steps: int, peak_lr: float, warmup_steps: int) -> float:
+    """LR for 0-based `step`: linear warmup to peak, then linear decay towards 0 at total_steps."""
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    return peak_lr * (total_steps - step) / max(1, total_steps - warmup_steps)
+
+
+def length_grouped_batches(examples: Sequence[Example], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Indices into `examples`, grouped so rows of similar length share a batch (less padding).
+
+    Ties are broken randomly and the batch order is shuffled, so each epoch sees a different order.
+    """
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    order.sort(key=lambda i: len(examples[i].input_ids))  # stable: the shuffle breaks ties
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(examples: Sequence[Example], pad_id: int, device: str) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest row of this batch only; padding is masked out of attention and loss."""
+    width = max(len(e.input_ids) for e in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e.input_ids)
+        input_ids[row, :n] = torch.tensor(e.input_ids)
+        labels[row, :n] = torch.tensor(e.labels)
+        attention_mask[row, :n] = 1
+    return {k: v.to(device) for k, v in dict(input_ids=input_ids, labels=labels, attention_mask=attention_mask).items()}
+
+
+def loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Summed next-token loss over the labelled tokens, and how many there were.
+
+    Sums (not means) so epoch losses are weighted by tokens, whatever the batch composition.
+    """
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    targets = batch["labels"][:, 1:]
+    loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.size(-1)),
+        targets.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+    )
+    return loss, int((targets != IGNORE_INDEX).sum())
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """No 'Loading weights' progress bars on stderr: everything we report goes through logging/hooks."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _check_cancel(hooks: TrainingHooks) -> None:
+    if hooks.should_cancel():
+        raise TrainingCancelled("Training was cancelled.")
+
+
+# -----------------------------------------------------------------------------
+# the run
+
+
+def train(
+    config: TrainConfig,
+    train_rows: Sequence[Row],
+    val_rows: Sequence[Row],
+    hooks: TrainingHooks | None = None,
+) -> TrainResult:
+    """Fine-tune a LoRA adapter and write it to config.output_dir (see module docstring).
+
+    The rows are expected to have passed prepare.check_rows already. Token-limit errors from here
+    (DataError) number rows across train_rows followed by val_rows.
+    """
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hooks = hooks or TrainingHooks()
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    if config.device == "cpu":
+        # torch defaults to the machine's core count, not the cores this process is allowed to use.
+        torch.set_num_threads(config.num_threads or max(1, len(os.sched_getaffinity(0))))
+
+    # --- loading ---
+    _check_cancel(hooks)
+    hooks.on_phase("loading")
+    dtype = torch.bfloat16 if config.device.startswith("cuda") else torch.float32
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(config.base_model_path)
+        model = AutoModelForCausalLM.from_pretrained(config.base_model_path, dtype=dtype, use_cache=False)
+    model.to(config.device)
+    lora = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.target_modules),
+    )
+    model = get_peft_model(model, lora)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad_id is None:
+        pad_id = 0  # any id works: padded positions are masked out of attention and loss
+
+    # --- preparing ---
+    _check_cancel(hooks)
+    hooks.on_phase("preparing")
+    examples = encode_rows(
+        tokenizer, list(train_rows) + list(val_rows), config.max_prompt_tokens, config.max_completion_tokens
+    )
+    train_examples, val_examples = examples[: len(train_rows)], examples[len(train_rows) :]
+    template = examples[0].template
+    epochs = config.max_epochs or auto_epochs(len(train_examples))
+    steps_per_epoch = math.ceil(len(train_examples) / config.batch_size)
+    total_steps = steps_per_epoch * epochs
+    warmup_steps = math.ceil(total_steps * config.warmup_ratio)
+    tokens_per_epoch = sum(len(e.input_ids) for e in train_examples)
+    log.info(
+        "training %d rows (%d validation) for %d epochs, %d steps, template=%s",
+        len(train_examples), len(val_examples), epochs, total_steps, template,
+    )
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    batch_rng = random.Random(config.seed)
+
+    def evaluate() -> float:
+        model.eval()
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for i in range(0, len(val_examples), config.batch_size):
+                loss, n = loss_sum(model, collate(val_examples[i : i + config.batch_size], pad_id, config.device))
+                total, count = total + loss.item(), count + n
+        model.train()
+        return total / max(1, count)
+
+    # --- training ---
+    history: list[dict[str, Any]] = []
+    val_history: list[dict[str, Any]] = []
+    best_loss, best_epoch, best_state = math.inf, epochs, None
+    epoch_loss = math.nan
+    step = 0
+    model.train()
+    for epoch in range(1, epochs + 1):
+        _check_cancel(hooks)
+        hooks.on_phase("training")
+        epoch_total, epoch_count = 0.0, 0
+        for batch_indices in length_grouped_batches(train_examples, config.batch_size, batch_rng):
+            _check_cancel(hooks)
+            started = time.perf_counter()
+            lr = lr_at(step, total_steps, config.learning_rate, warmup_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = collate([train_examples[i] for i in batch_indices], pad_id, config.device)
+            loss, n = loss_sum(model, batch)
+            (loss / max(1, n)).backward()
+            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            epoch_total, epoch_count = epoch_total + loss.item(), epoch_count + n
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            metrics = StepMetrics(
+                step=step,
+                total_steps=total_steps,
+                epoch=step / steps_per_epoch,
+                loss=loss.item() / max(1, n),
+                learning_rate=lr,
+                tokens_per_second=int(batch["attention_mask"].sum()) / elapsed,
+                progress=step / total_steps,
+            )
+            history.append(asdict(metrics))
+            hooks.on_step(metrics)
+        epoch_loss = epoch_total / max(1, epoch_count)
+
+        if val_examples:
+            _check_cancel(hooks)
+            hooks.on_phase("evaluating")
+            val_loss = evaluate()
+            val_history.append({"epoch": epoch, "validation_loss": val_loss})
+            hooks.on_eval(epoch, val_loss)
+            log.info("epoch %d: training loss %.4f, validation loss %.4f", epoch, epoch_loss, val_loss)
+            if val_loss < best_loss:
+                # Only the LoRA tensors: a few MB at most, cheap to keep a copy of.
+                best_loss, best_epoch = val_loss, epoch
+                best_state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+        else:
+            log.info("epoch %d: training loss %.4f", epoch, epoch_loss)
+
+    if best_state is not None and best_epoch != epochs:
+        set_peft_model_state_dict(model, best_state)
+
+    result = TrainResult(
+        training_loss=epoch_loss,
+        validation_loss=best_loss if val_examples else None,
+        epochs=epochs,
+        best_epoch=best_epoch,
+        trained_tokens=tokens_per_epoch * epochs,
+        steps=step,
+        template=template,
+        history=history,
+        val_history=val_history,
+    )
+
+    # --- saving ---
+    _check_cancel(hooks)
+    hooks.on_phase("saving")
+    out = Path(config.output_dir)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    try:
+        model.save_pretrained(str(out), safe_serialization=True)
+        if template == "fallback":
+            tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE  # serving must format prompts as training did
+        tokenizer.save_pretrained(str(out))
+        metadata = {
+            **config.metadata,
+            "base_model_hash": base_model_hash(config.base_model_path),
+            "data_hash": data_hash(list(train_rows) + list(val_rows)),
+            "hyperparameters": {
+                "epochs": epochs,
+                "learning_rate": config.learning_rate,
+                "batch_size": config.batch_size,
+                "warmup_ratio": config.warmup_ratio,
+                "weight_decay": config.weight_decay,
+                "lora_r": config.lora_r,
+                "lora_alpha": config.lora_alpha,
+                "lora_dropout": config.lora_dropout,
+                "target_modules": list(config.target_modules),
+                "max_prompt_tokens": config.max_prompt_tokens,
+                "max_completion_tokens": config.max_completion_tokens,
+                "seed": config.seed,
+                "training_rows": len(train_examples),
+                "validation_rows": len(val_examples),
+            },
+            "metrics": {
+                "training_loss": result.training_loss,
+                "validation_loss": result.validation_loss,
+                "trained_tokens": result.trained_tokens,
+                "epochs": result.epochs,
+                "best_epoch": result.best_epoch,
+            },
+            "chat_template": template,
+        }
+        # Written last: its presence marks a complete adapter directory.
+        (out / ADAPTER_METADATA_FILE).write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # never leave a half-written adapter behind
+        raise
+    log.info("saved adapter to %s", out)
+    return result
