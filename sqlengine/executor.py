@@ -99,6 +99,9 @@ class Executor:
                 f"{first.get('col', '?')}: {first.get('description', exc)}",
                 code=1003, sqlstate="42000",
             ) from exc
+        except sqlglot.errors.TokenError as exc:  # an unterminated string or quoted identifier
+            raise StudioError(f"SQL compilation error: {exc}. Is a quote missing or not doubled ('')?",
+                              code=1003, sqlstate="42000") from exc
         for statement in statements:
             yield self.run(statement)
 

@@ -1,33 +1,89 @@
-"""Loss curves as SVG polylines, computed in Python so templates only place them."""
+"""The job page's loss chart as SVG geometry, computed here so the template only places it.
+
+x is the epoch (training points at each step's fractional epoch, validation points at epoch ends),
+y the loss, on a linear scale with round tick values.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Tick:
+    position: float  # pixels along the axis
+    label: str
 
 
 @dataclass
 class LossChart:
     width: int
     height: int
-    training: str  # SVG points
+    left: int  # plot area, in pixels inside the SVG
+    top: int
+    right: int
+    bottom: int
+    training: str  # SVG polyline points
     validation: str
-    y_max: float
-    y_min: float
+    validation_dots: list[tuple[float, float]] = field(default_factory=list)
+    x_ticks: list[Tick] = field(default_factory=list)
+    y_ticks: list[Tick] = field(default_factory=list)
 
 
-def loss_chart(history: list[dict], validation: list[dict], width: int = 640, height: int = 200) -> LossChart | None:
-    losses = [h["loss"] for h in history]
-    if not losses:
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round values (1, 2 or 5 times a power of ten apart) covering low..high."""
+    if high <= low:
+        high = low + 1.0
+    raw = (high - low) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    first = math.floor(low / step) * step
+    ticks, value = [], first
+    while value < high + step * 0.999:
+        ticks.append(round(value, 10))
+        value += step
+    return ticks
+
+
+def _label(value: float) -> str:
+    return f"{value:g}"
+
+
+def loss_chart(history: list[dict], validation: list[dict], width: int = 720, height: int = 240) -> LossChart | None:
+    if not history:
         return None
-    val = [(v["epoch"], v["validation_loss"]) for v in validation]
-    total = max(h.get("total_steps", len(history)) for h in history) or 1
-    steps_per_epoch = total / max(1, max((h.get("epoch", 1) for h in history), default=1)) if history else 1
-    values = losses + [v for _, v in val]
-    y_max, y_min = max(values), min(values)
-    span = (y_max - y_min) or 1.0
+    left, top, right, bottom = 44, 10, width - 12, height - 28
+    train = [(float(h["epoch"]), float(h["loss"])) for h in history]
+    val = [(float(v["epoch"]), float(v["validation_loss"])) for v in validation]
+    # The x axis spans the whole run from the start, so a live chart fills in rather than rescaling.
+    total_epochs = max([e for e, _ in train + val] + [_planned_epochs(history)])
+    y_values = nice_ticks(0.0, max(v for _, v in train + val))
+    y_top = y_values[-1] or 1.0
 
-    def point(x: float, y: float) -> str:
-        return f"{x / total * (width - 10) + 5:.1f},{height - 5 - (y - y_min) / span * (height - 10):.1f}"
+    def x(epoch: float) -> float:
+        return left + epoch / total_epochs * (right - left)
 
-    training = " ".join(point(h["step"], h["loss"]) for h in history)
-    validation_points = " ".join(point(min(total, epoch * steps_per_epoch), loss) for epoch, loss in val)
-    return LossChart(width, height, training, validation_points, y_max, y_min)
+    def y(loss: float) -> float:
+        return bottom - loss / y_top * (bottom - top)
+
+    def points(series: list[tuple[float, float]]) -> str:
+        return " ".join(f"{x(e):.1f},{y(v):.1f}" for e, v in series)
+
+    epoch_step = max(1, math.ceil(total_epochs / 10))
+    x_ticks = [Tick(x(e), str(e)) for e in range(0, int(total_epochs) + 1, epoch_step)]
+    return LossChart(
+        width, height, left, top, right, bottom,
+        training=points(train),
+        validation=points(val),
+        validation_dots=[(round(x(e), 1), round(y(v), 1)) for e, v in val],
+        x_ticks=x_ticks,
+        y_ticks=[Tick(y(v), _label(v)) for v in y_values],
+    )
+
+
+def _planned_epochs(history: list[dict]) -> float:
+    """Epochs the run will reach: from the last step's epoch and its share of the planned steps."""
+    last = history[-1]
+    if last.get("total_steps") and last.get("step"):
+        return float(last["epoch"]) * last["total_steps"] / last["step"]
+    return float(last["epoch"])

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
@@ -26,7 +28,7 @@ def job_detail(request, job_id: str):
         raise Http404(f"No fine-tuning job {job_id}")
     return render(request, "studio/job_detail.html", {
         "job": job,
-        "describe": job.describe(),
+        "describe_json": json.dumps(job.describe(), indent=2),
         "chart": loss_chart(job.history, job.validation_history),
         "last_step": job.history[-1] if job.history else None,
     })

@@ -138,3 +138,17 @@ def test_cancel_stops_a_running_job_and_frees_the_worker(stack, tmp_path):
     next_id = sql_value(session, f"SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'after_cancel', 'tiny-llama', "
                                  f"'SELECT prompt, completion FROM many_codes LIMIT 8', NULL, '{{\"max_epochs\": 1}}')")
     assert wait_for_status(next_id, ("SUCCESS", "ERROR"), timeout=60, stack=stack)["status"] == "SUCCESS"
+
+
+def test_rows_the_trainer_cannot_use_fail_the_job_with_their_row_numbers(stack, tmp_path):
+    rows = [{"prompt": p, "completion": c} for p, c in EXAMPLES[:6]]
+    rows[2]["completion"] = "   "
+    rows[4]["prompt"] = ""
+    make_table(tmp_path, "E2E", "GAPPY", rows)
+    session = admin_session(database="E2E", schema="PUBLIC")
+    job_id = sql_value(session, "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'gappy_model', 'tiny-llama', "
+                                "'SELECT prompt, completion FROM gappy')")
+    described = wait_for_status(job_id, ("SUCCESS", "ERROR"), timeout=60, stack=stack)
+    assert described["status"] == "ERROR"
+    assert described["error"]["message"] == "1 row has an empty prompt (row 5); 1 row has an empty completion (row 3)."
+    assert not FineTunedModel.objects.filter(job_id=job_id).exists()

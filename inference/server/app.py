@@ -497,27 +497,24 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
             if not handed_off:
                 server.release()
 
-    async def generate(request: Request) -> Response:
+    async def _generate_request(request: Request, mode) -> Response:
+        """Parse the body, then generate; `mode(body)` says (stream, wrap_list) for this route."""
         try:
             body = await _json_body(request)
         except ServerError as exc:
             return error_response(exc)
-        return await _generate(body, stream=False)
+        stream, wrap_list = mode(body)
+        return await _generate(body, stream=stream, wrap_list=wrap_list)
+
+    async def generate(request: Request) -> Response:
+        return await _generate_request(request, lambda body: (False, False))
 
     async def generate_stream(request: Request) -> Response:
-        try:
-            body = await _json_body(request)
-        except ServerError as exc:
-            return error_response(exc)
-        return await _generate(body, stream=True)
+        return await _generate_request(request, lambda body: (True, False))
 
     async def compat_generate(request: Request) -> Response:
-        try:
-            body = await _json_body(request)
-        except ServerError as exc:
-            return error_response(exc)
-        stream = body.get("stream") is True
-        return await _generate(body, stream=stream, wrap_list=not stream)
+        # TGI's `/`: a list of one generation, or the stream when the body asks for one.
+        return await _generate_request(request, lambda body: (body.get("stream") is True, body.get("stream") is not True))
 
     async def chat_completions(request: Request) -> Response:
         try:

@@ -50,3 +50,8 @@ def test_the_sql_command_reports_errors_with_code_and_sqlstate(account):
 def test_a_syntax_error_says_where(account):
     with pytest.raises(Exception, match="syntax error line 1"):
         Executor(admin_session()).execute("SELEC 1 FROM")
+
+
+def test_an_unterminated_string_is_a_compilation_error_not_a_crash(account):
+    with pytest.raises(CommandError, match=r"^001003 \(42000\): SQL compilation error: .*Is a quote missing or not doubled"):
+        call_command("sql", "-e", "SELECT SNOWFLAKE.CORTEX.COMPLETE('m', 'last month's receipt')")

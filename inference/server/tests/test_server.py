@@ -1,6 +1,8 @@
 """The real server (``python -m inference.server``) driven through huggingface_hub's InferenceClient."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.inference._generated.types import TextGenerationOutput
@@ -25,7 +27,7 @@ def _visible_text(tokens) -> str:
     return "".join(t.text for t in tokens if not t.special)
 
 
-def test_health_info_and_models(server_url):
+def test_health_info_and_models(server_url, models):
     status, body = get_json(server_url + "/health")
     assert status == 200
 
@@ -34,7 +36,8 @@ def test_health_info_and_models(server_url):
     assert info["model_id"] == BASE_NAME
     assert info["model_dtype"] == "torch.float32"
     assert info["model_device_type"] == "cpu"
-    assert info["max_total_tokens"] == 2048 and info["max_input_tokens"] == 2047  # tiny llama's positions
+    positions = json.loads((models.base / "config.json").read_text())["max_position_embeddings"]
+    assert info["max_total_tokens"] == positions and info["max_input_tokens"] == positions - 1
     assert info["max_concurrent_requests"] == 32
     assert info["max_new_tokens_limit"] == NEW_TOKENS_LIMIT
     assert info["router"] and info["version"]
