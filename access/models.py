@@ -15,3 +15,43 @@ class Role(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Grant(models.Model):
+    """One privilege on one object, held by a role (or a user for database roles / roles).
+
+    Stored by GRANT and removed by REVOKE. Which privileges a statement needs, the role hierarchy and
+    the checks themselves belong to the access-control service (access/grants.py).
+    """
+
+    privilege = models.CharField(max_length=64)  # USAGE, CREATE MODEL, SELECT, OWNERSHIP, ROLE, DATABASE ROLE …
+    object_type = models.CharField(max_length=32)  # DATABASE, SCHEMA, TABLE, VIEW, MODEL, WAREHOUSE, ROLE, DATABASE ROLE
+    object_name = models.CharField(max_length=767)  # fully qualified, identifier rules applied (DB.SCHEMA.NAME)
+    grantee_type = models.CharField(max_length=16, default="ROLE")  # ROLE or USER
+    grantee_name = models.CharField(max_length=255)
+    grant_option = models.BooleanField(default=False)
+    granted_by = models.CharField(max_length=255, blank=True)  # the role that granted it
+    created_on = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["privilege", "object_type", "object_name", "grantee_type", "grantee_name"], name="unique_grant")]
+        indexes = [models.Index(fields=["grantee_type", "grantee_name"]), models.Index(fields=["object_type", "object_name"])]
+
+    def __str__(self) -> str:
+        return f"{self.privilege} ON {self.object_type} {self.object_name} TO {self.grantee_type} {self.grantee_name}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the SQL API and the inference gateway. Only its SHA-256 is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12)  # first characters, to recognise a token in lists
+    created_on = models.DateTimeField(auto_now_add=True)
+    last_used_on = models.DateTimeField(null=True, blank=True)
+    revoked_on = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

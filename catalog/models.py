@@ -20,6 +20,8 @@ class BaseModel(models.Model):
     max_completion_tokens = models.PositiveIntegerField()
     training_data_limit_bytes = models.BigIntegerField()
     learning_rate = models.FloatField(default=2e-4, help_text="LoRA learning rate used for this base model")
+    # Snowflake bills fine-tuning per million trained tokens; the usage history multiplies by this.
+    training_credits_per_million_tokens = models.FloatField(default=1.0)
 
     class Meta:
         ordering = ["name"]

@@ -8,7 +8,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from access.session import Session
-from sqlengine.executor import Executor, format_table, to_json
+from sqlengine.executor import Executor
+from sqlengine.results import format_table, to_json
 from studio.errors import StudioError
 from warehouses.models import Warehouse
 
