@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from django.db import transaction
 from sqlglot import exp
 
 from catalog.identifiers import quote, split_parts
-from catalog.models import Database, Schema
+from catalog.models import Database, Schema, SchemaObject
 from studio.errors import StudioError, compilation_error
 
 DEFAULT_SCHEMA = "PUBLIC"
@@ -40,7 +42,55 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def create_database(name: str, owner_role: str = "ACCOUNTADMIN", *, if_not_exists: bool = False) -> Database:
+def qualified_ident(database: str, schema: str, name: str) -> str:
+    """The DuckDB spelling of db.schema.name in a session where every database is attached by name."""
+    return ".".join(_ident(p) for p in (database, schema, name))
+
+
+# DuckDB lets one process write a file and then excludes every other process, readers included, until it
+# closes the file; in-process, a second attach of a file already open read-write is refused as well.
+# Connections live for one statement, so waiting a little is enough.
+LOCK_TIMEOUT = 10.0
+_LOCK_ERRORS = ("Could not set lock", "Conflicting lock", "Unique file handle conflict")
+
+
+def _database_busy(database: str) -> StudioError:
+    return StudioError(
+        f"Database '{quote(database)}' is in use by another process that is writing to it; "
+        f"gave up after {LOCK_TIMEOUT:g} s. Try the statement again.",
+        code=625, sqlstate="57014",
+    )
+
+
+def _with_lock_retry(database: str, action):
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    delay = 0.05
+    while True:
+        try:
+            return action()
+        except duckdb.Error as exc:
+            if not any(marker in str(exc) for marker in _LOCK_ERRORS):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise _database_busy(database) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def _open_file(database: str) -> duckdb.DuckDBPyConnection:
+    """The database's own file, opened read-write (waiting while another process holds it)."""
+    settings.DUCKDB_DIR.mkdir(parents=True, exist_ok=True)
+    return _with_lock_retry(database, lambda: duckdb.connect(str(database_file(database))))
+
+
+def _attach(con: duckdb.DuckDBPyConnection, database: str, *, read_only: bool) -> None:
+    path = str(database_file(database)).replace("'", "''")
+    mode = " (READ_ONLY)" if read_only else ""
+    _with_lock_retry(database, lambda: con.execute(f"ATTACH '{path}' AS {_ident(database)}{mode}"))
+
+
+def create_database(name: str, owner_role: str = "ACCOUNTADMIN", *, if_not_exists: bool = False,
+                    comment: str = "") -> Database:
     (db_name,) = split_parts(name)
     existing = Database.objects.filter(name=db_name).first()
     if existing:
@@ -49,9 +99,9 @@ def create_database(name: str, owner_role: str = "ACCOUNTADMIN", *, if_not_exist
         raise StudioError(f"Object '{quote(db_name)}' already exists.", code=2002, sqlstate="42710")
     settings.DUCKDB_DIR.mkdir(parents=True, exist_ok=True)
     with transaction.atomic():
-        database = Database.objects.create(name=db_name, owner_role=owner_role)
+        database = Database.objects.create(name=db_name, owner_role=owner_role, comment=comment)
         Schema.objects.create(database=database, name=DEFAULT_SCHEMA, owner_role=owner_role)
-        con = duckdb.connect(str(database_file(db_name)))
+        con = _open_file(db_name)
         try:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(DEFAULT_SCHEMA)}")
         finally:
@@ -68,7 +118,7 @@ def create_schema(database: str, name: str, owner_role: str = "ACCOUNTADMIN", *,
         raise StudioError(f"Object '{quote(db.name)}.{quote(name)}' already exists.", code=2002, sqlstate="42710")
     with transaction.atomic():
         schema = Schema.objects.create(database=db, name=name, owner_role=owner_role)
-        con = duckdb.connect(str(database_file(db.name)))
+        con = _open_file(db.name)
         try:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(name)}")
         finally:
@@ -92,16 +142,17 @@ def get_schema(database: str, schema: str) -> Schema:
     return found
 
 
-def load_table(database: str, schema: str, table: str, source: Path, *, replace: bool = False) -> int:
+def load_table(database: str, schema: str, table: str, source: Path, *, replace: bool = False,
+               owner_role: str = "ACCOUNTADMIN") -> int:
     """Create (or replace) a table from a CSV, JSON lines or Parquet file; returns the row count."""
-    get_schema(database, schema)
+    schema_row = get_schema(database, schema)
     loader = LOADERS.get(source.suffix.lower())
     if loader is None:
         raise StudioError(f"Cannot load {source.name}: supported file types are {', '.join(sorted(LOADERS))}.")
     if not source.exists():
         raise StudioError(f"File not found: {source}")
     target = f"{_ident(schema)}.{_ident(table)}"
-    con = duckdb.connect(str(database_file(database)))
+    con = _open_file(database)
     try:
         exists = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
@@ -122,19 +173,27 @@ def load_table(database: str, schema: str, table: str, source: Path, *, replace:
             raise StudioError(f"Could not load {source.name}: {exc}") from exc
     finally:
         con.close()
+    SchemaObject.objects.update_or_create(
+        schema=schema_row, name=table,
+        defaults={"kind": SchemaObject.Kind.TABLE, "owner_role": owner_role, "comment": "", "text": "",
+                  "column_types": {}},
+    )
     return int(count)
 
 
 @contextlib.contextmanager
-def connect(database: str | None, schema: str | None, *, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB session with every account database attached under its own name."""
+def connect(database: str | None, schema: str | None, *, read_only: bool = True,
+            write: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB session with every account database attached under its own name.
+
+    `write` names the one database a statement changes: only its file is attached read-write, so a
+    statement locks out other processes from that database alone and only while it runs."""
     con = duckdb.connect(":memory:")
     try:
         for db_name in Database.objects.values_list("name", flat=True):
             path = database_file(db_name)
             if path.exists():
-                mode = " (READ_ONLY)" if read_only else ""
-                con.execute(f"ATTACH '{path}' AS {_ident(db_name)}{mode}")
+                _attach(con, db_name, read_only=read_only and db_name != write)
         if database and Database.objects.filter(name=database).exists():
             con.execute(f"USE {_ident(database)}.{_ident(schema or DEFAULT_SCHEMA)}")
         if read_only:
@@ -171,7 +230,7 @@ def run_query(sql: str, database: str | None, schema: str | None) -> tuple[list[
         try:
             cursor = con.execute(to_duckdb(statement))
         except duckdb.Error as exc:
-            raise compilation_error(_duckdb_message(exc)) from exc
+            raise query_error(exc, statement, database, schema) from exc
         columns = [d[0] for d in cursor.description]
         return columns, cursor.fetchall()
 
@@ -179,3 +238,61 @@ def run_query(sql: str, database: str | None, schema: str | None) -> tuple[list[
 def _duckdb_message(exc: duckdb.Error) -> str:
     text = str(exc).split("\n")[0]
     return re.sub(r"^[A-Za-z ]+Error: ", "", text)
+
+
+def query_error(exc: duckdb.Error, statement: exp.Expression | None, database: str | None,
+                schema: str | None) -> StudioError:
+    """A DuckDB error as Snowflake words it. DuckDB names a missing table by its last part, as written;
+    Snowflake names it in full, so the name is looked up in the statement and qualified."""
+    text = _duckdb_message(exc)
+    missing = re.match(r'Table with name "?(.+?)"? does not exist', text)
+    if missing and statement is not None:
+        wanted = missing.group(1).split(".")[-1].lower()
+        for table in statement.find_all(exp.Table):
+            parts = [p.name if isinstance(p, exp.Identifier) and p.quoted else p.name.upper() for p in table.parts]
+            if parts and parts[-1].lower() == wanted:
+                context = [p for p in (database, schema) if p][: max(0, 3 - len(parts))]
+                if len(parts) == 2 and database:
+                    context = [database]
+                name = ".".join(quote(p) for p in [*context, *parts])
+                return compilation_error(f"Object '{name}' does not exist or not authorized.")
+    return compilation_error(text)
+
+
+def drop_database(name: str) -> None:
+    """Remove a database: its metadata (schemas, objects, models) and its DuckDB file."""
+    database = get_database(name)
+    # Taking the file's lock first means no other process is half-way through writing to it.
+    _open_file(database.name).close()
+    with transaction.atomic():
+        adapters = _adapter_dirs(schema__database=database)
+        database.delete()
+        path = database_file(database.name)
+        for leftover in (path, path.with_name(path.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+    _remove_dirs(adapters)
+
+
+def drop_schema(database: str, name: str) -> None:
+    """Remove a schema with everything in it, in DuckDB and in the metadata."""
+    schema = get_schema(database, name)
+    with transaction.atomic():
+        adapters = _adapter_dirs(schema=schema)
+        schema.delete()
+        con = _open_file(database)
+        try:
+            con.execute(f"DROP SCHEMA IF EXISTS {_ident(name)} CASCADE")
+        finally:
+            con.close()
+    _remove_dirs(adapters)
+
+
+def _adapter_dirs(**where: Any) -> list[Path]:
+    from models_registry.models import FineTunedModel  # the registry builds on the catalog, not the reverse
+
+    return [Path(p) for p in FineTunedModel.objects.filter(**where).values_list("adapter_path", flat=True) if p]
+
+
+def _remove_dirs(paths: list[Path]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)

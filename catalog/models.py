@@ -63,3 +63,63 @@ class Schema(models.Model):
 
     def __str__(self) -> str:
         return f"{self.database.name}.{self.name}"
+
+
+class Stage(models.Model):
+    """A named internal stage; its files live on disk under STAGE_DIR/named/<pk> (see catalog/stages.py)."""
+
+    schema = models.ForeignKey(Schema, on_delete=models.CASCADE, related_name="stages")
+    name = models.CharField(max_length=255)
+    owner_role = models.CharField(max_length=255, default="ACCOUNTADMIN")
+    comment = models.TextField(blank=True)
+    created_on = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["schema__database__name", "schema__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["schema", "name"], name="unique_stage_per_schema")]
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+class LoadedFile(models.Model):
+    """Load metadata: which staged file (by name and MD5) COPY INTO already loaded into which table, so a
+    second COPY skips it unless FORCE = TRUE, as Snowflake does."""
+
+    database = models.CharField(max_length=255)
+    schema = models.CharField(max_length=255)
+    table = models.CharField(max_length=255)
+    file = models.CharField(max_length=1024)
+    md5 = models.CharField(max_length=32)
+    rows_loaded = models.BigIntegerField(default=0)
+    loaded_on = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["database", "schema", "table"], name="loadedfile_table")]
+
+
+class SchemaObject(models.Model):
+    """Who owns a table or view, and what DuckDB cannot remember for us: the comment, the Snowflake
+    column types as declared (DuckDB keeps only its own) and a view's text as written. DuckDB stays
+    the source of truth for which tables exist; a table without a record (one DuckDB has but this
+    table missed) shows its schema's owner."""
+
+    class Kind(models.TextChoices):
+        TABLE = "TABLE"
+        VIEW = "VIEW"
+
+    schema = models.ForeignKey(Schema, on_delete=models.CASCADE, related_name="schema_objects")
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TABLE)
+    owner_role = models.CharField(max_length=255, default="ACCOUNTADMIN")
+    comment = models.TextField(blank=True)
+    text = models.TextField(blank=True, help_text="a view's CREATE statement as the user wrote it")
+    column_types = models.JSONField(default=dict, blank=True, help_text="column name -> declared Snowflake type")
+    created_on = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["schema__database__name", "schema__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["schema", "name"], name="unique_object_per_schema")]
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"

@@ -78,6 +78,13 @@ def create(
     options: str | dict[str, Any] | None = None,
 ) -> str:
     """Validate everything a job needs, record it PENDING and queue it; returns the job id."""
+    _require_text("model name", name)
+    _require_text("base model", base_model)
+    _require_text("training query", training_query)
+    if validation_query is not None:
+        _require_text("validation query", validation_query)
+    if options is not None and not isinstance(options, (str, dict)):
+        raise invalid_argument("Invalid options argument: expected a JSON object in a string, e.g. '{\"max_epochs\": 3}'.")
     target: QualifiedName = qualify(name, session.database, session.schema, what="model")
     base = base_models.get_installed(base_model)
     parsed_options = parse_options(options)
@@ -105,6 +112,11 @@ def create(
         queues.enqueue_on_commit(job, warehouse)
     log.info("created fine-tuning job %s for %s on %s", job.id, target, warehouse.name)
     return job.id
+
+
+def _require_text(what: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise invalid_argument(f"Invalid argument for FINETUNE: the {what} must be a string, got {json.dumps(value)}.")
 
 
 def _job(job_id: str) -> FineTuneJob:

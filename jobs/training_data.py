@@ -7,6 +7,8 @@ from catalog import accountdata
 from studio.errors import StudioError, compilation_error
 
 REQUIRED_COLUMNS = ("prompt", "completion")
+# DuckDB's names for text; JSON covers VARIANT values that hold strings.
+TEXT_TYPES = {"VARCHAR", "JSON"}
 
 
 def _wrapped(sql: str) -> str:
@@ -24,8 +26,10 @@ def check_query(sql: str, database: str | None, schema: str | None, *, purpose: 
         try:
             cursor = con.execute(f"SELECT * FROM ({accountdata.to_duckdb(statement)}) AS q LIMIT 0")
         except duckdb.Error as exc:
-            raise compilation_error(f"{purpose} query failed: {accountdata._duckdb_message(exc)}") from exc
+            error = accountdata.query_error(exc, statement, database, schema)
+            raise compilation_error(f"the {purpose} query failed: {error.message.removeprefix('SQL compilation error: ')}") from exc
         columns = [d[0] for d in cursor.description]
+        types = {d[0].lower(): str(d[1]) for d in cursor.description}
         lowered = {c.lower() for c in columns}
         missing = [c for c in REQUIRED_COLUMNS if c not in lowered]
         if missing:
@@ -33,6 +37,12 @@ def check_query(sql: str, database: str | None, schema: str | None, *, purpose: 
                 f"the {purpose} query result must have columns named PROMPT and COMPLETION; "
                 f"missing {', '.join(c.upper() for c in missing)} (found {', '.join(columns) or 'no columns'}). "
                 "Use column aliases, e.g. SELECT question AS prompt, answer AS completion FROM …"
+            )
+        not_text = [f"{c.upper()} is {types[c]}" for c in REQUIRED_COLUMNS if types[c] not in TEXT_TYPES]
+        if not_text:
+            raise compilation_error(
+                f"the {purpose} query's PROMPT and COMPLETION columns must be text; {', '.join(not_text)}. "
+                "Cast them, e.g. SELECT TO_VARCHAR(label) AS completion"
             )
         count = con.execute(f"SELECT count(*) FROM ({_wrapped(sql)}) AS c").fetchone()[0]
     if count == 0:

@@ -27,14 +27,7 @@ STATEMENT_MODULES = (
 
 
 def _modules() -> list[ModuleType]:
-    modules = []
-    for name in STATEMENT_MODULES:
-        try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    return modules
+    return [importlib.import_module(name) for name in STATEMENT_MODULES]
 
 
 class Executor:

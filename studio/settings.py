@@ -14,6 +14,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = envpath("STUDIO_DATA_DIR", BASE_DIR / "var")
 DUCKDB_DIR = envpath("STUDIO_DUCKDB_DIR", DATA_DIR / "duckdb")
 MODEL_STORE = envpath("STUDIO_MODEL_STORE", DATA_DIR / "models")
+# Internal stages (@~, @%table, named stages): files PUT or uploaded, waiting for COPY INTO.
+STAGE_DIR = envpath("STUDIO_STAGE_DIR", DATA_DIR / "stages")
 
 SECRET_KEY = envstr("SECRET_KEY", "dev-only-secret-key-change-me-in-production-0123456789")
 DEBUG = envbool("DEBUG", False)
@@ -37,6 +39,7 @@ INSTALLED_APPS = [
     "models_registry",
     "inference",
     "sqlengine",
+    "sqlapi",
     "studio",
 ]
 
@@ -110,6 +113,8 @@ INFERENCE_HOST = envstr("STUDIO_INFERENCE_HOST", "127.0.0.1")
 INFERENCE_PORT = envint("STUDIO_INFERENCE_PORT", 8081)
 INFERENCE_TIMEOUT = envint("STUDIO_INFERENCE_TIMEOUT", 300)
 DEFAULT_BASE_MODEL = envstr("STUDIO_DEFAULT_BASE_MODEL", "smollm2-135m")
+# What CURRENT_ACCOUNT() answers.
+ACCOUNT_NAME = envstr("STUDIO_ACCOUNT_NAME", "STUDIO")
 WEB_PORT = envint("STUDIO_PORT", 8000)
 
 LOGGING = {

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
-from studio import views
+from studio import views, worksheet
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -10,4 +10,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/v2/", include("sqlapi.urls")),
+    path("worksheets/", worksheet.worksheet, name="worksheet"),
+    path("api/v2/stages/", include("catalog.stage_urls")),
 ]

@@ -104,7 +104,8 @@ def test_it_refuses_an_empty_training_table(examples):
 
 def test_it_refuses_a_table_that_does_not_exist(examples):
     message = refused(examples, "my_model", "tiny-llama", "SELECT prompt, completion FROM missing_table")
-    assert "training query failed" in message and "missing_table" in message.lower()
+    assert message == ("SQL compilation error: the training query failed: "
+                       "Object 'CHECKS.PUBLIC.MISSING_TABLE' does not exist or not authorized.")
 
 
 def test_it_refuses_a_statement_that_is_not_a_select(examples):
@@ -152,3 +153,17 @@ def test_a_pending_job_describes_itself_and_can_be_cancelled(examples):
     assert FineTuneJob.objects.get(pk=job_id).status == "CANCELLED"
     with pytest.raises(StudioError, match="already finished with status CANCELLED"):
         sql_value(examples, f"SELECT SNOWFLAKE.CORTEX.FINETUNE('CANCEL', '{job_id}')")
+
+
+def test_it_refuses_prompt_or_completion_columns_that_are_not_text(examples):
+    message = refused(examples, "my_model", "tiny-llama", "SELECT prompt, 42 AS completion FROM examples")
+    assert message == ("SQL compilation error: the training query's PROMPT and COMPLETION columns must be text; "
+                       "COMPLETION is INTEGER. Cast them, e.g. SELECT TO_VARCHAR(label) AS completion")
+
+
+def test_it_refuses_arguments_of_the_wrong_type(examples):
+    with pytest.raises(StudioError, match=r"the training query must be a string, got 42\."):
+        sql_value(examples, "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'tiny-llama', 42)")
+    with pytest.raises(StudioError, match=r"the model name must be a string, got null\."):
+        sql_value(examples, f"SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', NULL, 'tiny-llama', {sql_literal(GOOD_QUERY)})")
+    assert FineTuneJob.objects.count() == 0

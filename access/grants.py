@@ -1,0 +1,325 @@
+"""Grants: privileges on objects held by roles, roles granted to roles and users, and roles themselves.
+
+The service the GRANT / REVOKE / SHOW GRANTS / CREATE ROLE statements call (sqlengine/statements/
+grants.py). It stores and removes access.models.Grant rows; it does not decide who may grant, nor
+check privileges before FINETUNE or COMPLETE: that is the access-control layer built on top of it.
+
+Stored forms (what the checks will read):
+- a privilege: Grant(privilege="USAGE", object_type="SCHEMA", object_name="DB.PUBLIC", ROLE grantee);
+- a role granted to a role or a user: Grant(privilege="USAGE", object_type="ROLE", object_name="R1");
+  granting a role to a user also adds the user to Role.users, which sessions check today;
+- a database role (SNOWFLAKE.CORTEX_USER): Grant(privilege="USAGE", object_type="DATABASE ROLE", …);
+- the creator of a role owns it: Grant(privilege="OWNERSHIP", object_type="ROLE", …) to its role.
+object_name is the qualified name with Snowflake's identifier rules, each part quoted only where it
+must be (object_key); grantee_name is the role's name or the user's username as stored.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import duckdb
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from access.models import SYSTEM_ROLES, Grant, Role
+from access.session import Session
+from catalog import accountdata
+from catalog.identifiers import qualify, quote, split_parts
+from studio.errors import StudioError, compilation_error
+
+# Privileges that GRANT accepts per object type (ALL grants each of them). OWNERSHIP is not granted
+# this way: it stays with the object's owner_role.
+PRIVILEGES: dict[str, tuple[str, ...]] = {
+    "DATABASE": ("USAGE", "MONITOR", "MODIFY", "CREATE SCHEMA", "CREATE DATABASE ROLE"),
+    "SCHEMA": ("USAGE", "MONITOR", "MODIFY", "CREATE TABLE", "CREATE VIEW", "CREATE STAGE", "CREATE MODEL"),
+    "TABLE": ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES"),
+    "VIEW": ("SELECT", "REFERENCES"),
+    "MODEL": ("USAGE",),
+    "WAREHOUSE": ("USAGE", "OPERATE", "MONITOR", "MODIFY"),
+}
+OBJECT_TYPES = tuple(PRIVILEGES)
+ROLE, DATABASE_ROLE, USER = "ROLE", "DATABASE ROLE", "USER"
+GRANTEE_TYPES = (ROLE, USER)
+# Snowflake's application database roles; CORTEX_USER gates the Cortex functions.
+DATABASE_ROLES = ("SNOWFLAKE.CORTEX_USER",)
+
+
+def _not_found(kind: str, name: str) -> StudioError:
+    return StudioError(f"{kind} '{name}' does not exist or not authorized.", code=2003, sqlstate="02000")
+
+
+def object_key(parts: Iterable[str]) -> str:
+    """The stored object_name for normalized name parts: DB.PUBLIC.T, "My db".PUBLIC."t" …"""
+    return ".".join(quote(p) for p in parts)
+
+
+# Names ------------------------------------------------------------------------------------------
+
+def role_name(text: str) -> str:
+    """A role named by an identifier (unquoted: upper-cased), which must exist."""
+    parts = split_parts(text)
+    if len(parts) != 1:
+        raise compilation_error(f"'{text}' is not a role name.")
+    role = Role.objects.filter(name=parts[0]).first()
+    if role is None:
+        raise _not_found("Role", quote(parts[0]))
+    return role.name
+
+
+def user_name(text: str) -> str:
+    """A user's username: a quoted identifier matches exactly, an unquoted one in any case."""
+    text = text.strip()
+    users = get_user_model().objects
+    if text.startswith('"'):
+        (name,) = split_parts(text)
+        user = users.filter(username=name).first()
+    else:
+        split_parts(text)  # identifier rules
+        user = users.filter(username__iexact=text).order_by("pk").first()
+    if user is None:
+        raise _not_found("User", text.strip('"'))
+    return user.get_username()
+
+
+def database_role_name(text: str) -> str:
+    name = object_key(split_parts(text))
+    if name not in DATABASE_ROLES:
+        raise _not_found("Database role", name)
+    return name
+
+
+def grantee(grantee_type: str, text: str) -> str:
+    grantee_type = grantee_type.upper()
+    if grantee_type == ROLE:
+        return role_name(text)
+    if grantee_type == USER:
+        return user_name(text)
+    raise compilation_error(f"grants go to a ROLE or a USER, not to {grantee_type}.")
+
+
+def resolve_object(session: Session, object_type: str, text: str) -> str:
+    """The stored name of an existing object, resolved against the session's database and schema."""
+    object_type = object_type.upper()
+    if object_type == ROLE:
+        return object_key([role_name(text)])
+    if object_type == DATABASE_ROLE:
+        return database_role_name(text)
+    if object_type not in PRIVILEGES:
+        raise compilation_error(f"cannot grant privileges on {object_type}; object types: "
+                                f"{', '.join(OBJECT_TYPES)}.")
+    parts = split_parts(text)
+    if object_type == "DATABASE":
+        if len(parts) != 1:
+            raise compilation_error(f"'{text}' is not a database name.")
+        return object_key([accountdata.get_database(parts[0]).name])
+    if object_type == "WAREHOUSE":
+        from warehouses.models import Warehouse
+
+        if len(parts) != 1 or not Warehouse.objects.filter(name=parts[0]).exists():
+            raise _not_found("Warehouse", object_key(parts))
+        return object_key(parts)
+    if object_type == "SCHEMA":
+        if len(parts) > 2:
+            raise compilation_error(f"'{text}' is not a schema name: use schema or database.schema.")
+        database = parts[0] if len(parts) == 2 else session.database
+        if not database:
+            raise StudioError(f"Cannot resolve schema '{text}': this session has no current database. Run USE "
+                              "DATABASE or qualify the name as database.schema.", code=90105, sqlstate="22000")
+        schema = accountdata.get_schema(database, parts[-1])
+        return object_key([schema.database.name, schema.name])
+    name = qualify(text, session.database, session.schema, what=object_type.lower())
+    if object_type == "MODEL":
+        from models_registry.models import FineTunedModel
+
+        if not FineTunedModel.objects.filter(schema__database__name=name.database, schema__name=name.schema,
+                                             name=name.name).exists():
+            raise _not_found("Model", str(name))
+        return str(name)
+    accountdata.get_schema(name.database, name.schema)
+    if name.name not in schema_tables(name.database, name.schema, object_type):
+        raise _not_found(object_type.capitalize(), str(name))
+    return str(name)
+
+
+def schema_tables(database: str, schema: str, object_type: str = "TABLE") -> list[str]:
+    """Names of the tables (or views) of a schema, from its DuckDB file."""
+    table_type = "VIEW" if object_type == "VIEW" else "BASE TABLE"
+    with accountdata.connect(None, None) as con:
+        try:
+            rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_catalog = ? "
+                               "AND table_schema = ? AND table_type = ? ORDER BY table_name",
+                               [database, schema, table_type]).fetchall()
+        except duckdb.Error:
+            return []
+    return [r[0] for r in rows]
+
+
+def privileges_for(object_type: str, privileges: Iterable[str]) -> list[str]:
+    """Normalized privileges, ALL expanded; a privilege the object type does not have is refused."""
+    object_type = object_type.upper()
+    valid = PRIVILEGES[object_type]
+    out: list[str] = []
+    for privilege in privileges:
+        privilege = " ".join(privilege.upper().split())
+        if privilege in ("ALL", "ALL PRIVILEGES"):
+            out.extend(p for p in valid if p not in out)
+        elif privilege == "OWNERSHIP":
+            raise compilation_error(f"GRANT OWNERSHIP is not supported: a {object_type} stays owned by the role "
+                                    "that created it.")
+        elif privilege not in valid:
+            raise compilation_error(f"Invalid privilege {privilege} on {object_type}. Privileges on a "
+                                    f"{object_type}: {', '.join(valid)}, ALL.")
+        elif privilege not in out:
+            out.append(privilege)
+    return out
+
+
+# Granting and revoking --------------------------------------------------------------------------
+
+def _store(session: Session, privilege: str, object_type: str, object_name: str, grantee_type: str,
+           grantee_name: str, grant_option: bool) -> Grant:
+    found, created = Grant.objects.get_or_create(
+        privilege=privilege, object_type=object_type, object_name=object_name, grantee_type=grantee_type,
+        grantee_name=grantee_name, defaults={"grant_option": grant_option, "granted_by": session.role})
+    if not created and grant_option and not found.grant_option:
+        found.grant_option = True
+        found.save(update_fields=["grant_option"])
+    return found
+
+
+@transaction.atomic
+def grant(session: Session, privilege: str, object_type: str, object_name: str, grantee_type: str,
+          grantee_name: str, grant_option: bool = False) -> list[Grant]:
+    """GRANT privilege ON object_type object_name TO grantee; names are SQL identifiers as written.
+
+    privilege may be ALL (each privilege of the type is stored). object_type ROLE / DATABASE ROLE
+    grants the role itself (privilege is then ignored: USAGE is stored). Granting again is a no-op
+    (WITH GRANT OPTION adds the option). Returns the Grant rows.
+    """
+    object_type = " ".join(object_type.upper().split())
+    grantee_type = grantee_type.upper()
+    if object_type in (ROLE, DATABASE_ROLE):
+        return [grant_role(session, object_type, object_name, grantee_type, grantee_name)]
+    if grantee_type != ROLE:
+        raise compilation_error(f"privileges on a {object_type} are granted to roles; grant a role to the user.")
+    privileges = privileges_for(object_type, [privilege])
+    name = resolve_object(session, object_type, object_name)
+    to = grantee(ROLE, grantee_name)
+    return [_store(session, p, object_type, name, ROLE, to, grant_option) for p in privileges]
+
+
+def grant_role(session: Session, role_type: str, name: str, grantee_type: str, grantee_text: str) -> Grant:
+    role_type = role_type.upper()
+    object_name = resolve_object(session, role_type, name)
+    to = grantee(grantee_type, grantee_text)
+    if role_type == ROLE and grantee_type.upper() == ROLE:
+        granted = split_parts(object_name)[0]
+        if granted == to or to in inherited_roles(granted):
+            raise StudioError(f"Granting role '{quote(granted)}' to role '{quote(to)}' would create a cycle: "
+                              f"'{quote(to)}' is already granted to '{quote(granted)}'.", code=3013, sqlstate="42601")
+    stored = _store(session, "USAGE", role_type, object_name, grantee_type.upper(), to, False)
+    if role_type == ROLE and grantee_type.upper() == USER:
+        user = get_user_model().objects.get(username=to)
+        Role.objects.get(name=split_parts(object_name)[0]).users.add(user)
+    return stored
+
+
+@transaction.atomic
+def revoke(session: Session, privilege: str, object_type: str, object_name: str, grantee_type: str,
+           grantee_name: str, grant_option: bool = False) -> int:
+    """REVOKE privilege ON object FROM grantee; how many grants were removed (or lost their grant
+    option, with grant_option=True: REVOKE GRANT OPTION FOR). Revoking what was never granted is 0."""
+    object_type = " ".join(object_type.upper().split())
+    grantee_type = grantee_type.upper()
+    if object_type in (ROLE, DATABASE_ROLE):
+        return revoke_role(session, object_type, object_name, grantee_type, grantee_name)
+    privileges = privileges_for(object_type, [privilege])
+    rows = Grant.objects.filter(privilege__in=privileges, object_type=object_type,
+                                object_name=resolve_object(session, object_type, object_name),
+                                grantee_type=grantee_type, grantee_name=grantee(grantee_type, grantee_name))
+    if grant_option:
+        return rows.filter(grant_option=True).update(grant_option=False)
+    return rows.delete()[0]
+
+
+def revoke_role(session: Session, role_type: str, name: str, grantee_type: str, grantee_text: str) -> int:
+    role_type = role_type.upper()
+    object_name = resolve_object(session, role_type, name)
+    to = grantee(grantee_type, grantee_text)
+    removed = Grant.objects.filter(privilege="USAGE", object_type=role_type, object_name=object_name,
+                                   grantee_type=grantee_type.upper(), grantee_name=to).delete()[0]
+    if role_type == ROLE and grantee_type.upper() == USER:
+        user = get_user_model().objects.get(username=to)
+        Role.objects.get(name=split_parts(object_name)[0]).users.remove(user)
+    return removed
+
+
+# Reading grants ---------------------------------------------------------------------------------
+
+def grants_to(grantee_type: str, name: str) -> list[Grant]:
+    """Grants held directly by a role or a user (stored names), oldest first."""
+    return list(Grant.objects.filter(grantee_type=grantee_type.upper(), grantee_name=name).order_by("created_on", "pk"))
+
+
+def grants_on(object_type: str, name: str) -> list[Grant]:
+    """Grants on one object (its stored name; for ROLE / DATABASE ROLE: who holds that role)."""
+    return list(Grant.objects.filter(object_type=object_type.upper(), object_name=name).order_by("created_on", "pk"))
+
+
+def inherited_roles(role: str) -> set[str]:
+    """Every role granted to `role`, directly or through other roles (not `role` itself)."""
+    edges: dict[str, set[str]] = {}
+    for object_name, holder in Grant.objects.filter(object_type=ROLE, privilege="USAGE", grantee_type=ROLE) \
+            .values_list("object_name", "grantee_name"):
+        edges.setdefault(holder, set()).add(split_parts(object_name)[0])
+    seen: set[str] = set()
+    todo = [role]
+    while todo:
+        for granted in edges.get(todo.pop(), ()):
+            if granted not in seen:
+                seen.add(granted)
+                todo.append(granted)
+    seen.discard(role)
+    return seen
+
+
+# Roles ------------------------------------------------------------------------------------------
+
+@transaction.atomic
+def create_role(session: Session, text: str, *, if_not_exists: bool = False, or_replace: bool = False) -> tuple[Role, bool]:
+    """(role, created). The creating role owns it (an OWNERSHIP grant)."""
+    parts = split_parts(text)
+    if len(parts) != 1:
+        raise compilation_error(f"'{text}' is not a role name.")
+    name = parts[0]
+    existing = Role.objects.filter(name=name).first()
+    if existing is not None:
+        if if_not_exists:
+            return existing, False
+        if not or_replace:
+            raise StudioError(f"Object '{quote(name)}' already exists.", code=2002, sqlstate="42710")
+        drop_role(session, name)
+    role = Role.objects.create(name=name)
+    Grant.objects.create(privilege="OWNERSHIP", object_type=ROLE, object_name=object_key([name]), grantee_type=ROLE,
+                         grantee_name=session.role, granted_by=session.role)
+    return role, True
+
+
+@transaction.atomic
+def drop_role(session: Session, text: str, *, if_exists: bool = False) -> bool:
+    """Drop a custom role with every grant to it and of it; False when absent and if_exists."""
+    parts = split_parts(text)
+    if len(parts) != 1:
+        raise compilation_error(f"'{text}' is not a role name.")
+    name = parts[0]
+    role = Role.objects.filter(name=name).first()
+    if role is None:
+        if if_exists:
+            return False
+        raise _not_found("Role", quote(name))
+    if name in SYSTEM_ROLES:
+        raise StudioError(f"System role '{name}' cannot be dropped.", code=3001, sqlstate="42501")
+    Grant.objects.filter(grantee_type=ROLE, grantee_name=name).delete()
+    Grant.objects.filter(object_type=ROLE, object_name=object_key([name])).delete()
+    role.delete()
+    return True

@@ -1,0 +1,404 @@
+"""Internal stages: the user stage @~, table stages @%table and named stages, as folders on local disk.
+
+A stage is a folder of files under STAGE_DIR:
+
+    user/<user name>/files/…                the user stage @~ of each user
+    table/<database>/<schema>/<table>/files/… the stage @%table of each table
+    named/<stage id>/files/…                a named stage (by id, so a re-created stage starts empty)
+
+beside each `files/` folder a `md5/` folder caches each file's MD5 (LIST shows it, COPY's load metadata
+keys on it) so a 1 GB file is hashed once, while it is written. Files arrive whole: writers stream into
+STAGE_DIR/.incoming and rename into place, so LIST and COPY never see half a file.
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.utils import formatdate
+from pathlib import Path
+from typing import BinaryIO
+
+import duckdb
+from django.conf import settings
+
+from catalog import accountdata
+from catalog.identifiers import quote, split_parts
+from catalog.models import Stage
+from studio.errors import StudioError, compilation_error
+
+CHUNK = 1024 * 1024
+# What PUT reports as source_compression, by file extension; AUTO_COMPRESS leaves these alone.
+COMPRESSIONS = {".gz": "GZIP", ".bz2": "BZ2", ".zst": "ZSTD", ".br": "BROTLI", ".deflate": "DEFLATE",
+                ".parquet": "PARQUET"}
+
+
+def _safe(name: str) -> str:
+    # Quoted identifiers may hold any character; keep folder names portable (as accountdata does).
+    return re.sub(r"[^A-Za-z0-9_.-]", lambda m: f"%{ord(m.group()):02X}", name)
+
+
+@dataclass
+class StageRef:
+    """A parsed stage location: `@~/path`, `@[db.schema.]%table/path` or `@[db.schema.]name/path`."""
+
+    kind: str  # "user", "table" or "named"
+    parts: list[str]  # the (possibly qualified) table or stage name; empty for the user stage
+    path: str  # the prefix inside the stage, without a leading slash
+
+    @classmethod
+    def parse(cls, text: str) -> StageRef:
+        text = text.strip()
+        if text.startswith("'") and text.endswith("'") and len(text) > 1:
+            text = text[1:-1]
+        if not text.startswith("@"):
+            raise compilation_error(f"expected a stage location starting with @, found '{text}'.")
+        body = text[1:]
+        if body.startswith("~"):
+            rest = body[1:]
+            if rest and not rest.startswith("/"):
+                raise compilation_error(f"invalid stage location '{text}'.")
+            return cls("user", [], rest.lstrip("/"))
+        name, path = _split_name(body)
+        if not name:
+            raise compilation_error(f"invalid stage location '{text}': the stage name is missing.")
+        pieces = name.split(".")
+        last = pieces[-1]
+        kind = "named"
+        if last.startswith("%"):
+            kind, pieces[-1] = "table", last[1:]
+        elif name.startswith("%"):  # @%db.schema.table is not Snowflake's spelling but is unambiguous
+            kind, name = "table", name[1:]
+            pieces = name.split(".")
+        return cls(kind, split_parts(".".join(pieces)), path.lstrip("/"))
+
+
+def _split_name(body: str) -> tuple[str, str]:
+    """Split `db."my stage"/a/b` at the first slash outside double quotes."""
+    quoted = False
+    for i, ch in enumerate(body):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "/" and not quoted:
+            return body[:i], body[i + 1:]
+    return body, ""
+
+
+@dataclass
+class StageLocation:
+    """A resolved stage: where its files are, and how LIST and COPY name them."""
+
+    display: str  # @~, @%T or @DB.SCHEMA.NAME
+    prefix: str  # what LIST prints before each path ("" for user and table stages, "name/" otherwise)
+    root: Path
+    table: tuple[str, str, str] | None = None
+
+    @property
+    def files_dir(self) -> Path:
+        return self.root / "files"
+
+    def file_path(self, relative: str) -> Path:
+        return self.files_dir / clean_relative(relative)
+
+    def md5_path(self, relative: str) -> Path:
+        return self.root / "md5" / (clean_relative(relative) + ".md5")
+
+
+def clean_relative(relative: str) -> str:
+    """A path inside a stage: no absolute paths, no `..`, no hidden names (the writers' temporaries)."""
+    parts = [p for p in relative.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        raise StudioError(f"Invalid file name '{relative}' for a stage: use a relative path without '..'.",
+                          code=1003, sqlstate="22023")
+    return "/".join(parts)
+
+
+def resolve(ref: StageRef, session) -> StageLocation:
+    """Where the stage's files live; raises the Snowflake error when the stage or table does not exist."""
+    base = Path(settings.STAGE_DIR)
+    if ref.kind == "user":
+        return StageLocation("@~", "", base / "user" / _safe(session.user_name))
+    database, schema, name = qualify(ref.parts, session, what="stage")
+    if ref.kind == "table":
+        if not table_exists(database, schema, name):
+            raise StudioError(f"SQL compilation error: Table '{quote(database)}.{quote(schema)}.{quote(name)}' "
+                              "does not exist or not authorized.", code=2003, sqlstate="42S02")
+        return StageLocation(f"@{quote(database)}.{quote(schema)}.%{quote(name)}", "",
+                             base / "table" / _safe(database) / _safe(schema) / _safe(name),
+                             table=(database, schema, name))
+    stage = get_stage(database, schema, name)
+    return StageLocation(f"@{quote(database)}.{quote(schema)}.{quote(name)}", f"{name.lower()}/", named_root(stage))
+
+
+def named_root(stage: Stage) -> Path:
+    return Path(settings.STAGE_DIR) / "named" / str(stage.pk)
+
+
+def qualify(parts: list[str], session, *, what: str) -> tuple[str, str, str]:
+    """(database, schema, name) from a one- to three-part name and the session's current database/schema."""
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    if len(parts) == 2:
+        if not session.database:
+            raise _no_database(what)
+        return session.database, parts[0], parts[1]
+    if len(parts) == 1:
+        if not session.database or not session.schema:
+            raise _no_database(what)
+        return session.database, session.schema, parts[0]
+    raise compilation_error(f"invalid {what} name '{'.'.join(parts)}'.")
+
+
+def _no_database(what: str) -> StudioError:
+    return StudioError(f"Cannot resolve the {what} name: this session does not have a current database and "
+                       "schema. Run USE DATABASE / USE SCHEMA, or use a fully qualified name (db.schema.name).",
+                       code=90105, sqlstate="22000")
+
+
+def get_stage(database: str, schema: str, name: str) -> Stage:
+    stage = Stage.objects.filter(schema__database__name=database, schema__name=schema, name=name).first()
+    if stage is None:
+        raise StudioError(f"SQL compilation error: Stage '{quote(database)}.{quote(schema)}.{quote(name)}' "
+                          "does not exist or not authorized.", code=2003, sqlstate="02000")
+    return stage
+
+
+# -- named stages ----------------------------------------------------------------------------------
+
+def create_stage(database: str, schema: str, name: str, *, owner_role: str, replace: bool = False,
+                 if_not_exists: bool = False, comment: str = "") -> tuple[Stage, bool]:
+    """Returns (stage, created); CREATE OR REPLACE empties the stage."""
+    schema_row = accountdata.get_schema(database, schema)
+    existing = Stage.objects.filter(schema=schema_row, name=name).first()
+    if existing is not None:
+        if if_not_exists:
+            return existing, False
+        if not replace:
+            raise StudioError(f"SQL compilation error: Object '{quote(name)}' already exists.",
+                              code=2002, sqlstate="42710")
+        drop_stage(existing)
+    stage = Stage.objects.create(schema=schema_row, name=name, owner_role=owner_role, comment=comment)
+    return stage, True
+
+
+def drop_stage(stage: Stage) -> None:
+    root = named_root(stage)
+    stage.delete()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+# -- files -----------------------------------------------------------------------------------------
+
+@dataclass
+class StagedFile:
+    relative: str  # path inside the stage
+    path: Path
+    size: int
+    mtime: float
+
+
+def list_files(location: StageLocation, path: str = "", pattern: str | None = None) -> list[StagedFile]:
+    """Files whose stage-relative path starts with `path` (a string prefix, as in Snowflake) and, when a
+    PATTERN is given, whose path matches it in full."""
+    try:
+        regex = re.compile(pattern) if pattern else None
+    except re.error as exc:
+        raise StudioError(f"Invalid PATTERN '{pattern}': {exc}.", code=1003, sqlstate="22023") from exc
+    files_dir = location.files_dir
+    if not files_dir.is_dir():
+        return []
+    prefix = path.lstrip("/")
+    found = []
+    for dirpath, _dirnames, filenames in os.walk(files_dir):
+        for filename in filenames:
+            full = Path(dirpath) / filename
+            relative = full.relative_to(files_dir).as_posix()
+            if not relative.startswith(prefix):
+                continue
+            if regex is not None and not regex.fullmatch(location.prefix + relative) and not regex.fullmatch(relative):
+                continue
+            stat = full.stat()
+            found.append(StagedFile(relative, full, stat.st_size, stat.st_mtime))
+    return sorted(found, key=lambda f: f.relative)
+
+
+def md5_of(location: StageLocation, staged: StagedFile) -> str:
+    """The cached MD5 of a staged file, computed (and cached) when the cache is missing or stale."""
+    cache = location.md5_path(staged.relative)
+    stat = staged.path.stat()
+    stamp = f"{stat.st_size} {stat.st_mtime_ns}"
+    with contextlib.suppress(OSError):
+        cached_stamp, _, digest = cache.read_text().rpartition(" ")
+        if cached_stamp == stamp and len(digest) == 32:
+            return digest
+    digest = hashlib.md5()
+    with open(staged.path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    _write_md5(cache, staged.path, digest.hexdigest())
+    return digest.hexdigest()
+
+
+def _write_md5(cache: Path, path: Path, digest: str) -> None:
+    stat = path.stat()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(f"{stat.st_size} {stat.st_mtime_ns} {digest}")
+
+
+def last_modified(staged: StagedFile) -> str:
+    return formatdate(staged.mtime, usegmt=True)
+
+
+def remove_files(location: StageLocation, path: str = "", pattern: str | None = None) -> list[StagedFile]:
+    removed = list_files(location, path, pattern)
+    for staged in removed:
+        staged.path.unlink(missing_ok=True)
+        location.md5_path(staged.relative).unlink(missing_ok=True)
+    return removed
+
+
+@contextlib.contextmanager
+def incoming_file() -> Iterator[tuple[Path, BinaryIO]]:
+    """A temporary file on the stages' own file system, so publishing it is an atomic rename; removed
+    unless it was published."""
+    incoming = Path(settings.STAGE_DIR) / ".incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    path = incoming / uuid.uuid4().hex
+    try:
+        with open(path, "wb") as handle:
+            yield path, handle
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def publish(location: StageLocation, relative: str, temporary: Path, digest: str) -> Path:
+    target = location.file_path(relative)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(temporary, target)
+    _write_md5(location.md5_path(relative), target, digest)
+    return target
+
+
+def store_stream(location: StageLocation, relative: str, chunks) -> tuple[int, str]:
+    """Write an iterable of byte chunks as a staged file; returns (size, md5). Memory stays at one chunk."""
+    digest, size = hashlib.md5(), 0
+    with incoming_file() as (temporary, handle):
+        for chunk in chunks:
+            handle.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+        handle.close()
+        publish(location, relative, temporary, digest.hexdigest())
+    return size, digest.hexdigest()
+
+
+def exists(location: StageLocation, relative: str) -> bool:
+    return location.file_path(relative).is_file()
+
+
+@dataclass
+class PutOutcome:
+    source: str
+    target: str
+    source_size: int
+    target_size: int
+    source_compression: str
+    target_compression: str
+    status: str
+    message: str = ""
+
+
+def put_file(location: StageLocation, source: Path, folder: str, *, overwrite: bool, auto_compress: bool) -> PutOutcome:
+    """PUT one local file: gzip it unless it is compressed already (AUTO_COMPRESS), skip an existing file
+    unless OVERWRITE."""
+    source_compression = COMPRESSIONS.get(source.suffix.lower(), "NONE")
+    compress = auto_compress and source_compression == "NONE"
+    target_name = source.name + (".gz" if compress else "")
+    relative = f"{folder.strip('/')}/{target_name}" if folder.strip("/") else target_name
+    size = source.stat().st_size
+    target_compression = "GZIP" if compress else source_compression
+    if exists(location, relative) and not overwrite:
+        existing = location.file_path(relative).stat().st_size
+        return PutOutcome(source.name, target_name, size, existing, source_compression, target_compression,
+                          "SKIPPED", "File already exists in the stage; use OVERWRITE = TRUE to replace it.")
+    digest = hashlib.md5()
+    with incoming_file() as (temporary, handle), open(source, "rb") as reader:
+        if compress:
+            # compresslevel 1: about 4x faster than the default 9 for ~10% larger files; COPY reads either.
+            hashing = _HashingWriter(handle, digest)
+            with gzip.GzipFile(filename=source.name, mode="wb", fileobj=hashing, compresslevel=1, mtime=0) as gz:
+                while chunk := reader.read(CHUNK):
+                    gz.write(chunk)
+        else:
+            while chunk := reader.read(CHUNK):
+                handle.write(chunk)
+                digest.update(chunk)
+        handle.close()
+        target = publish(location, relative, temporary, digest.hexdigest())
+    return PutOutcome(source.name, target_name, size, target.stat().st_size, source_compression,
+                      target_compression, "UPLOADED")
+
+
+class _HashingWriter:
+    def __init__(self, handle: BinaryIO, digest) -> None:
+        self.handle, self.digest = handle, digest
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+# -- DuckDB files ----------------------------------------------------------------------------------
+
+def open_database(database: str, *, read_only: bool = False, wait: float = 10.0) -> duckdb.DuckDBPyConnection:
+    """A connection to one database file. DuckDB lets one process write a file at a time: when another
+    process holds it, retry for a few seconds before giving up with a message saying so."""
+    path = accountdata.database_file(database)
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise StudioError(f"Database '{quote(database)}' is busy: another process is writing it. "
+                                  "Try again in a moment.", code=0, sqlstate="57014") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str]]:
+    return con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [schema, table],
+    ).fetchall()
+
+
+def table_exists(database: str, schema: str, table: str) -> bool:
+    accountdata.get_schema(database, schema)
+    if not accountdata.database_file(database).exists():
+        return False
+    con = open_database(database, read_only=True)
+    try:
+        return bool(table_columns(con, schema, table))
+    finally:
+        con.close()
+
+
+def scratch_dir() -> Path:
+    """A temporary folder beside the stages (same disk) for files a loader derives from staged ones."""
+    base = Path(settings.STAGE_DIR) / ".incoming"
+    base.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=base))

@@ -1,0 +1,113 @@
+"""Running SQL API statements: submit in the request, execute in a background thread of the receiving
+process, record every state change on the Statement row so any web process can answer a poll."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.db import close_old_connections, connection
+from sqlglot import exp
+
+from access.session import Session
+from sqlapi.models import HEARTBEAT_SECONDS, Statement
+from sqlapi.resultsets import MULTI_RESULT, result_set
+from sqlengine.executor import Executor
+from sqlengine.parsing import parse
+from studio.errors import StudioError
+
+log = logging.getLogger(__name__)
+
+
+def count_mismatch(actual: int, desired: int) -> StudioError:
+    return StudioError(f"Actual statement count {actual} did not match the desired statement count {desired}.",
+                       code=8, sqlstate="0A000")
+
+
+def submit(user, text: str, session: Session, *, desired_count: int = 1, request_id: str = "") -> tuple[Statement, threading.Event]:
+    """Record the statement and start it. Returns the row (already failed if the text does not parse
+    or has the wrong number of statements) and an event set once it stops running."""
+    statement = Statement.objects.create(
+        user=user, text=text, request_id=request_id, multi=desired_count != 1, role=session.role,
+        warehouse=session.warehouse or "", database=session.database or "", schema=session.schema or "")
+    done = threading.Event()
+    try:
+        parsed = parse(text)
+        if not parsed:
+            raise StudioError("Empty SQL statement.", code=900, sqlstate="42000")
+        if desired_count and len(parsed) != desired_count:
+            raise count_mismatch(len(parsed), desired_count)
+    except StudioError as error:
+        statement.fail(error)
+        done.set()
+        return statement, done
+    worker = threading.Thread(target=_run_in_thread, args=(statement.pk, session, parsed, done),
+                              name=f"sqlapi-{statement.pk}", daemon=True)
+    worker.start()
+    return statement, done
+
+
+class _Heartbeat(threading.Thread):
+    """Refreshes heartbeat_on of the statements in `handles` until stopped."""
+
+    def __init__(self, handles: list) -> None:
+        super().__init__(daemon=True, name="sqlapi-heartbeat")
+        self.handles = handles
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(HEARTBEAT_SECONDS):
+                Statement.beat(list(self.handles))
+        except Exception:  # a missed heartbeat is survivable; a crashed poll loop must not kill the statement
+            log.exception("heartbeat failed")
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def _run_in_thread(handle, session: Session, parsed: list[exp.Expression], done: threading.Event) -> None:
+    close_old_connections()
+    heartbeat = _Heartbeat([handle])
+    heartbeat.start()
+    try:
+        run(Statement.objects.get(pk=handle), session, parsed, heartbeat.handles)
+    finally:
+        heartbeat.stop()
+        connection.close()
+        done.set()
+
+
+def run(statement: Statement, session: Session, parsed: list[exp.Expression], beating: list | None = None) -> None:
+    """Execute the parsed statements and record the outcome on `statement` (and its children)."""
+    beating = beating if beating is not None else []
+    executor = Executor(session)
+    executor.entry_point = "api"
+    try:
+        if not statement.multi:
+            statement.succeed(result_set(executor.run(parsed[0])))
+            return
+        for position, node in enumerate(parsed):
+            if statement.was_cancelled():
+                return
+            child = Statement.objects.create(
+                user=statement.user, parent=statement, position=position, request_id=statement.request_id,
+                text=node.sql(dialect="snowflake"), role=session.role, warehouse=session.warehouse or "",
+                database=session.database or "", schema=session.schema or "")
+            beating.append(child.pk)
+            try:
+                child.succeed(result_set(executor.run(node)))
+            except StudioError as error:
+                child.fail(error)
+                raise
+        statement.succeed(MULTI_RESULT)
+    except StudioError as error:
+        statement.fail(error)
+    except Exception as exc:  # a bug of ours: the statement must still end, with the reason
+        log.exception("statement %s crashed", statement.pk)
+        error = StudioError(f"Internal error while running the statement: {type(exc).__name__}: {exc}",
+                            code=300002, sqlstate="XX000")
+        for child in statement.children.filter(status=Statement.RUNNING):
+            child.fail(error)
+        statement.fail(error)

@@ -1,0 +1,69 @@
+"""Validating the body of POST /api/v2/statements."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+DEFAULT_TIMEOUT = 45  # seconds a request waits before answering 202, as Snowflake does
+MAX_WAIT = 45  # never hold a web worker thread longer than this, whatever "timeout" asks
+SESSION_FIELDS = ("database", "schema", "warehouse", "role")
+
+
+class BadRequest(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass
+class StatementRequest:
+    statement: str
+    timeout: int = DEFAULT_TIMEOUT
+    database: str | None = None
+    schema: str | None = None
+    warehouse: str | None = None
+    role: str | None = None
+    statement_count: int = 1  # parameters.MULTI_STATEMENT_COUNT; 0 = any number
+
+    @property
+    def wait_seconds(self) -> float:
+        return min(self.timeout or DEFAULT_TIMEOUT, MAX_WAIT)
+
+    @classmethod
+    def from_body(cls, raw: bytes) -> StatementRequest:
+        try:
+            body = json.loads(raw or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest("body", f"The request body is not valid JSON: {exc}.") from exc
+        if not isinstance(body, dict):
+            raise BadRequest("body", "The request body must be a JSON object with a 'statement' field.")
+        statement = body.get("statement")
+        if not isinstance(statement, str) or not statement.strip():
+            raise BadRequest("statement", "Field 'statement' is required and must be a non-empty string.")
+        request = cls(statement=statement)
+        if body.get("timeout") is not None:
+            timeout = body["timeout"]
+            if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+                raise BadRequest("timeout", "Field 'timeout' must be a non-negative integer (seconds).")
+            request.timeout = timeout
+        for field in SESSION_FIELDS:
+            value = body.get(field)
+            if value is not None and not isinstance(value, str):
+                raise BadRequest(field, f"Field '{field}' must be a string.")
+            setattr(request, field, value or None)
+        if body.get("bindings"):
+            raise BadRequest("bindings", "Field 'bindings' is not supported yet: put the values in the statement.")
+        parameters = body.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise BadRequest("parameters", "Field 'parameters' must be an object.")
+        count = parameters.get("MULTI_STATEMENT_COUNT", parameters.get("multi_statement_count"))
+        if count is not None:
+            try:
+                request.statement_count = int(count)
+                if request.statement_count < 0 or isinstance(count, bool):
+                    raise ValueError
+            except (TypeError, ValueError) as exc:
+                raise BadRequest("parameters.MULTI_STATEMENT_COUNT",
+                                 "Parameter 'MULTI_STATEMENT_COUNT' must be a non-negative integer.") from exc
+        return request

@@ -1,0 +1,66 @@
+"""CURRENT_ROLE(), CURRENT_DATABASE() and the other session functions, substituted before DuckDB runs.
+
+DuckDB has functions of some of these names (current_user, current_schema …) that answer about the
+DuckDB connection; replacing them with literals from the session makes them answer about ours.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from sqlglot import exp
+
+from access.session import Session
+
+# What CURRENT_VERSION() reports: the Snowflake release whose SQL surface this studio follows.
+VERSION = "9.0.0"
+DEFAULT_ACCOUNT = "STUDIO"
+
+# sqlglot parses these to their own expression classes in the Snowflake dialect; anonymous calls of
+# the same names (other dialects, odd spellings) are matched by name below.
+_CLASSES = {
+    "CURRENT_ROLE": getattr(exp, "CurrentRole", None),
+    "CURRENT_WAREHOUSE": getattr(exp, "CurrentWarehouse", None),
+    "CURRENT_DATABASE": getattr(exp, "CurrentDatabase", None),
+    "CURRENT_SCHEMA": getattr(exp, "CurrentSchema", None),
+    "CURRENT_USER": getattr(exp, "CurrentUser", None),
+    "CURRENT_ACCOUNT": getattr(exp, "CurrentAccount", None),
+    "CURRENT_VERSION": getattr(exp, "CurrentVersion", None),
+}
+
+
+def account_name() -> str:
+    return getattr(settings, "ACCOUNT_NAME", DEFAULT_ACCOUNT)
+
+
+def values(session: Session) -> dict[str, str | None]:
+    return {
+        "CURRENT_ROLE": session.role,
+        "CURRENT_WAREHOUSE": session.warehouse,
+        "CURRENT_DATABASE": session.database,
+        "CURRENT_SCHEMA": session.schema if session.database else None,
+        "CURRENT_USER": session.user_name,
+        "CURRENT_ACCOUNT": account_name(),
+        "CURRENT_VERSION": VERSION,
+    }
+
+
+def function_name(node: exp.Expression) -> str | None:
+    """'CURRENT_ROLE' for CURRENT_ROLE(), … ; None for anything else."""
+    for name, cls in _CLASSES.items():
+        if cls is not None and type(node) is cls:
+            return name
+    if isinstance(node, exp.Anonymous) and node.name.upper() in _CLASSES and not node.expressions:
+        return node.name.upper()
+    return None
+
+
+def literal(value: str | None) -> exp.Expression:
+    return exp.Null() if value is None else exp.Literal.string(value)
+
+
+def substitute(tree: exp.Expression, session: Session) -> bool:
+    """Replace every session function in `tree` (in place) by its value; True when any was found."""
+    known = values(session)
+    found = [(node, name) for node in tree.walk() if (name := function_name(node))]
+    for node, name in found:
+        node.replace(literal(known[name]))
+    return bool(found)

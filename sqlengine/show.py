@@ -1,0 +1,282 @@
+"""SHOW DATABASES / SCHEMAS / TABLES / VIEWS / MODELS / WAREHOUSES, with Snowflake's columns.
+
+sqlglot parses most SHOW statements; SHOW MODELS falls back to a generic Command, read here with a
+small regular expression. Both become a ShowSpec.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp
+
+from catalog import accountdata
+from catalog.identifiers import split_parts
+from catalog.models import Database, Schema, SchemaObject
+from models_registry.models import FineTunedModel
+from sqlengine.parsing import constant, name_parts
+from sqlengine.results import Result
+from studio.errors import StudioError, compilation_error
+
+KINDS = ("DATABASES", "SCHEMAS", "TABLES", "VIEWS", "MODELS", "WAREHOUSES")
+
+_NAME = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+_STRING = r"'(?:[^'\\]|''|\\.)*'"
+_COMMAND = re.compile(
+    rf"""SHOW\s+(?P<terse>TERSE\s+)?(?P<kind>{'|'.join(KINDS)})
+    (?:\s+LIKE\s+(?P<like>{_STRING}))?
+    (?:\s+IN\s+(?:(?P<account>ACCOUNT)|(?:(?P<scope_kind>DATABASE|SCHEMA)\s+)?(?P<scope>{_NAME}(?:\.{_NAME})*)))?
+    (?:\s+STARTS\s+WITH\s+(?P<starts>{_STRING}))?
+    (?:\s+LIMIT\s+(?P<limit>\d+))?
+    \s*;?\s*\Z""",
+    re.IGNORECASE | re.VERBOSE | re.DOTALL,
+)
+
+
+@dataclass
+class ShowSpec:
+    kind: str
+    terse: bool = False
+    like: str | None = None
+    starts_with: str | None = None
+    scope_kind: str | None = None  # ACCOUNT, DATABASE, SCHEMA, or None when only a name (or nothing) was given
+    scope: list[str] = field(default_factory=list)
+    limit: int | None = None
+
+
+def handles(statement: exp.Show) -> bool:
+    return str(statement.this).upper() in KINDS
+
+
+def handles_command(text: str) -> bool:
+    return bool(re.match(rf"SHOW\s+(TERSE\s+)?({'|'.join(KINDS)})\b", text, re.IGNORECASE))
+
+
+def from_expression(statement: exp.Show) -> ShowSpec:
+    args = statement.args
+    limit = args.get("limit")
+    scope = args.get("scope")
+    return ShowSpec(
+        kind=str(statement.this).upper(),
+        terse=bool(args.get("terse")),
+        like=constant(args["like"]) if args.get("like") else None,
+        starts_with=constant(args["starts_with"]) if isinstance(args.get("starts_with"), exp.Expression) else None,
+        scope_kind=str(args["scope_kind"]).upper() if args.get("scope_kind") else None,
+        scope=name_parts(scope) if scope is not None else [],
+        limit=int(constant(limit.expression)) if limit is not None else None,
+    )
+
+
+def _string(literal: str | None) -> str | None:
+    if literal is None:
+        return None
+    return re.sub(r"''|\\(.)", lambda m: m.group(1) or "'", literal[1:-1])
+
+
+def from_command(text: str) -> ShowSpec:
+    match = _COMMAND.match(text.strip())
+    if not match:
+        raise StudioError(f"SQL compilation error: syntax error in '{text[:120]}': expected SHOW [TERSE] <objects> "
+                          "[LIKE '<pattern>'] [IN ACCOUNT | DATABASE <db> | SCHEMA <db.schema>] "
+                          "[STARTS WITH '<prefix>'] [LIMIT <n>].", code=1003, sqlstate="42000")
+    scope_kind = "ACCOUNT" if match["account"] else (match["scope_kind"] or "").upper() or None
+    return ShowSpec(
+        kind=match["kind"].upper(),
+        terse=bool(match["terse"]),
+        like=_string(match["like"]),
+        starts_with=_string(match["starts"]),
+        scope_kind=scope_kind,
+        scope=split_parts(match["scope"]) if match["scope"] else [],
+        limit=int(match["limit"]) if match["limit"] else None,
+    )
+
+
+def like_matches(pattern: str, value: str) -> bool:
+    """Snowflake's LIKE for SHOW: case-insensitive, % any run, _ one character, backslash escapes."""
+    regex = []
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            regex.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        regex.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
+        i += 1
+    return re.fullmatch("".join(regex), value, re.IGNORECASE | re.DOTALL) is not None
+
+
+# Scope ------------------------------------------------------------------------------------------------
+
+def _scope(session, spec: ShowSpec) -> tuple[str | None, str | None]:
+    """(database, schema) the listing is limited to; None for no limit."""
+    from sqlengine.statements.catalog import no_current
+
+    action = f"SHOW {spec.kind}"
+    if spec.scope_kind == "ACCOUNT":
+        return None, None
+    if spec.scope_kind == "DATABASE":
+        if len(spec.scope) != 1:
+            raise compilation_error(f"invalid database name '{'.'.join(spec.scope)}'.")
+        return accountdata.get_database(spec.scope[0]).name, None
+    if spec.scope:
+        if len(spec.scope) == 2:
+            accountdata.get_schema(*spec.scope)
+            return spec.scope[0], spec.scope[1]
+        if len(spec.scope) != 1:
+            raise compilation_error(f"invalid schema name '{'.'.join(spec.scope)}'.")
+        (name,) = spec.scope
+        if session.database and Schema.objects.filter(database__name=session.database, name=name).exists():
+            return session.database, name
+        # sqlglot reads a bare `IN name` as a schema; Snowflake takes the name of a database there too.
+        if Database.objects.filter(name=name).exists():
+            return name, None
+        if not session.database:
+            raise no_current(action, "database")
+        accountdata.get_schema(session.database, name)
+    # Without IN, Snowflake lists the current database, or the whole account when there is none.
+    return session.database, None
+
+
+def _in_scope(database: str, schema: str | None, scope: tuple[str | None, str | None]) -> bool:
+    return (scope[0] is None or scope[0] == database) and (scope[1] is None or scope[1] == schema)
+
+
+# Listings ---------------------------------------------------------------------------------------------
+
+def _yn(flag: bool) -> str:
+    return "Y" if flag else "N"
+
+
+def _databases(session, spec) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
+    columns = ["created_on", "name", "is_default", "is_current", "origin", "owner", "comment", "options",
+               "retention_time", "kind"]
+    types = ["TIMESTAMP_LTZ"] + ["TEXT"] * 9
+    rows = [(d.created_on, d.name, "N", _yn(d.name == session.database), "", d.owner_role, d.comment, "", "1",
+             "STANDARD") for d in Database.objects.order_by("name")]
+    return columns, types, rows
+
+
+def _schemas(session, spec):
+    scope = _scope(session, spec)
+    columns = ["created_on", "name", "is_default", "is_current", "database_name", "owner", "comment", "options",
+               "retention_time"]
+    types = ["TIMESTAMP_LTZ"] + ["TEXT"] * 8
+    schemas = Schema.objects.select_related("database").order_by("database__name", "name")
+    if scope[0]:
+        schemas = schemas.filter(database__name=scope[0])
+    rows = [(s.created_on, s.name, "N", _yn((s.database.name, s.name) == (session.database, session.schema)),
+             s.database.name, s.owner_role, "", "", "1") for s in schemas]
+    return columns, types, rows
+
+
+def _relations(session, spec, kind: str) -> list[dict[str, Any]]:
+    """Tables or views that DuckDB holds in scope, with their owner records."""
+    scope = _scope(session, spec)
+    records = {(o.schema.database.name, o.schema.name, o.name): o
+               for o in SchemaObject.objects.select_related("schema__database")}
+    schema_owners = {(s.database.name, s.name): s.owner_role for s in Schema.objects.select_related("database")}
+    found = []
+    with accountdata.connect(None, None) as con:
+        if kind == "TABLE":
+            listed = con.execute("SELECT database_name, schema_name, table_name, NULL FROM duckdb_tables() "
+                                 "WHERE NOT temporary").fetchall()
+        else:
+            listed = con.execute("SELECT database_name, schema_name, view_name, sql FROM duckdb_views() "
+                                 "WHERE NOT internal AND NOT temporary").fetchall()
+        for database, schema, name, sql in listed:
+            if (database, schema) not in schema_owners or not _in_scope(database, schema, scope):
+                continue
+            record = records.get((database, schema, name))
+            item = {"database": database, "schema": schema, "name": name, "record": record,
+                    "owner": record.owner_role if record else schema_owners[(database, schema)],
+                    "created_on": record.created_on if record else None,
+                    "comment": record.comment if record else "",
+                    "text": (record.text if record and record.text else sql)}
+            if kind == "TABLE":
+                ident = accountdata.qualified_ident(database, schema, name)
+                item["rows"] = con.execute(f"SELECT count(*) FROM {ident}").fetchone()[0]
+            found.append(item)
+    return sorted(found, key=lambda i: (i["database"], i["schema"], i["name"]))
+
+
+def _tables(session, spec):
+    columns = ["created_on", "name", "database_name", "schema_name", "kind", "comment", "cluster_by", "rows",
+               "bytes", "owner", "retention_time", "automatic_clustering", "change_tracking", "is_external"]
+    types = ["TIMESTAMP_LTZ", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "NUMBER", "NUMBER", "TEXT", "TEXT",
+             "TEXT", "TEXT", "TEXT"]
+    # DuckDB does not report a table's size on disk; bytes stays NULL rather than a guess.
+    rows = [(t["created_on"], t["name"], t["database"], t["schema"], "TABLE", t["comment"], "", t["rows"], None,
+             t["owner"], "1", "OFF", "OFF", "N") for t in _relations(session, spec, "TABLE")]
+    return columns, types, rows
+
+
+def _views(session, spec):
+    columns = ["created_on", "name", "reserved", "database_name", "schema_name", "owner", "comment", "text",
+               "is_secure", "is_materialized", "change_tracking"]
+    types = ["TIMESTAMP_LTZ"] + ["TEXT"] * 7 + ["BOOLEAN", "BOOLEAN", "TEXT"]
+    rows = [(v["created_on"], v["name"], "", v["database"], v["schema"], v["owner"], v["comment"], v["text"],
+             " SECURE " in f" {v['text'].upper()} ", False, "OFF") for v in _relations(session, spec, "VIEW")]
+    return columns, types, rows
+
+
+def _models(session, spec):
+    scope = _scope(session, spec)
+    columns = ["created_on", "name", "database_name", "schema_name", "owner", "base_model", "comment"]
+    types = ["TIMESTAMP_LTZ"] + ["TEXT"] * 6
+    models = FineTunedModel.objects.select_related("schema__database")
+    if scope[0]:
+        models = models.filter(schema__database__name=scope[0])
+    if scope[1]:
+        models = models.filter(schema__name=scope[1])
+    rows = [(m.created_on, m.name, m.schema.database.name, m.schema.name, m.owner_role, m.base_model, "")
+            for m in models]
+    return columns, types, rows
+
+
+def _warehouses(session, spec):
+    from jobs.models import FineTuneJob
+    from warehouses.models import Warehouse
+
+    columns = ["name", "state", "type", "size", "running", "queued", "is_default", "is_current", "auto_suspend",
+               "auto_resume", "created_on", "owner", "comment", "devices", "concurrency"]
+    types = ["TEXT", "TEXT", "TEXT", "TEXT", "NUMBER", "NUMBER", "TEXT", "TEXT", "NUMBER", "TEXT",
+             "TIMESTAMP_LTZ", "TEXT", "TEXT", "TEXT", "NUMBER"]
+    rows = []
+    for w in Warehouse.objects.order_by("name"):
+        jobs = FineTuneJob.objects.filter(warehouse=w.name)
+        rows.append((w.name, "STARTED", "STANDARD", w.size,
+                     jobs.filter(status=FineTuneJob.Status.IN_PROGRESS).count(),
+                     jobs.filter(status=FineTuneJob.Status.PENDING).count(), "N", _yn(w.name == session.warehouse),
+                     None, "true", w.created_on, getattr(w, "owner_role", "ACCOUNTADMIN"), getattr(w, "comment", ""),
+                     w.devices, w.concurrency))
+    return columns, types, rows
+
+
+LISTINGS = {"DATABASES": _databases, "SCHEMAS": _schemas, "TABLES": _tables, "VIEWS": _views, "MODELS": _models,
+            "WAREHOUSES": _warehouses}
+# SHOW TERSE keeps these columns; the kind column names the object type.
+TERSE = ["created_on", "name", "kind", "database_name", "schema_name"]
+TERSE_KIND = {"DATABASES": "STANDARD", "SCHEMAS": "SCHEMA", "TABLES": "TABLE", "VIEWS": "VIEW",
+              "MODELS": "MODEL", "WAREHOUSES": "WAREHOUSE"}
+
+
+def run(session, spec: ShowSpec) -> Result:
+    columns, types, rows = LISTINGS[spec.kind](session, spec)
+    name_at = columns.index("name")
+    if spec.like is not None:
+        rows = [r for r in rows if like_matches(spec.like, r[name_at])]
+    if spec.starts_with is not None:
+        rows = [r for r in rows if r[name_at].startswith(spec.starts_with)]
+    if spec.limit is not None:
+        rows = rows[: spec.limit]
+    if spec.terse:
+        def pick(row, column):
+            return row[columns.index(column)] if column in columns else None
+
+        rows = [(pick(r, "created_on"), r[name_at], TERSE_KIND[spec.kind],
+                 r[name_at] if spec.kind == "DATABASES" else pick(r, "database_name"), pick(r, "schema_name"))
+                for r in rows]
+        return Result(TERSE, rows, ["TIMESTAMP_LTZ", "TEXT", "TEXT", "TEXT", "TEXT"])
+    return Result(columns, rows, types)
