@@ -67,7 +67,7 @@ def test_a_select_returns_snowflake_result_set_with_row_type_and_string_data(cli
     assert body["data"] == [["Ada", "36", "true"], ["Alan", "41", "false"]]
     meta = body["resultSetMetaData"]
     assert meta["numRows"] == 2 and meta["format"] == "jsonv2" and meta["partitionInfo"][0]["rowCount"] == 2
-    assert [(c["name"], c["type"]) for c in meta["rowType"]] == [("name", "text"), ("age", "fixed"), ("active", "boolean")]
+    assert [(c["name"], c["type"]) for c in meta["rowType"]] == [("NAME", "text"), ("AGE", "fixed"), ("ACTIVE", "boolean")]
     assert meta["rowType"][1]["precision"] == 38 and meta["rowType"][1]["scale"] == 0
     handle = body["statementHandle"]
     assert body["statementStatusUrl"] == f"{URL}/{handle}" and isinstance(body["createdOn"], int)

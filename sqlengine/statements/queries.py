@@ -37,8 +37,31 @@ def run(executor, statement: exp.Query) -> Result:
     with_usage = usage.references_view(tree)
     if not rewritten and not with_usage:
         columns, rows = accountdata.run_query(statement.sql(dialect="snowflake"), session.database, session.schema)
-        return Result(columns, rows)
-    return run_rewritten(session, tree, calls, with_usage=with_usage)
+        return Result(snowflake_column_names(statement, columns), rows)
+    result = run_rewritten(session, tree, calls, with_usage=with_usage)
+    result.columns = snowflake_column_names(tree, result.columns)
+    return result
+
+
+def snowflake_column_names(statement: exp.Query, columns: list[str]) -> list[str]:
+    """Result column names as Snowflake gives them: unquoted aliases and names upper-cased, and an
+    unaliased expression by its upper-cased text. DuckDB keeps them as written. Columns that come
+    from `*` keep the table's own names."""
+    select = statement if isinstance(statement, exp.Select) else statement.find(exp.Select)
+    if select is None:
+        return columns
+    projections = select.expressions
+    if len(projections) != len(columns) or any(p.is_star for p in projections):
+        return columns
+    names = []
+    for projection, column in zip(projections, columns):
+        if isinstance(projection, exp.Alias):
+            names.append(column if projection.args["alias"].quoted else column.upper())
+        elif isinstance(projection, exp.Column):
+            names.append(column if projection.this.quoted else column.upper())
+        else:  # DuckDB names it by its own transpiled text; Snowflake by the text as written
+            names.append(projection.sql(dialect="snowflake").upper())
+    return names
 
 
 def is_constant_cortex_select(statement: exp.Query) -> bool:

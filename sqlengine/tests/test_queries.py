@@ -33,7 +33,7 @@ def test_session_functions_answer_from_the_session(account):
     session = admin_session(database="QDB", schema="PUBLIC")
     result = run(session, "SELECT CURRENT_ROLE(), CURRENT_WAREHOUSE() AS wh, CURRENT_DATABASE(), CURRENT_SCHEMA(), "
                           "CURRENT_USER(), CURRENT_ACCOUNT(), CURRENT_VERSION()")
-    assert result.columns == ["CURRENT_ROLE()", "wh", "CURRENT_DATABASE()", "CURRENT_SCHEMA()", "CURRENT_USER()",
+    assert result.columns == ["CURRENT_ROLE()", "WH", "CURRENT_DATABASE()", "CURRENT_SCHEMA()", "CURRENT_USER()",
                               "CURRENT_ACCOUNT()", "CURRENT_VERSION()"]
     assert result.rows == [("ACCOUNTADMIN", "COMPUTE_WH", "QDB", "PUBLIC", "admin", "STUDIO", "9.0.0")]
 
@@ -214,7 +214,7 @@ def test_complete_over_rows_keeps_row_order_and_equals_one_by_one_calls(tickets,
 
     result = run(session, "SELECT id, SNOWFLAKE.CORTEX.COMPLETE('tiny-llama', prompt) FROM tickets ORDER BY id")
 
-    assert result.columns == ["id", "SNOWFLAKE.CORTEX.COMPLETE('tiny-llama', prompt)"]
+    assert result.columns == ["ID", "SNOWFLAKE.CORTEX.COMPLETE('tiny-llama', prompt)"]
     assert result.types == ["NUMBER", "TEXT"]
     assert result.rows == [(i, None if p is None else expected[p]) for i, p in TICKETS]
     # Four distinct prompts, each asked once, at the same time; the NULL prompt is not asked.

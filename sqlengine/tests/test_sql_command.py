@@ -26,7 +26,7 @@ def test_snowflake_functions_are_transpiled_for_duckdb(account):
     session = admin_session(database="SQLDB", schema="PUBLIC")
     result = Executor(session).execute("SELECT IFF(age > 40, 'senior', 'junior') || ':' || UPPER(name) AS label "
                                        "FROM people ORDER BY age")[-1]
-    assert result.columns == ["label"] and result.rows == [("junior:ADA",), ("senior:ALAN",)]
+    assert result.columns == ["LABEL"] and result.rows == [("junior:ADA",), ("senior:ALAN",)]
 
 
 def test_use_of_a_missing_warehouse_names_it(account):
@@ -37,7 +37,7 @@ def test_use_of_a_missing_warehouse_names_it(account):
 def test_the_sql_command_prints_a_table_and_json(account, capsys):
     call_command("sql", "-e", "SELECT name, age FROM sqldb.public.people ORDER BY age")
     out = capsys.readouterr().out
-    assert "| name | age |" in out and "| Ada  | 36  |" in out
+    assert "| NAME | AGE |" in out and "| Ada  | 36  |" in out
     call_command("sql", "-e", "SELECT SNOWFLAKE.CORTEX.FINETUNE('SHOW') AS jobs", "--format", "json")
     assert json.loads(capsys.readouterr().out) == {"columns": ["JOBS"], "rows": [[[]]]}
 
@@ -55,3 +55,9 @@ def test_a_syntax_error_says_where(account):
 def test_an_unterminated_string_is_a_compilation_error_not_a_crash(account):
     with pytest.raises(CommandError, match=r"^001003 \(42000\): SQL compilation error: .*Is a quote missing or not doubled"):
         call_command("sql", "-e", "SELECT SNOWFLAKE.CORTEX.COMPLETE('m', 'last month's receipt')")
+
+
+def test_result_columns_are_named_as_snowflake_names_them(account):
+    session = admin_session(database="SQLDB", schema="PUBLIC")
+    result = Executor(session).execute('SELECT name AS "Mixed", age AS years, UPPER(name), age FROM people LIMIT 1')[-1]
+    assert result.columns == ["Mixed", "YEARS", "UPPER(NAME)", "AGE"]

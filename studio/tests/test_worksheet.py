@@ -39,7 +39,7 @@ def test_running_a_statement_shows_its_rows(admin_client):
     response = run(admin_client, "SELECT name, age FROM wsdb.public.people ORDER BY name")
     page = response.content.decode()
     assert response.status_code == 200
-    assert "<th>name</th>" in page and "<td>Ada</td>" in page and "<td>36</td>" in page
+    assert "<th>NAME</th>" in page and "<td>Ada</td>" in page and "<td>36</td>" in page
     assert '<td class="null">NULL</td>' in page and "2 rows" in page
     assert "SELECT name, age FROM wsdb.public.people ORDER BY name</textarea>" in page
 
