@@ -55,3 +55,40 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class UserProfile(models.Model):
+    """What Snowflake keeps on a user beyond Django's auth fields."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    default_role = models.CharField(max_length=255, default="PUBLIC")  # the role a new session starts with
+    default_warehouse = models.CharField(max_length=255, blank=True)
+    comment = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user.get_username()} (default role {self.default_role})"
+
+
+class AccessEvent(models.Model):
+    """One FINETUNE, COMPLETE, GRANT or REVOKE: who, with which role, on what, and how it ended."""
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "SUCCESS"
+        REFUSED = "REFUSED"  # a missing privilege
+        FAILED = "FAILED"  # any other error
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user_name = models.CharField(max_length=255)
+    role = models.CharField(max_length=255)
+    action = models.CharField(max_length=64)  # FINETUNE CREATE, COMPLETE, GRANT, REVOKE, …
+    object_type = models.CharField(max_length=32, blank=True)
+    object_name = models.CharField(max_length=767, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    message = models.TextField(blank=True)  # the error, or what was done
+    entry_point = models.CharField(max_length=32, blank=True)  # cli, api, worksheet, web, admin
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.user_name}/{self.role} {self.action} {self.object_name} {self.outcome}"

@@ -13,6 +13,7 @@ class Session:
     warehouse: str | None = None
     database: str | None = None
     schema: str | None = None
+    entry_point: str = "cli"  # cli, api, worksheet, web, admin: where the statement came from
 
     @property
     def user_name(self) -> str:

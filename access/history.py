@@ -1,0 +1,41 @@
+"""The access history: every FINETUNE, COMPLETE, GRANT and REVOKE, recorded with its outcome.
+
+    with history.recorded(session, "FINETUNE CREATE", "MODEL", "DB.S.M"):
+        ...   # the event is SUCCESS if the block returns, REFUSED/FAILED (and re-raised) if it raises
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from access.models import AccessEvent
+from access.session import Session
+from studio.errors import StudioError
+
+# Snowflake's "Insufficient privileges" errors carry this code; they are recorded as REFUSED.
+INSUFFICIENT_PRIVILEGES_CODE = 3001
+
+
+def record(session: Session, action: str, object_type: str = "", object_name: str = "", *,
+           outcome: str = AccessEvent.Outcome.SUCCESS, message: str = "") -> AccessEvent:
+    return AccessEvent.objects.create(
+        user_name=session.user_name, role=session.role or "", action=action, object_type=object_type,
+        object_name=object_name, outcome=outcome, message=message[:2000],
+        entry_point=getattr(session, "entry_point", "") or "",
+    )
+
+
+@contextlib.contextmanager
+def recorded(session: Session, action: str, object_type: str = "", object_name: str = "") -> Iterator[None]:
+    try:
+        yield
+    except StudioError as exc:
+        refused = exc.code == INSUFFICIENT_PRIVILEGES_CODE
+        record(session, action, object_type, object_name, message=exc.message,
+               outcome=AccessEvent.Outcome.REFUSED if refused else AccessEvent.Outcome.FAILED)
+        raise
+    except Exception as exc:
+        record(session, action, object_type, object_name, outcome=AccessEvent.Outcome.FAILED,
+               message=f"{type(exc).__name__}: {exc}")
+        raise
+    record(session, action, object_type, object_name)
