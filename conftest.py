@@ -112,8 +112,21 @@ def live_db(django_db_setup, django_db_blocker):
             teardown_databases(created, verbosity=0)
 
 
+@pytest.fixture
+def stack(stack_processes):
+    """The running stack, with the account it needs. Tests using transactional_db flush every table
+    when they end (the migrations' seed rows included), so the account is made again for each test."""
+    from access.bootstrap import bootstrap
+    from catalog.base_models import seed_catalog
+
+    seed_catalog()
+    bootstrap(password="admin-test-password", demo=False)
+    register_tiny_llama()
+    return stack_processes
+
+
 @pytest.fixture(scope="session")
-def stack(live_db, tiny_llama_dir):
+def stack_processes(live_db, tiny_llama_dir):
     """Redis, one worker for COMPUTE_WH and an inference server for the tiny Llama, as real processes."""
     from django.conf import settings
 

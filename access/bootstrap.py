@@ -1,4 +1,10 @@
-"""First-run account setup: system roles, the administrator, a warehouse and a demo database."""
+"""First-run account setup: system roles, the administrator, a warehouse and a demo database.
+
+As in a new Snowflake account: the administrator holds ACCOUNTADMIN (the system hierarchy below it is
+implicit, access/privileges.py SYSTEM_HIERARCHY); COMPUTE_WH and DEMO are owned by SYSADMIN; and PUBLIC
+holds USAGE on COMPUTE_WH, so any user granted SNOWFLAKE.CORTEX_USER can run jobs on it. CORTEX_USER
+itself is not granted to PUBLIC (Snowflake does so by default; here an ACCOUNTADMIN grants it).
+"""
 from __future__ import annotations
 
 import secrets
@@ -9,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from access.models import SYSTEM_ROLES, Role
+from access.models import SYSTEM_ROLES, Grant, Role
 from catalog import accountdata
 from catalog.models import Database
 from warehouses.models import Warehouse
@@ -55,7 +61,12 @@ def ensure_roles() -> None:
 
 
 def ensure_warehouse() -> Warehouse:
-    warehouse, _ = Warehouse.objects.get_or_create(name=DEFAULT_WAREHOUSE)
+    """COMPUTE_WH, owned by SYSADMIN (warehouses have no owner column: see access/privileges.py), with
+    USAGE granted to PUBLIC."""
+    warehouse, created = Warehouse.objects.get_or_create(name=DEFAULT_WAREHOUSE)
+    if created:
+        Grant.objects.get_or_create(privilege="USAGE", object_type="WAREHOUSE", object_name=DEFAULT_WAREHOUSE,
+                                    grantee_type="ROLE", grantee_name="PUBLIC", defaults={"granted_by": "ACCOUNTADMIN"})
     return warehouse
 
 
@@ -63,8 +74,9 @@ def ensure_demo_data() -> int | None:
     """The DEMO database with SUPPORT_TICKETS: 40 tickets each labelled with one category word."""
     if Database.objects.filter(name=DEMO_DATABASE).exists():
         return None
-    accountdata.create_database(DEMO_DATABASE)
-    return accountdata.load_table(DEMO_DATABASE, accountdata.DEFAULT_SCHEMA, DEMO_TABLE, DEMO_FILE)
+    accountdata.create_database(DEMO_DATABASE, "SYSADMIN")
+    return accountdata.load_table(DEMO_DATABASE, accountdata.DEFAULT_SCHEMA, DEMO_TABLE, DEMO_FILE,
+                                  owner_role="SYSADMIN")
 
 
 def bootstrap(username: str = "admin", password: str | None = None, *, demo: bool = True) -> AdminLogin:

@@ -1,8 +1,13 @@
 """Grants: privileges on objects held by roles, roles granted to roles and users, and roles themselves.
 
-The service the GRANT / REVOKE / SHOW GRANTS / CREATE ROLE statements call (sqlengine/statements/
-grants.py). It stores and removes access.models.Grant rows; it does not decide who may grant, nor
-check privileges before FINETUNE or COMPLETE: that is the access-control layer built on top of it.
+The service the GRANT / REVOKE / SHOW GRANTS / CREATE ROLE statements and the admin console call
+(sqlengine/statements/grants.py, access/admin.py). It stores and removes access.models.Grant rows,
+after checking that the session may (access/privileges.py decides who holds what):
+- GRANT / REVOKE of a privilege: the object's owner, a holder of that privilege WITH GRANT OPTION, or
+  a role with MANAGE GRANTS (SECURITYADMIN, and ACCOUNTADMIN above it);
+- GRANT / REVOKE of a role: its owner or MANAGE GRANTS; of SNOWFLAKE.CORTEX_USER: ACCOUNTADMIN only;
+- CREATE ROLE: USERADMIN or a role above it; DROP ROLE: the role's owner or MANAGE GRANTS.
+Every GRANT and REVOKE, refused or not, is recorded in the access history (access/history.py).
 
 Stored forms (what the checks will read):
 - a privilege: Grant(privilege="USAGE", object_type="SCHEMA", object_name="DB.PUBLIC", ROLE grantee);
@@ -21,6 +26,7 @@ import duckdb
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from access import history
 from access.models import SYSTEM_ROLES, Grant, Role
 from access.session import Session
 from catalog import accountdata
@@ -174,6 +180,37 @@ def privileges_for(object_type: str, privileges: Iterable[str]) -> list[str]:
     return out
 
 
+# Who may grant ----------------------------------------------------------------------------------
+
+def _display(object_type: str, object_name: str) -> str:
+    if object_type == DATABASE_ROLE:
+        return object_name
+    return quote(split_parts(object_name)[-1])
+
+
+def may_grant(session: Session, privilege: str, object_type: str, object_name: str) -> bool:
+    """Whether the session may GRANT (or REVOKE) `privilege` on an object (its stored name)."""
+    from access import privileges
+
+    roles = privileges.session_roles(session)
+    if object_type == DATABASE_ROLE:
+        return privileges.ACCOUNTADMIN in roles
+    if roles & set(privileges.MANAGE_GRANTS_ROLES):
+        return True
+    if privileges.owner_of(object_type, object_name) in roles:
+        return True
+    return object_type != ROLE and Grant.objects.filter(
+        privilege=privilege, object_type=object_type, object_name=object_name, grantee_type=ROLE,
+        grantee_name__in=roles, grant_option=True).exists()
+
+
+def _require_grant_authority(session: Session, privilege: str, object_type: str, object_name: str) -> None:
+    from access import privileges
+
+    if not may_grant(session, privilege, object_type, object_name):
+        raise privileges.insufficient(object_type, _display(object_type, object_name))
+
+
 # Granting and revoking --------------------------------------------------------------------------
 
 def _store(session: Session, privilege: str, object_type: str, object_name: str, grantee_type: str,
@@ -187,31 +224,47 @@ def _store(session: Session, privilege: str, object_type: str, object_name: str,
     return found
 
 
-@transaction.atomic
 def grant(session: Session, privilege: str, object_type: str, object_name: str, grantee_type: str,
           grantee_name: str, grant_option: bool = False) -> list[Grant]:
     """GRANT privilege ON object_type object_name TO grantee; names are SQL identifiers as written.
 
     privilege may be ALL (each privilege of the type is stored). object_type ROLE / DATABASE ROLE
     grants the role itself (privilege is then ignored: USAGE is stored). Granting again is a no-op
-    (WITH GRANT OPTION adds the option). Returns the Grant rows.
+    (WITH GRANT OPTION adds the option). Returns the Grant rows. Refused (code 3001) unless the
+    session may grant it; recorded in the access history either way.
     """
     object_type = " ".join(object_type.upper().split())
     grantee_type = grantee_type.upper()
     if object_type in (ROLE, DATABASE_ROLE):
         return [grant_role(session, object_type, object_name, grantee_type, grantee_name)]
+    with history.recorded(session, "GRANT", object_type, object_name):
+        return _grant(session, privilege, object_type, object_name, grantee_type, grantee_name, grant_option)
+
+
+@transaction.atomic
+def _grant(session: Session, privilege: str, object_type: str, object_name: str, grantee_type: str,
+           grantee_name: str, grant_option: bool) -> list[Grant]:
     if grantee_type != ROLE:
         raise compilation_error(f"privileges on a {object_type} are granted to roles; grant a role to the user.")
     privileges = privileges_for(object_type, [privilege])
     name = resolve_object(session, object_type, object_name)
     to = grantee(ROLE, grantee_name)
+    for p in privileges:
+        _require_grant_authority(session, p, object_type, name)
     return [_store(session, p, object_type, name, ROLE, to, grant_option) for p in privileges]
 
 
 def grant_role(session: Session, role_type: str, name: str, grantee_type: str, grantee_text: str) -> Grant:
-    role_type = role_type.upper()
+    role_type = " ".join(role_type.upper().split())
+    with history.recorded(session, "GRANT", role_type, name):
+        return _grant_role(session, role_type, name, grantee_type, grantee_text)
+
+
+@transaction.atomic
+def _grant_role(session: Session, role_type: str, name: str, grantee_type: str, grantee_text: str) -> Grant:
     object_name = resolve_object(session, role_type, name)
     to = grantee(grantee_type, grantee_text)
+    _require_grant_authority(session, "USAGE", role_type, object_name)
     if role_type == ROLE and grantee_type.upper() == ROLE:
         granted = split_parts(object_name)[0]
         if granted == to or to in inherited_roles(granted):
@@ -224,18 +277,27 @@ def grant_role(session: Session, role_type: str, name: str, grantee_type: str, g
     return stored
 
 
-@transaction.atomic
 def revoke(session: Session, privilege: str, object_type: str, object_name: str, grantee_type: str,
            grantee_name: str, grant_option: bool = False) -> int:
     """REVOKE privilege ON object FROM grantee; how many grants were removed (or lost their grant
-    option, with grant_option=True: REVOKE GRANT OPTION FOR). Revoking what was never granted is 0."""
+    option, with grant_option=True: REVOKE GRANT OPTION FOR). Revoking what was never granted is 0.
+    Who may revoke is who may grant; recorded in the access history either way."""
     object_type = " ".join(object_type.upper().split())
     grantee_type = grantee_type.upper()
     if object_type in (ROLE, DATABASE_ROLE):
         return revoke_role(session, object_type, object_name, grantee_type, grantee_name)
+    with history.recorded(session, "REVOKE", object_type, object_name):
+        return _revoke(session, privilege, object_type, object_name, grantee_type, grantee_name, grant_option)
+
+
+@transaction.atomic
+def _revoke(session: Session, privilege: str, object_type: str, object_name: str, grantee_type: str,
+            grantee_name: str, grant_option: bool) -> int:
     privileges = privileges_for(object_type, [privilege])
-    rows = Grant.objects.filter(privilege__in=privileges, object_type=object_type,
-                                object_name=resolve_object(session, object_type, object_name),
+    name = resolve_object(session, object_type, object_name)
+    for p in privileges:
+        _require_grant_authority(session, p, object_type, name)
+    rows = Grant.objects.filter(privilege__in=privileges, object_type=object_type, object_name=name,
                                 grantee_type=grantee_type, grantee_name=grantee(grantee_type, grantee_name))
     if grant_option:
         return rows.filter(grant_option=True).update(grant_option=False)
@@ -243,9 +305,16 @@ def revoke(session: Session, privilege: str, object_type: str, object_name: str,
 
 
 def revoke_role(session: Session, role_type: str, name: str, grantee_type: str, grantee_text: str) -> int:
-    role_type = role_type.upper()
+    role_type = " ".join(role_type.upper().split())
+    with history.recorded(session, "REVOKE", role_type, name):
+        return _revoke_role(session, role_type, name, grantee_type, grantee_text)
+
+
+@transaction.atomic
+def _revoke_role(session: Session, role_type: str, name: str, grantee_type: str, grantee_text: str) -> int:
     object_name = resolve_object(session, role_type, name)
     to = grantee(grantee_type, grantee_text)
+    _require_grant_authority(session, "USAGE", role_type, object_name)
     removed = Grant.objects.filter(privilege="USAGE", object_type=role_type, object_name=object_name,
                                    grantee_type=grantee_type.upper(), grantee_name=to).delete()[0]
     if role_type == ROLE and grantee_type.upper() == USER:
@@ -287,11 +356,15 @@ def inherited_roles(role: str) -> set[str]:
 
 @transaction.atomic
 def create_role(session: Session, text: str, *, if_not_exists: bool = False, or_replace: bool = False) -> tuple[Role, bool]:
-    """(role, created). The creating role owns it (an OWNERSHIP grant)."""
+    """(role, created). The creating role owns it (an OWNERSHIP grant). USERADMIN or above only."""
+    from access import privileges
+
     parts = split_parts(text)
     if len(parts) != 1:
         raise compilation_error(f"'{text}' is not a role name.")
     name = parts[0]
+    if "USERADMIN" not in privileges.session_roles(session):
+        raise privileges.insufficient("role", quote(name))
     existing = Role.objects.filter(name=name).first()
     if existing is not None:
         if if_not_exists:
@@ -319,6 +392,7 @@ def drop_role(session: Session, text: str, *, if_exists: bool = False) -> bool:
         raise _not_found("Role", quote(name))
     if name in SYSTEM_ROLES:
         raise StudioError(f"System role '{name}' cannot be dropped.", code=3001, sqlstate="42501")
+    _require_grant_authority(session, "OWNERSHIP", ROLE, object_key([name]))
     Grant.objects.filter(grantee_type=ROLE, grantee_name=name).delete()
     Grant.objects.filter(object_type=ROLE, object_name=object_key([name])).delete()
     role.delete()

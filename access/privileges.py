@@ -3,11 +3,30 @@
 The roles a session acts with are its current role plus every role that role inherits: roles granted
 to it (GRANT ROLE … TO ROLE), Snowflake's system hierarchy (ACCOUNTADMIN > SECURITYADMIN > USERADMIN,
 ACCOUNTADMIN > SYSADMIN), and PUBLIC, which every role inherits.
+
+A privilege on an object is held when one of those roles holds it (a Grant row), or owns the object
+(its owner_role: OWNERSHIP carries every privilege), or is ACCOUNTADMIN. The last is a simplification:
+in Snowflake ACCOUNTADMIN sees only what its hierarchy owns or was granted, but here every object is
+created inside that hierarchy unless a custom role creates it, so ACCOUNTADMIN may do everything.
+Warehouses have no owner column; SYSADMIN owns them, as it owns COMPUTE_WH in a new Snowflake account.
 """
 from __future__ import annotations
 
-from access.grants import ROLE, USER, inherited_roles
+from collections.abc import Iterable
+
+from sqlglot import exp
+
+from access.grants import DATABASE_ROLE, ROLE, USER, inherited_roles, object_key
 from access.models import Grant, Role
+from access.session import Session
+from studio.errors import StudioError
+
+ACCOUNTADMIN = "ACCOUNTADMIN"
+CORTEX_USER = "SNOWFLAKE.CORTEX_USER"
+# Roles holding MANAGE GRANTS: they may grant and revoke any privilege on any object.
+MANAGE_GRANTS_ROLES = ("SECURITYADMIN", ACCOUNTADMIN)
+WAREHOUSE_OWNER = "SYSADMIN"
+INSUFFICIENT_PRIVILEGES = 3001
 
 # Each system role and the system roles it inherits directly.
 SYSTEM_HIERARCHY: dict[str, tuple[str, ...]] = {
@@ -33,6 +52,11 @@ def effective_roles(role: str) -> set[str]:
     return seen
 
 
+def session_roles(session: Session) -> set[str]:
+    """The roles a session acts with, read afresh: a REVOKE counts from the next statement on."""
+    return effective_roles(session.role or "PUBLIC")
+
+
 def user_roles(user) -> set[str]:
     """Roles granted to the user directly (GRANT ROLE … TO USER, or Role.users), plus PUBLIC.
     The bootstrap administrator (a Django superuser) holds ACCOUNTADMIN."""
@@ -49,4 +73,228 @@ def user_roles(user) -> set[str]:
 
 def may_use_role(user, role: str) -> bool:
     """USE ROLE r is allowed when r is granted to the user, directly or through a role they hold."""
+    if user is not None and user.is_superuser:
+        return True
     return any(role in effective_roles(held) for held in user_roles(user))
+
+
+# Objects and their owners ------------------------------------------------------------------------
+
+def key(*parts: str) -> str:
+    """The stored object_name (Grant.object_name) of normalized name parts."""
+    return object_key(parts)
+
+
+def owner_of(object_type: str, object_name: str) -> str | None:
+    """The role owning an object named by its stored key (DB, DB.SCHEMA, DB.SCHEMA.NAME), or None."""
+    from catalog.identifiers import split_parts
+    from catalog.models import Database, Schema, SchemaObject, Stage
+    from models_registry.models import FineTunedModel
+
+    object_type = object_type.upper()
+    if object_type == "WAREHOUSE":
+        return WAREHOUSE_OWNER
+    if object_type == ROLE:
+        found = Grant.objects.filter(privilege="OWNERSHIP", object_type=ROLE, object_name=object_name,
+                                     grantee_type=ROLE).first()
+        return found.grantee_name if found else None
+    parts = split_parts(object_name)
+    if object_type == "DATABASE":
+        return Database.objects.filter(name=parts[0]).values_list("owner_role", flat=True).first()
+    if len(parts) < 2:
+        return None
+    schema = Schema.objects.filter(database__name=parts[0], name=parts[1]).first()
+    if schema is None:
+        return None
+    if object_type == "SCHEMA":
+        return schema.owner_role
+    if len(parts) != 3:
+        return None
+    if object_type == "MODEL":
+        return FineTunedModel.objects.filter(schema=schema, name=parts[2]).values_list("owner_role", flat=True).first()
+    if object_type == "STAGE":
+        return Stage.objects.filter(schema=schema, name=parts[2]).values_list("owner_role", flat=True).first()
+    # A table DuckDB has but the catalog missed shows its schema's owner (see SchemaObject).
+    owner = SchemaObject.objects.filter(schema=schema, name=parts[2]).values_list("owner_role", flat=True).first()
+    return owner or schema.owner_role
+
+
+# Checks ------------------------------------------------------------------------------------------
+
+def insufficient(object_type: str, name: str) -> StudioError:
+    """Snowflake's refusal: "Insufficient privileges to operate on schema 'MYSCHEMA'"."""
+    return StudioError(f"Insufficient privileges to operate on {object_type.lower()} '{name}'",
+                       code=INSUFFICIENT_PRIVILEGES, sqlstate="42501")
+
+
+def _display(object_name: str) -> str:
+    from catalog.identifiers import quote, split_parts
+
+    try:
+        return quote(split_parts(object_name)[-1])
+    except StudioError:
+        return object_name
+
+
+def has_privilege(session: Session, privilege: str, object_type: str, object_name: str, *,
+                  roles: set[str] | None = None) -> bool:
+    """Whether the session's roles hold `privilege` on the object (stored key), own it, or are ACCOUNTADMIN."""
+    roles = session_roles(session) if roles is None else roles
+    if ACCOUNTADMIN in roles:
+        return True
+    object_type = object_type.upper()
+    if owner_of(object_type, object_name) in roles:
+        return True
+    if privilege.upper() == "OWNERSHIP":
+        return False
+    return Grant.objects.filter(privilege=privilege.upper(), object_type=object_type, object_name=object_name,
+                                grantee_type=ROLE, grantee_name__in=roles).exists()
+
+
+def require(session: Session, privilege: str, object_type: str, object_name: str, *, display: str | None = None,
+            roles: set[str] | None = None) -> None:
+    if not has_privilege(session, privilege, object_type, object_name, roles=roles):
+        raise insufficient(object_type, display or _display(object_name))
+
+
+def is_owner(session: Session, object_type: str, object_name: str, *, roles: set[str] | None = None) -> bool:
+    return has_privilege(session, "OWNERSHIP", object_type, object_name, roles=roles)
+
+
+def require_ownership(session: Session, object_type: str, object_name: str, *, display: str | None = None) -> None:
+    require(session, "OWNERSHIP", object_type, object_name, display=display)
+
+
+def has_any_role(session: Session, *names: str) -> bool:
+    return bool(session_roles(session) & set(names))
+
+
+def holds_cortex_user(session: Session, *, roles: set[str] | None = None) -> bool:
+    """SNOWFLAKE.CORTEX_USER granted to one of the session's roles or to its user (ACCOUNTADMIN always)."""
+    roles = session_roles(session) if roles is None else roles
+    if ACCOUNTADMIN in roles:
+        return True
+    grants = Grant.objects.filter(object_type=DATABASE_ROLE, object_name=CORTEX_USER)
+    if grants.filter(grantee_type=ROLE, grantee_name__in=roles).exists():
+        return True
+    return session.user is not None and grants.filter(grantee_type=USER,
+                                                      grantee_name=session.user.get_username()).exists()
+
+
+def require_cortex_user(session: Session, function: str) -> None:
+    if not holds_cortex_user(session):
+        raise StudioError(
+            f"Insufficient privileges to operate on function '{function}': the {CORTEX_USER} database role is "
+            f"required; ask an ACCOUNTADMIN to run GRANT DATABASE ROLE {CORTEX_USER} TO ROLE {session.role}.",
+            code=INSUFFICIENT_PRIVILEGES, sqlstate="42501")
+
+
+def require_schema_usage(session: Session, database: str, schema: str, *, roles: set[str] | None = None) -> None:
+    """USAGE on a database and on one of its schemas: what naming anything inside them needs."""
+    roles = session_roles(session) if roles is None else roles
+    require(session, "USAGE", "DATABASE", key(database), roles=roles)
+    require(session, "USAGE", "SCHEMA", key(database, schema), roles=roles)
+
+
+def require_create_in_schema(session: Session, kind: str, database: str, schema: str) -> None:
+    """CREATE TABLE / VIEW / STAGE / MODEL: USAGE on database and schema, and CREATE <kind> on the schema
+    (the schema's owner holds both)."""
+    roles = session_roles(session)
+    require_schema_usage(session, database, schema, roles=roles)
+    require(session, f"CREATE {kind.upper()}", "SCHEMA", key(database, schema), roles=roles)
+
+
+def require_warehouse_usage(session: Session, warehouse: str) -> None:
+    require(session, "USAGE", "WAREHOUSE", key(warehouse))
+
+
+# Queries -----------------------------------------------------------------------------------------
+
+# Databases whose views are answered by the service itself, not read from a user's DuckDB file.
+VIRTUAL_DATABASES = ("SNOWFLAKE",)
+
+
+def tables_read(statement: exp.Expression, database: str | None, schema: str | None) -> list[tuple[str, str, str]]:
+    """(database, schema, name) of every table or view a query reads, resolved as the query will be
+    against the session's database and schema; CTE names and table functions are not tables."""
+    from sqlengine.parsing import name_parts
+
+    ctes = {name_parts(cte.args["alias"].this)[0] for cte in statement.find_all(exp.CTE)
+            if cte.args.get("alias") is not None and isinstance(cte.args["alias"].this, exp.Identifier)}
+    found: list[tuple[str, str, str]] = []
+    for table in statement.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            continue  # TABLE(GENERATOR(…)), a stage, a function
+        parts = name_parts(table)
+        if len(parts) == 1 and parts[0] in ctes:
+            continue
+        if len(parts) == 1 and database and schema:
+            parts = [database, schema, parts[0]]
+        elif len(parts) == 2 and database:
+            parts = [database, *parts]
+        if len(parts) != 3 or parts[0] in VIRTUAL_DATABASES:
+            continue  # unresolvable names fail in the query itself, with its own error
+        if tuple(parts) not in found:
+            found.append(tuple(parts))
+    return found
+
+
+def require_read(session: Session, statement: exp.Expression, database: str | None, schema: str | None) -> None:
+    """SELECT on each table or view the query reads, and USAGE on their databases and schemas.
+    Objects that do not exist are left to the query, which reports them as Snowflake does."""
+    from catalog.models import Database, Schema
+
+    roles = session_roles(session)
+    if ACCOUNTADMIN in roles:
+        return
+    for db, sch, name in tables_read(statement, database, schema):
+        if not Database.objects.filter(name=db).exists():
+            continue
+        require(session, "USAGE", "DATABASE", key(db), roles=roles)
+        if not Schema.objects.filter(database__name=db, name=sch).exists():
+            continue
+        require(session, "USAGE", "SCHEMA", key(db, sch), roles=roles)
+        object_type = "VIEW" if _is_view(db, sch, name) else "TABLE"
+        require(session, "SELECT", object_type, key(db, sch, name), roles=roles)
+
+
+def _is_view(database: str, schema: str, name: str) -> bool:
+    from catalog.models import SchemaObject
+
+    kind = SchemaObject.objects.filter(schema__database__name=database, schema__name=schema, name=name) \
+        .values_list("kind", flat=True).first()
+    if kind is not None:
+        return kind == SchemaObject.Kind.VIEW
+    return Grant.objects.filter(object_type="VIEW", object_name=key(database, schema, name)).exists()
+
+
+# Visibility --------------------------------------------------------------------------------------
+
+class Visibility:
+    """Which objects a session may see in SHOW: those it owns or holds any privilege on. One query for
+    the grants, so listing many objects stays cheap."""
+
+    def __init__(self, session: Session) -> None:
+        self.roles = session_roles(session)
+        self.all = ACCOUNTADMIN in self.roles
+        self.granted: set[tuple[str, str]] = set()
+        if not self.all:
+            self.granted = set(Grant.objects.filter(grantee_type=ROLE, grantee_name__in=self.roles)
+                               .exclude(object_type__in=(ROLE, DATABASE_ROLE))
+                               .values_list("object_type", "object_name"))
+
+    def sees(self, object_type: str, object_name: str, owner_role: str | None = None) -> bool:
+        if self.all or (owner_role is not None and owner_role in self.roles):
+            return True
+        object_type = object_type.upper()
+        return (object_type.upper(), object_name) in self.granted
+
+    def filter(self, items: Iterable, object_type: str, name_of, owner_of_item=None) -> list:
+        return [item for item in items
+                if self.sees(object_type, name_of(item), owner_of_item(item) if owner_of_item else None)]
+
+
+def visible_job_roles(session: Session) -> set[str] | None:
+    """The creating roles whose fine-tuning jobs the session sees; None means every job (ACCOUNTADMIN)."""
+    roles = session_roles(session)
+    return None if ACCOUNTADMIN in roles else roles

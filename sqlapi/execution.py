@@ -13,6 +13,7 @@ from sqlapi.models import HEARTBEAT_SECONDS, Statement
 from sqlapi.resultsets import MULTI_RESULT, result_set
 from sqlengine.executor import Executor
 from sqlengine.parsing import parse
+from sqlengine.statements.users import redact  # stored statements must not keep passwords
 from studio.errors import StudioError
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def submit(user, text: str, session: Session, *, desired_count: int = 1, request
     """Record the statement and start it. Returns the row (already failed if the text does not parse
     or has the wrong number of statements) and an event set once it stops running."""
     statement = Statement.objects.create(
-        user=user, text=text, request_id=request_id, multi=desired_count != 1, role=session.role,
+        user=user, text=redact(text), request_id=request_id, multi=desired_count != 1, role=session.role,
         warehouse=session.warehouse or "", database=session.database or "", schema=session.schema or "")
     done = threading.Event()
     try:
@@ -93,7 +94,7 @@ def run(statement: Statement, session: Session, parsed: list[exp.Expression], be
                 return
             child = Statement.objects.create(
                 user=statement.user, parent=statement, position=position, request_id=statement.request_id,
-                text=node.sql(dialect="snowflake"), role=session.role, warehouse=session.warehouse or "",
+                text=redact(node.sql(dialect="snowflake")), role=session.role, warehouse=session.warehouse or "",
                 database=session.database or "", schema=session.schema or "")
             beating.append(child.pk)
             try:

@@ -1,21 +1,13 @@
 """The session a SQL API request or a worksheet starts in: what the client named, else the user's
-defaults (role: ACCOUNTADMIN for a superuser, PUBLIC otherwise, until users get default roles;
-the first warehouse; no database)."""
+defaults (access/roles.py: the profile's DEFAULT_ROLE and DEFAULT_WAREHOUSE; no database)."""
 from __future__ import annotations
 
 from access.models import Role
+from access.roles import default_role, default_warehouse, may_use_role
 from access.session import Session
 from catalog import accountdata
 from studio.errors import StudioError
 from warehouses.models import Warehouse
-
-
-def default_role(user) -> str:
-    return "ACCOUNTADMIN" if user.is_superuser else "PUBLIC"
-
-
-def default_warehouse() -> str | None:
-    return Warehouse.objects.order_by("pk").values_list("name", flat=True).first()
 
 
 def identifier(name: str) -> str:
@@ -26,12 +18,6 @@ def identifier(name: str) -> str:
     return name.upper()
 
 
-def may_use_role(user, role: str) -> bool:
-    if user.is_superuser or role == "PUBLIC":
-        return True
-    return Role.objects.filter(name=role, users=user).exists()
-
-
 def open_session(user, *, role: str | None = None, warehouse: str | None = None, database: str | None = None,
                  schema: str | None = None) -> Session:
     """A session for `user`, refusing names that do not exist and roles the user does not hold."""
@@ -39,7 +25,7 @@ def open_session(user, *, role: str | None = None, warehouse: str | None = None,
     if not Role.objects.filter(name=role).exists() or not may_use_role(user, role):
         raise StudioError(f"Role '{role}' specified in the request does not exist or is not granted to this user.",
                           code=390189, sqlstate="08004")
-    warehouse = identifier(warehouse) if warehouse else default_warehouse()
+    warehouse = identifier(warehouse) if warehouse else default_warehouse(user)
     if warehouse and not Warehouse.objects.filter(name=warehouse).exists():
         raise StudioError(f"Object does not exist, or operation cannot be performed: warehouse '{warehouse}'.",
                           code=2043, sqlstate="02000")

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from access import privileges
 from catalog import accountdata
 from catalog.identifiers import split_parts
 from catalog.models import Database, Schema, SchemaObject
@@ -262,8 +263,30 @@ TERSE_KIND = {"DATABASES": "STANDARD", "SCHEMAS": "SCHEMA", "TABLES": "TABLE", "
               "MODELS": "MODEL", "WAREHOUSES": "WAREHOUSE"}
 
 
+# The object type a listing's rows are, for the privilege filter (warehouses are listed to everyone).
+OBJECT_TYPES = {"DATABASES": "DATABASE", "SCHEMAS": "SCHEMA", "TABLES": "TABLE", "VIEWS": "VIEW", "MODELS": "MODEL"}
+
+
+def _visible(session, spec: ShowSpec, columns: list[str], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Only the objects the session's roles own or hold some privilege on, as Snowflake lists them."""
+    object_type = OBJECT_TYPES.get(spec.kind)
+    if object_type is None:
+        return rows
+    visibility = privileges.Visibility(session)
+    if visibility.all:
+        return rows
+    at = {c: i for i, c in enumerate(columns)}
+
+    def name_of(row):
+        parts = [row[at[c]] for c in ("database_name", "schema_name") if c in at] + [row[at["name"]]]
+        return privileges.key(*parts)
+
+    return [r for r in rows if visibility.sees(object_type, name_of(r), r[at["owner"]])]
+
+
 def run(session, spec: ShowSpec) -> Result:
     columns, types, rows = LISTINGS[spec.kind](session, spec)
+    rows = _visible(session, spec, columns, rows)
     name_at = columns.index("name")
     if spec.like is not None:
         rows = [r for r in rows if like_matches(spec.like, r[name_at])]

@@ -2,13 +2,19 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from studio import views, worksheet
+from studio import account, views, worksheet
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("jobs/<str:job_id>/", views.job_detail, name="job_detail"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("account/tokens/", account.api_tokens, name="api_tokens"),
+    path("account/tokens/<int:pk>/revoke", account.revoke_api_token, name="revoke_api_token"),
+    path("session/role", account.switch_role, name="switch_role"),
+    path("session/warehouse", account.switch_warehouse, name="switch_warehouse"),
     path("admin/", admin.site.urls),
     path("api/v2/", include("sqlapi.urls")),
     path("worksheets/", worksheet.worksheet, name="worksheet"),

@@ -6,24 +6,31 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
 
+from access import privileges
+from access.web import session_for
 from catalog.models import BaseModel
-from jobs.models import FineTuneJob
+from jobs import finetune
 from models_registry.models import FineTunedModel
 from studio.charts import loss_chart
 
 
 @login_required
 def home(request):
+    session = session_for(request)
+    visibility = privileges.Visibility(session)
+    models = [m for m in FineTunedModel.objects.select_related("schema__database")
+              if visibility.sees("MODEL", m.qualified_name, m.owner_role)][:50]
     return render(request, "studio/home.html", {
-        "jobs": FineTuneJob.objects.all()[:50],
-        "models": FineTunedModel.objects.select_related("schema__database")[:50],
+        "jobs": finetune.visible_jobs(session)[:50],
+        "models": models,
         "base_models": BaseModel.objects.all(),
     })
 
 
 @login_required
 def job_detail(request, job_id: str):
-    job = FineTuneJob.objects.filter(pk=job_id).first()
+    # Another role's job is a 404, like a missing one.
+    job = finetune.visible_jobs(session_for(request)).filter(pk=job_id).first()
     if job is None:
         raise Http404(f"No fine-tuning job {job_id}")
     return render(request, "studio/job_detail.html", {

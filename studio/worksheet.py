@@ -15,10 +15,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from access.session import Session
-from sqlapi.sessions import default_role, default_warehouse
+from access.web import current_role, current_warehouse
 from sqlengine.executor import Executor
 from sqlengine.parsing import parse
 from sqlengine.results import format_value
+from sqlengine.statements.users import redact
 from studio.errors import StudioError
 
 SESSION_KEY = "worksheet"
@@ -50,8 +51,12 @@ class Outcome:
 def _state(request) -> dict:
     state = request.session.get(SESSION_KEY)
     if not state:
-        state = {"role": default_role(request.user), "warehouse": default_warehouse(), "database": None,
-                 "schema": None, "text": "", "history": []}
+        state = {"database": None, "schema": None, "text": "", "history": []}
+    # The worksheet starts from the header menus' role and warehouse, and follows them when they change;
+    # a USE ROLE / USE WAREHOUSE run in the worksheet holds until the next switch in the header.
+    web = {"role": current_role(request), "warehouse": current_warehouse(request)}
+    if state.get("web") != web:
+        state.update(web, web=web)
     return state
 
 
@@ -85,7 +90,7 @@ def _ms_since(started: float) -> int:
 def _remember(state: dict, session: Session, text: str, outcomes: list[Outcome]) -> None:
     state.update({name: getattr(session, name) for name in SESSION_FIELDS}, text=text)
     now = timezone.localtime().strftime("%H:%M:%S")
-    entries = [{"text": o.text[:300], "status": "failed" if o.error else "success", "duration_ms": o.duration_ms,
+    entries = [{"text": redact(o.text)[:300], "status": "failed" if o.error else "success", "duration_ms": o.duration_ms,
                 "rows": o.row_count, "error": o.error_code, "at": now} for o in outcomes]
     state["history"] = (list(reversed(entries)) + state["history"])[:HISTORY_LENGTH]
 

@@ -19,9 +19,12 @@ NEW_TICKETS = [
 
 
 @pytest.fixture(scope="module")
-def smollm2_server(stack, smollm2_dir):
+def smollm2_server(stack_processes, smollm2_dir):
+    from catalog.base_models import seed_catalog
+
+    seed_catalog()  # `serve` looks the base model up when it starts
     port = processes.free_port()
-    log = open(stack.data_dir / "logs" / "inference-smollm2.log", "ab")
+    log = open(stack_processes.data_dir / "logs" / "inference-smollm2.log", "ab")
     server = processes.manage("serve", "--base-model", "smollm2-135m", "--port", str(port), stdout=log, stderr=log)
     try:
         url = f"http://127.0.0.1:{port}"

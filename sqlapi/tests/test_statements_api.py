@@ -224,3 +224,13 @@ def test_a_user_without_a_role_cannot_ask_for_it(client, outsider_token):
 def test_put_of_a_local_file_is_refused_over_http(client, admin_token):
     response = post(client, admin_token, {"statement": "PUT file:///etc/passwd @~"})
     assert response.status_code == 422
+
+
+def test_a_password_in_a_statement_is_not_stored(client, admin_token):
+    response = post(client, admin_token, {"statement": "CREATE USER carol PASSWORD = 'correct-horse-battery'"})
+    assert response.status_code == 200, response.content
+    stored = Statement.objects.get(pk=response.json()["statementHandle"]).text
+    assert "correct-horse-battery" not in stored and "PASSWORD = '***'" in stored
+    from django.contrib.auth import authenticate
+
+    assert authenticate(username="carol", password="correct-horse-battery") is not None

@@ -16,6 +16,7 @@ from django.db import transaction
 from sqlglot import exp
 from sqlglot.optimizer.qualify_tables import qualify_tables
 
+from access import privileges
 from catalog import accountdata
 from catalog.identifiers import QualifiedName, quote, split_parts
 from catalog.models import SchemaObject
@@ -210,10 +211,14 @@ def _create_database(executor, statement: exp.Create) -> Result:
     if len(parts) != 1:
         raise compilation_error(f"invalid database name '{statement.this.sql(dialect='snowflake')}'.")
     name = parts[0]
+    # CREATE DATABASE is an account privilege that SYSADMIN (and ACCOUNTADMIN above it) holds.
+    if not privileges.has_any_role(executor.session, "SYSADMIN", "ACCOUNTADMIN"):
+        raise privileges.insufficient("database", quote(name))
     exists = accountdata.Database.objects.filter(name=name).exists()
     if exists and statement.args.get("exists"):
         return status(f"{quote(name)} already exists, statement succeeded.")
     if exists and statement.args.get("replace"):
+        privileges.require_ownership(executor.session, "DATABASE", privileges.key(name))
         accountdata.drop_database(name)
     accountdata.create_database(quote(name), executor.session.role, comment=_comment(statement))
     # Snowflake makes a new database (and its PUBLIC schema) current.
@@ -231,10 +236,12 @@ def _create_schema(executor, statement: exp.Create) -> Result:
         raise compilation_error(f"invalid schema name '{statement.this.sql(dialect='snowflake')}'.")
     database, name = parts
     accountdata.get_database(database)
+    privileges.require(executor.session, "CREATE SCHEMA", "DATABASE", privileges.key(database))
     exists = accountdata.Schema.objects.filter(database__name=database, name=name).exists()
     if exists and statement.args.get("exists"):
         return status(f"{quote(name)} already exists, statement succeeded.")
     if exists and statement.args.get("replace"):
+        privileges.require_ownership(executor.session, "SCHEMA", privileges.key(database, name))
         accountdata.drop_schema(database, name)
     accountdata.create_schema(database, name, executor.session.role)
     executor.session.database, executor.session.schema = database, name
@@ -306,6 +313,9 @@ def _create_relation(executor, statement: exp.Create, kind: str) -> Result:
     else:
         columns = _columns(definitions)
     replace, if_not_exists = bool(statement.args.get("replace")), bool(statement.args.get("exists"))
+    privileges.require_create_in_schema(session, kind, target.database, target.schema)
+    if query is not None:
+        privileges.require_read(session, query, session.database, session.schema)
     context = (session.database, session.schema)
     relation = accountdata.qualified_ident(target.database, target.schema, target.name)
 
@@ -318,6 +328,7 @@ def _create_relation(executor, statement: exp.Create, kind: str) -> Result:
         if existing and not replace:
             raise _already_exists(quote(target.name))
         if existing:
+            privileges.require_ownership(session, kind, str(target))
             _execute(con, f"DROP {kind} {relation}")
         if kind == "VIEW":
             names = f" ({', '.join(accountdata._ident(c) for c in view_columns)})" if view_columns else ""
@@ -364,6 +375,8 @@ def _drop(executor, statement: exp.Drop) -> Result:
         (name,) = name_parts(node)
         if if_exists and not accountdata.Database.objects.filter(name=name).exists():
             return _dropped_already(quote(name))
+        accountdata.get_database(name)
+        privileges.require_ownership(session, "DATABASE", privileges.key(name))
         accountdata.drop_database(name)
         if session.database == name:
             session.database = session.schema = None
@@ -377,6 +390,8 @@ def _drop(executor, statement: exp.Drop) -> Result:
         database, name = parts
         if if_exists and not accountdata.Schema.objects.filter(database__name=database, name=name).exists():
             return _dropped_already(quote(name))
+        accountdata.get_schema(database, name)
+        privileges.require_ownership(session, "SCHEMA", privileges.key(database, name))
         accountdata.drop_schema(database, name)
         if (session.database, session.schema) == (database, name):
             session.schema = None
@@ -397,6 +412,7 @@ def _drop(executor, statement: exp.Drop) -> Result:
                               code=2003, sqlstate="02000")
         if existing != kind:
             raise _wrong_kind(existing, kind)
+        privileges.require_ownership(session, kind, str(target))
         _execute(con, f"DROP {kind} {accountdata.qualified_ident(*_parts(target))}")
         SchemaObject.objects.filter(schema=schema, name=target.name).delete()
         return True
@@ -426,6 +442,7 @@ def _drop_model(executor, text: str) -> Result:
             return _dropped_already(quote(target.name))
         raise StudioError(f"SQL compilation error: Model '{target}' does not exist or not authorized.",
                           code=2003, sqlstate="02000")
+    privileges.require_ownership(session, "MODEL", str(target))
     adapter = model.adapter_dir
     model.delete()
     if model.adapter_path:
@@ -443,11 +460,22 @@ def _existing_table(con, target: QualifiedName) -> None:
         raise compilation_error(f"'{target}' is a view; only tables can be changed.")
 
 
+def _require_change(session, privilege: str, target: QualifiedName, reads: exp.Expression | None) -> None:
+    """INSERT / UPDATE / DELETE / TRUNCATE on the target table (its owner holds them all), USAGE on its
+    database and schema, and SELECT on whatever else the statement reads."""
+    roles = privileges.session_roles(session)
+    privileges.require_schema_usage(session, target.database, target.schema, roles=roles)
+    privileges.require(session, privilege, "TABLE", str(target), roles=roles)
+    if reads is not None:
+        privileges.require_read(session, reads, session.database, session.schema)
+
+
 def _insert(executor, statement: exp.Insert) -> Result:
     session = executor.session
     node = _table_node(statement)
     target = resolve(session, node, "INSERT")
     accountdata.get_schema(target.database, target.schema)
+    _require_change(session, "INSERT", target, statement.expression)
     rewritten = _normalized(statement)
     new_table = _duckdb_table(target, node.args.get("alias"))
     if isinstance(rewritten.this, exp.Schema):
@@ -476,6 +504,9 @@ def _update_or_delete(executor, statement: exp.Update | exp.Delete) -> Result:
     action = "UPDATE" if isinstance(statement, exp.Update) else "DELETE"
     target = resolve(session, node, action)
     accountdata.get_schema(target.database, target.schema)
+    reads = statement.copy()
+    reads.set("this", None)  # the other tables it reads (FROM / USING, subqueries), not its target
+    _require_change(session, action, target, reads)
     rewritten = _normalized(statement)
     rewritten.set("this", _duckdb_table(target, node.args.get("alias")))
 
@@ -499,6 +530,7 @@ def _truncate(executor, statement: exp.TruncateTable) -> Result:
                 database__name=target.database, name=target.schema).exists():
             continue
         accountdata.get_schema(target.database, target.schema)
+        _require_change(session, "TRUNCATE", target, None)
 
         def steps(con, target=target):
             if statement.args.get("exists") and _object_kind(con, target) is None:
@@ -521,6 +553,7 @@ def _describe(executor, statement: exp.Describe) -> Result:
     kind = str(statement.args.get("kind") or "TABLE").upper()
     target = resolve(session, statement.this, f"DESCRIBE {kind}")
     accountdata.get_schema(target.database, target.schema)
+    privileges.require_schema_usage(session, target.database, target.schema)
     record = SchemaObject.objects.filter(schema__database__name=target.database, schema__name=target.schema,
                                          name=target.name).first()
     declared = record.column_types if record else {}

@@ -204,7 +204,22 @@ def _targets(session, tokens: Tokens) -> tuple[str, list[str]]:
     return object_type, [tokens.name(f"a {object_type.lower()} name")]
 
 
-@transaction.atomic
+def _each_authorized(session, action, privileges, object_type, names, *args) -> None:
+    """All or nothing: every (privilege, object) is checked before any is stored. A refused one is
+    handed to `action` outside the transaction, which records the refusal in the access history (a
+    transaction rolled back would take the record with it) and raises it."""
+    for name in names:
+        stored = grants.resolve_object(session, object_type, name)
+        for privilege in privileges:
+            for p in grants.privileges_for(object_type, [privilege]):
+                if not grants.may_grant(session, p, object_type, stored):
+                    action(session, p, object_type, name, *args)
+    with transaction.atomic():
+        for name in names:
+            for privilege in privileges:
+                action(session, privilege, object_type, name, *args)
+
+
 def run_grant(session, tokens: Tokens) -> Result:
     role_kind = _role_kind(tokens)
     if role_kind:
@@ -222,13 +237,10 @@ def run_grant(session, tokens: Tokens) -> Result:
     tokens.end()
     grants.privileges_for(object_type, privileges)  # every privilege valid before any is stored
     grants.grantee(grantee_type, grantee)
-    for name in names:
-        for privilege in privileges:
-            grants.grant(session, privilege, object_type, name, grantee_type, grantee, grant_option)
+    _each_authorized(session, grants.grant, privileges, object_type, names, grantee_type, grantee, grant_option)
     return status(DONE)
 
 
-@transaction.atomic
 def run_revoke(session, tokens: Tokens) -> Result:
     role_kind = _role_kind(tokens)
     if role_kind:
@@ -246,9 +258,7 @@ def run_revoke(session, tokens: Tokens) -> Result:
     tokens.accept("RESTRICT") or tokens.accept("CASCADE")
     tokens.end()
     grants.privileges_for(object_type, privileges)
-    for name in names:
-        for privilege in privileges:
-            grants.revoke(session, privilege, object_type, name, grantee_type, grantee, grant_option)
+    _each_authorized(session, grants.revoke, privileges, object_type, names, grantee_type, grantee, grant_option)
     return status(DONE)
 
 

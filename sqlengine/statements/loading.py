@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlglot import exp
 
+from access import privileges
 from catalog import copy_into, stages
 from catalog.identifiers import quote
 from catalog.models import Stage
@@ -74,6 +75,7 @@ def create_stage(session, statement: exp.Create) -> Result:
             raise StudioError("External stages (URL = …) are not supported: this account has internal stages only. "
                               "Create the stage without URL and PUT or upload files into it.",
                               code=2019, sqlstate="0A000")
+    privileges.require_create_in_schema(session, "STAGE", database, schema)
     _stage, created = stages.create_stage(database, schema, name, owner_role=session.role,
                                           replace=bool(statement.args.get("replace")),
                                           if_not_exists=bool(statement.args.get("exists")), comment=comment)
@@ -90,6 +92,7 @@ def drop_stage(session, statement: exp.Drop) -> Result:
         if statement.args.get("exists"):
             return status(f"Drop statement executed successfully ({quote(name)} already dropped).")
         stages.get_stage(database, schema, name)  # raises the does-not-exist error
+    privileges.require_ownership(session, "STAGE", privileges.key(database, schema, name))
     stages.drop_stage(found)
     return status(f"{quote(name)} successfully dropped.")
 
@@ -193,6 +196,9 @@ def copy(session, statement: exp.Copy) -> Result:
                           "(PUT or upload the file to a stage first; transformations are not supported).",
                           code=2019, sqlstate="0A000")
     database, schema, table = stages.qualify(name_parts(target), session, what="table")
+    roles = privileges.session_roles(session)
+    privileges.require_schema_usage(session, database, schema, roles=roles)
+    privileges.require(session, "INSERT", "TABLE", privileges.key(database, schema, table), roles=roles)
     ref = stages.StageRef.parse(sources[0].this.name)
     location = stages.resolve(ref, session)
     fmt, options = _copy_options(statement)

@@ -13,7 +13,9 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
+from access import privileges
 from catalog import accountdata
+from inference import complete as complete_service
 from sqlengine import cortex, session_functions, usage
 from sqlengine.parsing import constant, cortex_call, is_constant
 from sqlengine.results import Result
@@ -29,18 +31,29 @@ def run(executor, statement: exp.Query) -> Result:
     session = executor.session
     if is_constant_cortex_select(statement):
         return select_constants(executor, statement)
-    tree = statement.copy()
-    name_rewritten_projections(tree)
-    calls = CortexCalls(session)
-    rewritten = session_functions.substitute(tree, session)
-    rewritten |= calls.rewrite(tree)
-    with_usage = usage.references_view(tree)
-    if not rewritten and not with_usage:
-        columns, rows = accountdata.run_query(statement.sql(dialect="snowflake"), session.database, session.schema)
-        return Result(snowflake_column_names(statement, columns), rows)
-    result = run_rewritten(session, tree, calls, with_usage=with_usage)
-    result.columns = snowflake_column_names(tree, result.columns)
-    return result
+    privileges.require_read(session, statement, session.database, session.schema)
+    # COMPLETE with a constant model name is authorized (and recorded) once here, on the statement's
+    # thread, rather than once per row on the threads that answer the rows.
+    models = [constant(args[0]) for node in statement.walk() if (call := cortex_call(node))
+              for name, args in [call] if name == "COMPLETE" and args and is_constant(args[0])]
+    authorized = complete_service.authorize_statement(session, [m for m in models if isinstance(m, str)])
+    setattr(session, complete_service.AUTHORIZED_ATTRIBUTE, authorized)
+    try:
+        tree = statement.copy()
+        name_rewritten_projections(tree)
+        calls = CortexCalls(session)
+        rewritten = session_functions.substitute(tree, session)
+        rewritten |= calls.rewrite(tree)
+        with_usage = usage.references_view(tree, session)
+        if not rewritten and not with_usage:
+            columns, rows = accountdata.run_query(statement.sql(dialect="snowflake"), session.database, session.schema)
+            return Result(snowflake_column_names(statement, columns), rows)
+        result = run_rewritten(session, tree, calls, with_usage=with_usage)
+        result.columns = snowflake_column_names(tree, result.columns)
+        return result
+    finally:
+        setattr(session, complete_service.AUTHORIZED_ATTRIBUTE, None)
+        complete_service.record_checked(session)
 
 
 def snowflake_column_names(statement: exp.Query, columns: list[str]) -> list[str]:
@@ -103,11 +116,11 @@ def name_rewritten_projections(tree: exp.Expression) -> None:
                 projection.replace(exp.alias_(projection.copy(), projection.sql(dialect="snowflake"), quoted=True))
 
 
-def run_rewritten(session, tree: exp.Expression, calls: CortexCalls, *, with_usage: bool) -> Result:
+def run_rewritten(session, tree: exp.Expression, calls: CortexCalls, *, with_usage: list[str]) -> Result:
     sql = tree.sql(dialect="duckdb")
     with accountdata.connect(session.database, session.schema) as con:
         if with_usage:
-            usage.attach(con)
+            usage.attach(con, with_usage)
         if calls.found:
             calls.register(con)
         if calls.found:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from access import privileges
 from access.models import Role
 from catalog import accountdata
 from sqlengine.parsing import name_parts
@@ -24,14 +25,19 @@ def run(executor, statement: exp.Use) -> Result:
     if kind == "ROLE":
         if not Role.objects.filter(name=parts[-1]).exists():
             raise StudioError(f"Role '{parts[-1]}' does not exist or not authorized.", code=2003, sqlstate="02000")
+        if not privileges.may_use_role(session.user, parts[-1]):
+            raise StudioError(f"Requested role '{parts[-1]}' is not assigned to the executing user. Specify "
+                              "another role to activate.", code=3013, sqlstate="42501")
         session.role = parts[-1]
     elif kind == "WAREHOUSE":
         if not Warehouse.objects.filter(name=parts[-1]).exists():
             raise StudioError(f"Object does not exist, or operation cannot be performed: warehouse '{parts[-1]}'.",
                               code=2043, sqlstate="02000")
+        privileges.require_warehouse_usage(session, parts[-1])
         session.warehouse = parts[-1]
     elif kind == "DATABASE":
         accountdata.get_database(parts[-1])
+        privileges.require(session, "USAGE", "DATABASE", privileges.key(parts[-1]))
         session.database, session.schema = parts[-1], accountdata.DEFAULT_SCHEMA
     elif kind == "SCHEMA":
         database = parts[0] if len(parts) == 2 else session.database
@@ -39,6 +45,7 @@ def run(executor, statement: exp.Use) -> Result:
             raise StudioError("Cannot use schema: this session has no current database. Run USE DATABASE first, "
                               "or name it: USE SCHEMA db.schema.", code=90105, sqlstate="22000")
         accountdata.get_schema(database, parts[-1])
+        privileges.require_schema_usage(session, database, parts[-1])
         session.database, session.schema = database, parts[-1]
     else:
         raise compilation_error(f"USE {kind} is not supported.")

@@ -41,8 +41,10 @@ def sql(session, text):
 
 
 def stored(**filters) -> set[tuple]:
-    """Every grant but the OWNERSHIP of created roles, as (privilege, type, name, to, grantee, option)."""
-    rows = Grant.objects.exclude(privilege="OWNERSHIP").filter(**filters)
+    """Every grant but the OWNERSHIP of created roles and bootstrap's USAGE on COMPUTE_WH to PUBLIC, as
+    (privilege, type, name, to, grantee, option)."""
+    rows = Grant.objects.exclude(privilege="OWNERSHIP").exclude(object_type="WAREHOUSE", grantee_name="PUBLIC") \
+        .filter(**filters)
     return {(g.privilege, g.object_type, g.object_name, g.grantee_type, g.grantee_name, g.grant_option) for g in rows}
 
 

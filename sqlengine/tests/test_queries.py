@@ -40,7 +40,10 @@ def test_session_functions_answer_from_the_session(account):
 
 def test_session_functions_follow_use_statements_and_mix_with_table_rows(account):
     session = admin_session()
+    # QDB belongs to ACCOUNTADMIN: SYSADMIN reads it only once granted, as in Snowflake.
     results = Executor(session).execute(
+        "GRANT USAGE ON DATABASE qdb TO ROLE sysadmin; GRANT USAGE ON SCHEMA qdb.public TO ROLE sysadmin; "
+        "GRANT SELECT ON TABLE qdb.public.people TO ROLE sysadmin; "
         "USE ROLE sysadmin; USE SCHEMA qdb.public; "
         "SELECT name || '@' || CURRENT_DATABASE() AS who, CURRENT_ROLE() AS role FROM people "
         "WHERE CURRENT_SCHEMA() = 'PUBLIC' ORDER BY id")
