@@ -2,17 +2,10 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
-from rq import Worker
 
 from jobs.queues import connection, queue_for
+from jobs.worker import StudioWorker, fail_abandoned_jobs
 from warehouses.models import Warehouse
-
-
-class StudioWorker(Worker):
-    def fork_work_horse(self, job, queue):
-        # The forked horse must open its own database connections, not share the parent's socket.
-        connections.close_all()
-        return super().fork_work_horse(job, queue)
 
 
 class Command(BaseCommand):
@@ -31,6 +24,8 @@ class Command(BaseCommand):
         if missing:
             raise CommandError(f"Warehouse '{missing[0]}' does not exist.")
         queues = [queue_for(n) for n in names]
+        for job_id in fail_abandoned_jobs(connection(), names):
+            self.stderr.write(f"Job {job_id} was left IN_PROGRESS by a worker that was killed: marked ERROR")
         connections.close_all()
         worker = StudioWorker(queues, connection=connection(), name=name)
         self.stdout.write(f"Worker listening on {', '.join(q.name for q in queues)}")
