@@ -50,6 +50,8 @@ class FineTuneJob(models.Model):
     validation_loss = models.FloatField(null=True, blank=True)
     history = models.JSONField(default=list, blank=True, help_text="per-step training metrics")
     validation_history = models.JSONField(default=list, blank=True, help_text="per-epoch validation loss")
+    adapter_check = models.JSONField(null=True, blank=True,
+                                     help_text="validation prompts answered with and without the adapter")
     error_message = models.TextField(blank=True)
     warehouse = models.CharField(max_length=255)
     role = models.CharField(max_length=255)

@@ -122,7 +122,7 @@ def run_finetune_job(job_id: str) -> str:
             progress=1.0, phase="done", finished_on=timezone.now(), final_model_name=model.qualified_name,
             trained_tokens=result.trained_tokens, training_loss=result.training_loss,
             validation_loss=result.validation_loss, epochs=result.epochs,
-            history=hooks.history, validation_history=hooks.validation_history,
+            history=hooks.history, validation_history=hooks.validation_history, adapter_check=result.adapter_check,
         )
         return "success"
     except TrainingCancelled:

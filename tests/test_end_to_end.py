@@ -53,6 +53,8 @@ def test_a_fine_tuned_adapter_answers_its_training_prompts(stack, training_table
     assert result["training_loss"] < job.history[0]["loss"] / 4, "the reply should be learnt"
     assert isinstance(result["validation_loss"], float)
     assert len(job.validation_history) == 10
+    # The adapter answers its validation prompt differently from the base model.
+    assert job.adapter_check["live"] and job.adapter_check["examples"][0]["adapter"] == REPLY
 
     # trained_tokens = input tokens x epochs, over the 11 rows left after the automatic validation split.
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_llama_dir))

@@ -34,6 +34,10 @@ class TrainConfig:
     max_training_bytes: int | None = None  # UTF-8 bytes of all prompts + completions together
     validation_fraction: float = 0.1  # share of rows held out when no validation set is given (1..1000 rows)
 
+    # --- after training ---
+    adapter_check_prompts: int = 3  # validation prompts answered with and without the adapter; 0 skips the check
+    adapter_check_tokens: int = 24  # greedy tokens generated per answer in that check
+
     # --- runtime ---
     seed: int = 0  # seeds the split, batch order and torch, so a rerun gives the same adapter
     device: str = "cpu"  # "cpu" trains in fp32, "cuda" loads the base model in bf16

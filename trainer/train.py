@@ -48,7 +48,7 @@ class StepMetrics:
 class TrainingHooks:
     """Override what you need; every default does nothing."""
 
-    def on_phase(self, phase: str) -> None:  # "loading", "preparing", "training", "evaluating", "saving"
+    def on_phase(self, phase: str) -> None:  # "loading", "preparing", "training", "evaluating", "checking", "saving"
         pass
 
     def on_step(self, m: StepMetrics) -> None:
@@ -72,6 +72,7 @@ class TrainResult:
     template: str  # "model" or "fallback"
     history: list[dict[str, Any]] = field(default_factory=list)  # one asdict(StepMetrics) per step
     val_history: list[dict[str, Any]] = field(default_factory=list)  # {"epoch", "validation_loss"} per epoch
+    adapter_check: dict[str, Any] | None = None  # see check_adapter(); None when skipped
 
 
 # -----------------------------------------------------------------------------
@@ -140,6 +141,35 @@ def quiet_transformers() -> Iterator[None]:
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+
+
+@torch.no_grad()
+def check_adapter(model: Any, tokenizer: Any, prompts: Sequence[str], template: str | None, max_new_tokens: int,
+                  device: str) -> dict[str, Any]:
+    """Answer each prompt greedily with the adapter and with it disabled (the base model).
+
+    An adapter whose answers never differ from the base model's has learnt nothing visible: worth
+    saying on the job, since its loss curve may still look fine.
+    """
+    model.eval()
+    examples = []
+    for prompt in prompts:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], chat_template=template,
+                                             tokenize=False, add_generation_prompt=True)
+        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"].to(device)
+
+        def answer() -> str:
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                                 do_sample=False, use_cache=True, pad_token_id=tokenizer.pad_token_id
+                                 if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+            return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+
+        tuned = answer()
+        with model.disable_adapter():
+            base = answer()
+        examples.append({"prompt": prompt, "adapter": tuned, "base": base})
+    differing = sum(e["adapter"] != e["base"] for e in examples)
+    return {"prompts": len(examples), "differing": differing, "live": differing > 0, "examples": examples}
 
 
 def _check_cancel(hooks: TrainingHooks) -> None:
@@ -280,6 +310,17 @@ def train(
     if best_state is not None and best_epoch != epochs:
         set_peft_model_state_dict(model, best_state)
 
+    # --- checking ---
+    adapter_check = None
+    if config.adapter_check_prompts > 0:
+        _check_cancel(hooks)
+        hooks.on_phase("checking")
+        sample = [p for p, _ in (list(val_rows) or list(train_rows))[: config.adapter_check_prompts]]
+        adapter_check = check_adapter(model, tokenizer, sample, None if template == "model" else FALLBACK_CHAT_TEMPLATE,
+                                      config.adapter_check_tokens, config.device)
+        log.info("adapter check: %d of %d answers differ from the base model's",
+                 adapter_check["differing"], adapter_check["prompts"])
+
     result = TrainResult(
         training_loss=epoch_loss,
         validation_loss=best_loss if val_examples else None,
@@ -290,6 +331,7 @@ def train(
         template=template,
         history=history,
         val_history=val_history,
+        adapter_check=adapter_check,
     )
 
     # --- saving ---
@@ -331,6 +373,7 @@ def train(
                 "best_epoch": result.best_epoch,
             },
             "chat_template": template,
+            "adapter_check": adapter_check,
         }
         # Written last: its presence marks a complete adapter directory.
         (out / ADAPTER_METADATA_FILE).write_text(json.dumps(metadata, indent=2, ensure_ascii=False))

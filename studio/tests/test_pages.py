@@ -22,6 +22,8 @@ def finished_job(db):
         history=[{"step": s, "total_steps": 4, "epoch": s / 2, "loss": 2.0 / s, "learning_rate": 1e-3,
                   "tokens_per_second": 50.0} for s in range(1, 5)],
         validation_history=[{"epoch": 1, "validation_loss": 0.9}, {"epoch": 2, "validation_loss": 0.5}],
+        adapter_check={"prompts": 1, "differing": 1, "live": True,
+                       "examples": [{"prompt": "Where is my parcel?", "adapter": "SHIPPING", "base": "I am an AI."}]},
     )
 
 
@@ -46,6 +48,7 @@ def test_the_job_page_shows_describe_and_the_loss_curves(admin_client, finished_
     assert "DEMO.PUBLIC.TRIAGE" in page and "1200" in page
     assert page.count("<polyline") == 2 and 'class="train"' in page
     assert "refresh" not in page  # finished jobs stop polling
+    assert "1 of 1 validation prompts get a different answer" in page and "<td>SHIPPING</td>" in page
 
 
 def test_a_missing_job_is_a_404(admin_client):

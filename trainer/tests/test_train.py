@@ -57,7 +57,7 @@ def trained(tiny_model_dir, tmp_path_factory):
 def test_training_reports_phases_steps_and_falling_losses(trained):
     _, result, hooks = trained
     assert hooks.phases[:3] == ["loading", "preparing", "training"]
-    assert hooks.phases[-1] == "saving"
+    assert hooks.phases[-2:] == ["checking", "saving"]
     assert "evaluating" in hooks.phases
     assert result.epochs == 10 and result.steps == 30  # 12 rows / batch 4 = 3 steps per epoch
     assert [m.step for m in hooks.steps] == list(range(1, 31))
@@ -144,3 +144,19 @@ def test_without_chat_template_the_fallback_is_saved_for_serving(tiny_model_dir,
     saved = AutoTokenizer.from_pretrained(str(out))
     assert "### Response" in saved.chat_template
     assert json.loads((out / "studio_adapter.json").read_text())["chat_template"] == "fallback"
+
+
+def test_the_adapter_is_checked_against_the_base_model_on_validation_prompts(trained):
+    _, result, _ = trained
+    check = result.adapter_check
+    assert check["prompts"] == 3 and check["differing"] == 3 and check["live"] is True
+    assert [e["prompt"] for e in check["examples"]] == [p for p, _ in ACKNOWLEDGEMENTS[:3]]
+    assert all(e["adapter"] == REPLY and e["base"] != REPLY for e in check["examples"])
+
+
+def test_an_adapter_that_learnt_nothing_is_reported_as_not_live(tiny_model_dir, tmp_path):
+    result = train(config(tiny_model_dir, tmp_path / "adapter", max_epochs=1, learning_rate=1e-9),
+                   ACKNOWLEDGEMENTS[:4], ACKNOWLEDGEMENTS[4:6])
+    assert result.adapter_check["differing"] == 0 and result.adapter_check["live"] is False
+    saved = json.loads((tmp_path / "adapter" / "studio_adapter.json").read_text())
+    assert saved["adapter_check"] == result.adapter_check
