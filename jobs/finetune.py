@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 MAX_EPOCHS_RANGE = (1, 10)
 # Options beyond Snowflake's documented max_epochs; documented in the README as extensions.
-OPTION_TYPES: dict[str, type | tuple[type, ...]] = {"max_epochs": int, "learning_rate": (int, float)}
+OPTION_TYPES: dict[str, type | tuple[type, ...]] = {"max_epochs": int, "learning_rate": (int, float), "eval_steps": int}
 
 
 def parse_options(options: str | dict[str, Any] | None) -> dict[str, Any]:
@@ -53,6 +53,9 @@ def parse_options(options: str | dict[str, Any] | None) -> dict[str, Any]:
                 f"Invalid options argument: max_epochs must be an integer from {low} to {high}, "
                 f"got {parsed['max_epochs']}."
             )
+    if "eval_steps" in parsed and parsed["eval_steps"] < 1:
+        raise invalid_argument(f"Invalid options argument: eval_steps must be a positive number of training steps, "
+                               f"got {parsed['eval_steps']}.")
     if "learning_rate" in parsed and not 0 < parsed["learning_rate"] < 1:
         raise invalid_argument(f"Invalid options argument: learning_rate must be between 0 and 1, "
                                f"got {parsed['learning_rate']}.")

@@ -46,12 +46,14 @@ class JobHooks:
         self.history.append({
             "step": m.step, "total_steps": m.total_steps, "epoch": round(float(m.epoch), 4),
             "loss": float(m.loss), "learning_rate": float(m.learning_rate),
-            "tokens_per_second": round(float(m.tokens_per_second), 2), "at": int(time.time() * 1000),
+            "tokens_per_second": round(float(m.tokens_per_second), 2), "eta_seconds": round(float(m.eta_seconds), 1),
+            "at": int(time.time() * 1000),
         })
         self._save()
 
-    def on_eval(self, epoch: int, validation_loss: float) -> None:
-        self.validation_history.append({"epoch": epoch, "validation_loss": float(validation_loss)})
+    def on_eval(self, epoch: float, validation_loss: float, step: int | None = None) -> None:
+        self.validation_history.append({"epoch": round(float(epoch), 4), "step": step,
+                                        "validation_loss": float(validation_loss)})
         self._save(force=True)
 
     def should_cancel(self) -> bool:
@@ -103,6 +105,7 @@ def run_finetune_job(job_id: str) -> str:
             output_dir=str(staging),
             max_epochs=epochs,
             learning_rate=float(job.options.get("learning_rate", base.learning_rate)),
+            eval_steps=job.options.get("eval_steps"),
             max_prompt_tokens=base.max_prompt_tokens,
             max_completion_tokens=base.max_completion_tokens,
             max_training_bytes=base.training_data_limit_bytes,

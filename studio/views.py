@@ -38,4 +38,17 @@ def job_detail(request, job_id: str):
         "describe_json": json.dumps(job.describe(), indent=2),
         "chart": loss_chart(job.history, job.validation_history),
         "last_step": job.history[-1] if job.history else None,
+        "eta": _duration(job.history[-1].get("eta_seconds")) if job.history else None,
     })
+
+
+def _duration(seconds: float | None) -> str | None:
+    """'1 h 05 min', '4 min 10 s', '12 s'."""
+    if seconds is None:
+        return None
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"

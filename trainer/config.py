@@ -32,6 +32,7 @@ class TrainConfig:
     max_prompt_tokens: int | None = None  # rendered prompt (template + system prompt + user turn) token limit per row
     max_completion_tokens: int | None = None  # completion token limit per row, end-of-turn token included
     max_training_bytes: int | None = None  # UTF-8 bytes of all prompts + completions together
+    eval_steps: int | None = None  # also evaluate every N optimizer steps; None: only at the end of each epoch
     validation_fraction: float = 0.1  # share of rows held out when no validation set is given (1..1000 rows)
 
     # --- after training ---

@@ -43,6 +43,7 @@ class StepMetrics:
     learning_rate: float  # LR used for this step
     tokens_per_second: float  # non-padding tokens of the batch / wall time of the step
     progress: float  # 0..1 over the whole run; reaches 1.0 on the last step
+    eta_seconds: float  # time left at the run's average pace so far (evaluations included)
 
 
 class TrainingHooks:
@@ -54,7 +55,7 @@ class TrainingHooks:
     def on_step(self, m: StepMetrics) -> None:
         pass
 
-    def on_eval(self, epoch: int, validation_loss: float) -> None:
+    def on_eval(self, epoch: float, validation_loss: float, step: int | None = None) -> None:
         pass
 
     def should_cancel(self) -> bool:
@@ -66,12 +67,12 @@ class TrainResult:
     training_loss: float  # token-weighted mean loss over the last epoch
     validation_loss: float | None  # best epoch's validation loss; None without validation rows
     epochs: int  # epochs trained
-    best_epoch: int  # 1-based epoch whose adapter was saved
+    best_epoch: float  # epoch (fractional for a step-interval evaluation) whose adapter was saved
     trained_tokens: int  # (prompt + completion tokens of the training rows) x epochs
     steps: int
     template: str  # "model" or "fallback"
     history: list[dict[str, Any]] = field(default_factory=list)  # one asdict(StepMetrics) per step
-    val_history: list[dict[str, Any]] = field(default_factory=list)  # {"epoch", "validation_loss"} per epoch
+    val_history: list[dict[str, Any]] = field(default_factory=list)  # {"epoch", "step", "validation_loss"} per evaluation
     adapter_check: dict[str, Any] | None = None  # see check_adapter(); None when skipped
 
 
@@ -257,10 +258,26 @@ def train(
     # --- training ---
     history: list[dict[str, Any]] = []
     val_history: list[dict[str, Any]] = []
-    best_loss, best_epoch, best_state = math.inf, epochs, None
+    best_loss, best_step, best_state = math.inf, None, None
     epoch_loss = math.nan
     step = 0
+
+    def validate(epoch_reached: float) -> float:
+        """Evaluate, record, and keep a copy of the adapter if it is the best so far."""
+        nonlocal best_loss, best_step, best_state
+        _check_cancel(hooks)
+        hooks.on_phase("evaluating")
+        val_loss = evaluate()
+        val_history.append({"epoch": round(epoch_reached, 4), "step": step, "validation_loss": val_loss})
+        hooks.on_eval(epoch_reached, val_loss, step)
+        if val_loss < best_loss:
+            # Only the LoRA tensors: a few MB at most, cheap to keep a copy of.
+            best_loss, best_step = val_loss, step
+            best_state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+        return val_loss
+
     model.train()
+    run_started = time.perf_counter()
     for epoch in range(1, epochs + 1):
         _check_cancel(hooks)
         hooks.on_phase("training")
@@ -279,36 +296,33 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             step += 1
             epoch_total, epoch_count = epoch_total + loss.item(), epoch_count + n
-            elapsed = max(time.perf_counter() - started, 1e-9)
+            now = time.perf_counter()
             metrics = StepMetrics(
                 step=step,
                 total_steps=total_steps,
                 epoch=step / steps_per_epoch,
                 loss=loss.item() / max(1, n),
                 learning_rate=lr,
-                tokens_per_second=int(batch["attention_mask"].sum()) / elapsed,
+                tokens_per_second=int(batch["attention_mask"].sum()) / max(now - started, 1e-9),
                 progress=step / total_steps,
+                eta_seconds=(now - run_started) / step * (total_steps - step),
             )
             history.append(asdict(metrics))
             hooks.on_step(metrics)
+            if val_examples and config.eval_steps and step % config.eval_steps == 0 and step % steps_per_epoch:
+                validate(step / steps_per_epoch)  # epoch ends are evaluated below anyway
+                hooks.on_phase("training")
         epoch_loss = epoch_total / max(1, epoch_count)
 
         if val_examples:
-            _check_cancel(hooks)
-            hooks.on_phase("evaluating")
-            val_loss = evaluate()
-            val_history.append({"epoch": epoch, "validation_loss": val_loss})
-            hooks.on_eval(epoch, val_loss)
+            val_loss = validate(epoch)
             log.info("epoch %d: training loss %.4f, validation loss %.4f", epoch, epoch_loss, val_loss)
-            if val_loss < best_loss:
-                # Only the LoRA tensors: a few MB at most, cheap to keep a copy of.
-                best_loss, best_epoch = val_loss, epoch
-                best_state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
         else:
             log.info("epoch %d: training loss %.4f", epoch, epoch_loss)
 
-    if best_state is not None and best_epoch != epochs:
+    if best_state is not None and best_step != step:
         set_peft_model_state_dict(model, best_state)
+    best_epoch = best_step / steps_per_epoch if best_step is not None else float(epochs)
 
     # --- checking ---
     adapter_check = None
@@ -362,6 +376,7 @@ def train(
                 "max_prompt_tokens": config.max_prompt_tokens,
                 "max_completion_tokens": config.max_completion_tokens,
                 "seed": config.seed,
+                "eval_steps": config.eval_steps,
                 "training_rows": len(train_examples),
                 "validation_rows": len(val_examples),
             },

@@ -167,3 +167,8 @@ def test_it_refuses_arguments_of_the_wrong_type(examples):
     with pytest.raises(StudioError, match=r"the model name must be a string, got null\."):
         sql_value(examples, f"SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', NULL, 'tiny-llama', {sql_literal(GOOD_QUERY)})")
     assert FineTuneJob.objects.count() == 0
+
+
+def test_it_refuses_an_eval_steps_option_below_one(examples):
+    message = refused(examples, "my_model", "tiny-llama", GOOD_QUERY, None, '{"eval_steps": 0}')
+    assert message == "Invalid options argument: eval_steps must be a positive number of training steps, got 0."

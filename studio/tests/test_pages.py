@@ -53,3 +53,15 @@ def test_the_job_page_shows_describe_and_the_loss_curves(admin_client, finished_
 
 def test_a_missing_job_is_a_404(admin_client):
     assert admin_client.get("/jobs/ft_missing/").status_code == 404
+
+
+def test_a_running_job_shows_the_time_left_and_keeps_polling(admin_client):
+    job = FineTuneJob.objects.create(
+        status="IN_PROGRESS", progress=0.5, phase="training", base_model="smollm2-135m", database="DEMO",
+        schema="PUBLIC", requested_name="TRIAGE", training_data="SELECT prompt, completion FROM t",
+        warehouse="COMPUTE_WH", role="ACCOUNTADMIN",
+        history=[{"step": 1, "total_steps": 2, "epoch": 0.5, "loss": 2.0, "learning_rate": 1e-3,
+                  "tokens_per_second": 50.0, "eta_seconds": 250.0}],
+    )
+    page = admin_client.get(f"/jobs/{job.id}/").content.decode()
+    assert "about 4 min 10 s left" in page and 'http-equiv="refresh"' in page

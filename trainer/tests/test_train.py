@@ -25,7 +25,7 @@ class Recorder(TrainingHooks):
     def on_step(self, m):
         self.steps.append(m)
 
-    def on_eval(self, epoch, validation_loss):
+    def on_eval(self, epoch, validation_loss, step=None):
         self.evals.append((epoch, validation_loss))
 
     def should_cancel(self):
@@ -160,3 +160,20 @@ def test_an_adapter_that_learnt_nothing_is_reported_as_not_live(tiny_model_dir, 
     assert result.adapter_check["differing"] == 0 and result.adapter_check["live"] is False
     saved = json.loads((tmp_path / "adapter" / "studio_adapter.json").read_text())
     assert saved["adapter_check"] == result.adapter_check
+
+
+def test_evaluation_also_runs_every_eval_steps_and_the_best_checkpoint_wins(tiny_model_dir, tmp_path):
+    hooks = Recorder()
+    # 12 rows in batches of 4: 3 steps per epoch; every 2 steps plus each epoch end.
+    result = train(config(tiny_model_dir, tmp_path / "adapter", max_epochs=2, eval_steps=2),
+                   ACKNOWLEDGEMENTS, ACKNOWLEDGEMENTS[:2], hooks)
+    assert [round(e, 4) for e, _ in hooks.evals] == [0.6667, 1, 1.3333, 2]
+    assert [v["step"] for v in result.val_history] == [2, 3, 4, 6]
+    best = min(result.val_history, key=lambda v: v["validation_loss"])
+    assert result.validation_loss == best["validation_loss"] and result.best_epoch == pytest.approx(best["step"] / 3)
+
+
+def test_each_step_reports_the_time_left(trained):
+    _, _, hooks = trained
+    etas = [m.eta_seconds for m in hooks.steps]
+    assert etas[-1] == 0 and all(eta > 0 for eta in etas[:-1])
