@@ -335,12 +335,18 @@ def grants_on(object_type: str, name: str) -> list[Grant]:
     return list(Grant.objects.filter(object_type=object_type.upper(), object_name=name).order_by("created_on", "pk"))
 
 
-def inherited_roles(role: str) -> set[str]:
-    """Every role granted to `role`, directly or through other roles (not `role` itself)."""
+def role_edges() -> dict[str, set[str]]:
+    """Each role and the roles granted to it directly (GRANT ROLE … TO ROLE), in one query."""
     edges: dict[str, set[str]] = {}
     for object_name, holder in Grant.objects.filter(object_type=ROLE, privilege="USAGE", grantee_type=ROLE) \
             .values_list("object_name", "grantee_name"):
         edges.setdefault(holder, set()).add(split_parts(object_name)[0])
+    return edges
+
+
+def inherited_roles(role: str, edges: dict[str, set[str]] | None = None) -> set[str]:
+    """Every role granted to `role`, directly or through other roles (not `role` itself)."""
+    edges = role_edges() if edges is None else edges
     seen: set[str] = set()
     todo = [role]
     while todo:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from sqlglot import exp
 
-from access.grants import DATABASE_ROLE, ROLE, USER, inherited_roles, object_key
+from access.grants import DATABASE_ROLE, ROLE, USER, inherited_roles, object_key, role_edges
 from access.models import Grant, Role
 from access.session import Session
 from studio.errors import StudioError
@@ -39,6 +39,7 @@ SYSTEM_HIERARCHY: dict[str, tuple[str, ...]] = {
 
 def effective_roles(role: str) -> set[str]:
     """`role`, every role it inherits through grants and the system hierarchy, and PUBLIC."""
+    edges = role_edges()  # one query, however deep the hierarchy
     seen: set[str] = set()
     todo = [role]
     while todo:
@@ -47,7 +48,7 @@ def effective_roles(role: str) -> set[str]:
             continue
         seen.add(current)
         todo.extend(SYSTEM_HIERARCHY.get(current, ()))
-        todo.extend(inherited_roles(current))
+        todo.extend(inherited_roles(current, edges))
     seen.add("PUBLIC")
     return seen
 

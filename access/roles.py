@@ -20,7 +20,7 @@ def may_use_role(user, role: str) -> bool:
     """The role exists and is granted to the user, directly or through a role they hold."""
     if user is None or not Role.objects.filter(name=role).exists():
         return False
-    return role == "PUBLIC" or privileges.may_use_role(user, role)
+    return privileges.may_use_role(user, role)
 
 
 def default_role(user) -> str:

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 JOB_TIMEOUT = 24 * 3600
 
 
+RQ_JOB_PREFIX = "finetune-"  # each RQ job is named after its fine-tuning job, so one finds the other
+
 def connection() -> Redis:
     return django_rq.get_connection("default")
 
@@ -32,7 +34,7 @@ def queue_for(warehouse: Warehouse | str) -> Queue:
 
 def enqueue_on_commit(job: FineTuneJob, warehouse: Warehouse) -> None:
     """Queue after the job row is committed, so a fast worker never looks for a row it cannot see."""
-    rq_job_id = f"finetune-{job.id}"
+    rq_job_id = f"{RQ_JOB_PREFIX}{job.id}"
     FineTuneJob.objects.filter(pk=job.pk).update(rq_job_id=rq_job_id)
 
     def enqueue() -> None:

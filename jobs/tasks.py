@@ -61,10 +61,19 @@ class JobHooks:
         return status != Status.IN_PROGRESS
 
 
-def _fail(job_id: str, message: str) -> None:
-    FineTuneJob.objects.filter(pk=job_id, status__in=(Status.PENDING, Status.IN_PROGRESS)).update(
+def _fail(job_id: str, message: str) -> bool:
+    """Mark the job ERROR unless it already ended; whether it was marked."""
+    return FineTuneJob.objects.filter(pk=job_id, status__in=(Status.PENDING, Status.IN_PROGRESS)).update(
         status=Status.ERROR, error_message=message, finished_on=timezone.now(), phase="failed"
-    )
+    ) == 1
+
+
+def fail_abandoned(job_id: str, message: str) -> bool:
+    """A job whose work horse died outside run_finetune_job: mark it ERROR and drop its half-written
+    adapter (run_finetune_job's own `finally` never ran)."""
+    failed = _fail(job_id, message)
+    shutil.rmtree(_staging(job_id), ignore_errors=True)
+    return failed
 
 
 def run_finetune_job(job_id: str) -> str:
@@ -145,8 +154,8 @@ def run_finetune_job(job_id: str) -> str:
 def on_worker_failure(rq_job, connection, exc_type, exc_value, tb) -> None:
     """The work horse died (killed, out of memory) outside our own error handling."""
     if rq_job.args:
-        _fail(rq_job.args[0], f"The worker running this job stopped unexpectedly ({exc_type.__name__ if exc_type else 'killed'}: {exc_value}).")
-        shutil.rmtree(_staging(rq_job.args[0]), ignore_errors=True)
+        fail_abandoned(rq_job.args[0], f"The worker running this job stopped unexpectedly "
+                                       f"({exc_type.__name__ if exc_type else 'killed'}: {exc_value}).")
 
 
 def on_worker_stopped(rq_job, connection) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import shutil
 import signal
 import socket
 
@@ -20,11 +19,11 @@ from django.utils import timezone
 from rq import Worker
 
 from jobs.models import FineTuneJob
+from jobs.queues import RQ_JOB_PREFIX
 
 log = logging.getLogger(__name__)
 Status = FineTuneJob.Status
 
-RQ_JOB_PREFIX = "finetune-"  # jobs.queues names each RQ job after its fine-tuning job
 PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies (Linux)
 # A worker on another machine counts as alive while its heartbeat is this recent.
 REMOTE_HEARTBEAT_S = 180
@@ -39,13 +38,9 @@ def fail_job(rq_job_id: str | None, message: str) -> bool:
     """Mark the fine-tuning job behind an RQ job ERROR (unless it already ended); drop its staging."""
     if not rq_job_id or not rq_job_id.startswith(RQ_JOB_PREFIX):
         return False
-    from models_registry.registry import staging_dir
+    from jobs.tasks import fail_abandoned
 
-    job_id = rq_job_id.removeprefix(RQ_JOB_PREFIX)
-    failed = FineTuneJob.objects.filter(pk=job_id, status__in=(Status.PENDING, Status.IN_PROGRESS)).update(
-        status=Status.ERROR, error_message=message, finished_on=timezone.now(), phase="failed") == 1
-    shutil.rmtree(staging_dir(job_id), ignore_errors=True)
-    return failed
+    return fail_abandoned(rq_job_id.removeprefix(RQ_JOB_PREFIX), message)
 
 
 def _die_with_parent() -> None:

@@ -1,18 +1,12 @@
 """Settings for the test suite: everything under one temporary data directory, shared with the worker
 and inference server processes the tests start (they inherit these environment variables)."""
 import os
-import socket
 import tempfile
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from studio.processes import free_port  # no Django imports: safe before settings exist
 
 os.environ.setdefault("STUDIO_DATA_DIR", tempfile.mkdtemp(prefix="studio-test-"))
-os.environ.setdefault("STUDIO_REDIS_PORT", str(_free_port()))
+os.environ.setdefault("STUDIO_REDIS_PORT", str(free_port()))
 os.environ.pop("REDIS_URL", None)
 os.environ.pop("DATABASE_URL", None)
 
