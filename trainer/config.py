@@ -39,6 +39,10 @@ class TrainConfig:
     adapter_check_prompts: int = 3  # validation prompts answered with and without the adapter; 0 skips the check
     adapter_check_tokens: int = 24  # greedy tokens generated per answer in that check
 
+    # --- checkpoints ---
+    checkpoint_dir: str | None = None  # the run's state is saved here while training, and resumed from; None: never
+    checkpoint_interval_s: float = 60.0  # save at most this often (0: after every step); a save costs well under 1 s
+
     # --- runtime ---
     seed: int = 0  # seeds the split, batch order and torch, so a rerun gives the same adapter
     device: str = "cpu"  # "cpu" trains in fp32, "cuda" loads the base model in bf16

@@ -1,9 +1,11 @@
 """LoRA fine-tuning of a causal LM on (prompt, completion) rows, top to bottom in one function.
 
-    loading -> preparing -> training (+ evaluating after every epoch) -> saving
+    loading -> preparing -> training (+ evaluating after every epoch) -> checking -> saving
 
-The adapter saved is the one from the epoch with the lowest validation loss. Progress, metrics and
-cancellation go through TrainingHooks so the caller (a job worker) decides where they end up.
+The adapter saved is the one from the evaluation with the lowest validation loss. Progress, metrics
+and cancellation go through TrainingHooks so the caller (a job worker) decides where they end up.
+With a checkpoint_dir, the run's state is saved there every checkpoint_interval_s, and a run started
+again on the same model, data and settings carries on from it (see checkpoint.py).
 """
 from __future__ import annotations
 
@@ -21,8 +23,11 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from . import checkpoint
 from .config import TrainConfig
 from .fingerprint import base_model_hash, data_hash
+from .loss import completion_loss_sum
+from .out_of_memory import TrainingOutOfMemory, advice, is_out_of_memory
 from .prepare import FALLBACK_CHAT_TEMPLATE, IGNORE_INDEX, Example, Row, auto_epochs, encode_rows
 
 log = logging.getLogger(__name__)
@@ -58,6 +63,9 @@ class TrainingHooks:
     def on_eval(self, epoch: float, validation_loss: float, step: int | None = None) -> None:
         pass
 
+    def on_resume(self, step: int) -> None:
+        """Training carries on from a checkpoint at this step: forget metrics reported after it."""
+
     def should_cancel(self) -> bool:
         return False
 
@@ -74,6 +82,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)  # one asdict(StepMetrics) per step
     val_history: list[dict[str, Any]] = field(default_factory=list)  # {"epoch", "step", "validation_loss"} per evaluation
     adapter_check: dict[str, Any] | None = None  # see check_adapter(); None when skipped
+    resumed_from_step: int | None = None  # the checkpoint's step when this run carried on from one
 
 
 # -----------------------------------------------------------------------------
@@ -119,15 +128,7 @@ def loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[to
 
     Sums (not means) so epoch losses are weighted by tokens, whatever the batch composition.
     """
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    targets = batch["labels"][:, 1:]
-    loss = torch.nn.functional.cross_entropy(
-        logits[:, :-1].float().reshape(-1, logits.size(-1)),
-        targets.reshape(-1),
-        ignore_index=IGNORE_INDEX,
-        reduction="sum",
-    )
-    return loss, int((targets != IGNORE_INDEX).sum())
+    return completion_loss_sum(model, batch)
 
 
 @contextlib.contextmanager
@@ -182,6 +183,14 @@ def _check_cancel(hooks: TrainingHooks) -> None:
 # the run
 
 
+@dataclass
+class _Where:
+    """How far a run got: what an out-of-memory message needs to say."""
+
+    phase: str = "starting"
+    longest_row_tokens: int = 0
+
+
 def train(
     config: TrainConfig,
     train_rows: Sequence[Row],
@@ -191,12 +200,29 @@ def train(
     """Fine-tune a LoRA adapter and write it to config.output_dir (see module docstring).
 
     The rows are expected to have passed prepare.check_rows already. Token-limit errors from here
-    (DataError) number rows across train_rows followed by val_rows.
+    (DataError) number rows across train_rows followed by val_rows. Running out of memory raises
+    TrainingOutOfMemory, whose message says what to change.
     """
+    where = _Where()
+    try:
+        return _run(config, train_rows, val_rows, hooks or TrainingHooks(), where)
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        if config.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        raise TrainingOutOfMemory(advice(config.device, config.batch_size, where.longest_row_tokens, where.phase)) from exc
+
+
+def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row], hooks: TrainingHooks,
+         where: _Where) -> TrainResult:
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    hooks = hooks or TrainingHooks()
+    def enter(phase: str) -> None:
+        where.phase = phase
+        hooks.on_phase(phase)
+
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     if config.device == "cpu":
@@ -205,7 +231,7 @@ def train(
 
     # --- loading ---
     _check_cancel(hooks)
-    hooks.on_phase("loading")
+    enter("loading")
     dtype = torch.bfloat16 if config.device.startswith("cuda") else torch.float32
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(config.base_model_path)
@@ -225,12 +251,13 @@ def train(
 
     # --- preparing ---
     _check_cancel(hooks)
-    hooks.on_phase("preparing")
+    enter("preparing")
     examples = encode_rows(
         tokenizer, list(train_rows) + list(val_rows), config.max_prompt_tokens, config.max_completion_tokens
     )
     train_examples, val_examples = examples[: len(train_rows)], examples[len(train_rows) :]
     template = examples[0].template
+    where.longest_row_tokens = max(len(e.input_ids) for e in examples)
     epochs = config.max_epochs or auto_epochs(len(train_examples))
     steps_per_epoch = math.ceil(len(train_examples) / config.batch_size)
     total_steps = steps_per_epoch * epochs
@@ -243,7 +270,6 @@ def train(
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
-    batch_rng = random.Random(config.seed)
 
     def evaluate() -> float:
         model.eval()
@@ -260,13 +286,44 @@ def train(
     val_history: list[dict[str, Any]] = []
     best_loss, best_step, best_state = math.inf, None, None
     epoch_loss = math.nan
+    epoch_total, epoch_count = 0.0, 0
     step = 0
+    resumed_from = None
+    identity = checkpoint.fingerprint(config, train_rows, val_rows, epochs) if config.checkpoint_dir else ""
+    saved = checkpoint.load(config.checkpoint_dir, identity) if config.checkpoint_dir else None
+    if saved is not None:
+        set_peft_model_state_dict(model, saved["lora"])
+        optimizer.load_state_dict(saved["optimizer"])  # moves the moments onto the parameters' device
+        step = resumed_from = saved["step"]
+        history, val_history = saved["history"], saved["val_history"]
+        best_loss, best_step, best_state = saved["best_loss"], saved["best_step"], saved["best_state"]
+        epoch_total, epoch_count = saved["epoch_total"], saved["epoch_count"]
+        torch.set_rng_state(saved["torch_rng"])
+        hooks.on_resume(step)
+        log.info("carrying on from the checkpoint at step %d of %d", step, total_steps)
+    last_checkpoint = time.monotonic()
+
+    def save_checkpoint_if_due() -> None:
+        """Only called where the state is whole: after a step and any evaluation belonging to it."""
+        nonlocal last_checkpoint
+        if not config.checkpoint_dir or time.monotonic() - last_checkpoint < config.checkpoint_interval_s:
+            return
+        _check_cancel(hooks)  # a run that is no longer wanted must not overwrite what another may resume from
+        checkpoint.save(config.checkpoint_dir, {
+            "fingerprint": identity, "step": step, "total_steps": total_steps,
+            "lora": {k: v.detach().cpu() for k, v in get_peft_model_state_dict(model).items()},
+            "optimizer": optimizer.state_dict(), "history": history, "val_history": val_history,
+            "best_loss": best_loss, "best_step": best_step,
+            "best_state": None if best_state is None else {k: v.cpu() for k, v in best_state.items()},
+            "epoch_total": epoch_total, "epoch_count": epoch_count, "torch_rng": torch.get_rng_state(),
+        })
+        last_checkpoint = time.monotonic()
 
     def validate(epoch_reached: float) -> float:
         """Evaluate, record, and keep a copy of the adapter if it is the best so far."""
         nonlocal best_loss, best_step, best_state
         _check_cancel(hooks)
-        hooks.on_phase("evaluating")
+        enter("evaluating")
         val_loss = evaluate()
         val_history.append({"epoch": round(epoch_reached, 4), "step": step, "validation_loss": val_loss})
         hooks.on_eval(epoch_reached, val_loss, step)
@@ -277,12 +334,16 @@ def train(
         return val_loss
 
     model.train()
-    run_started = time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    run_started, steps_before = time.perf_counter(), step
+    for epoch in range(step // steps_per_epoch + 1, epochs + 1):
         _check_cancel(hooks)
-        hooks.on_phase("training")
-        epoch_total, epoch_count = 0.0, 0
-        for batch_indices in length_grouped_batches(train_examples, config.batch_size, batch_rng):
+        enter("training")
+        # Each epoch's order depends on the seed and the epoch alone, so a resumed run replays it exactly.
+        batches = length_grouped_batches(train_examples, config.batch_size, random.Random(config.seed * 100_003 + epoch))
+        done_in_epoch = step - (epoch - 1) * steps_per_epoch
+        if done_in_epoch == 0:
+            epoch_total, epoch_count = 0.0, 0
+        for batch_indices in batches[done_in_epoch:]:
             _check_cancel(hooks)
             started = time.perf_counter()
             lr = lr_at(step, total_steps, config.learning_rate, warmup_steps)
@@ -305,13 +366,15 @@ def train(
                 learning_rate=lr,
                 tokens_per_second=int(batch["attention_mask"].sum()) / max(now - started, 1e-9),
                 progress=step / total_steps,
-                eta_seconds=(now - run_started) / step * (total_steps - step),
+                eta_seconds=(now - run_started) / (step - steps_before) * (total_steps - step),
             )
             history.append(asdict(metrics))
             hooks.on_step(metrics)
-            if val_examples and config.eval_steps and step % config.eval_steps == 0 and step % steps_per_epoch:
-                validate(step / steps_per_epoch)  # epoch ends are evaluated below anyway
-                hooks.on_phase("training")
+            if step % steps_per_epoch:  # epoch ends are evaluated and checkpointed below
+                if val_examples and config.eval_steps and step % config.eval_steps == 0:
+                    validate(step / steps_per_epoch)
+                    enter("training")
+                save_checkpoint_if_due()
         epoch_loss = epoch_total / max(1, epoch_count)
 
         if val_examples:
@@ -319,6 +382,8 @@ def train(
             log.info("epoch %d: training loss %.4f, validation loss %.4f", epoch, epoch_loss, val_loss)
         else:
             log.info("epoch %d: training loss %.4f", epoch, epoch_loss)
+        if epoch < epochs:
+            save_checkpoint_if_due()
 
     if best_state is not None and best_step != step:
         set_peft_model_state_dict(model, best_state)
@@ -328,7 +393,7 @@ def train(
     adapter_check = None
     if config.adapter_check_prompts > 0:
         _check_cancel(hooks)
-        hooks.on_phase("checking")
+        enter("checking")
         sample = [p for p, _ in (list(val_rows) or list(train_rows))[: config.adapter_check_prompts]]
         adapter_check = check_adapter(model, tokenizer, sample, None if template == "model" else FALLBACK_CHAT_TEMPLATE,
                                       config.adapter_check_tokens, config.device)
@@ -346,11 +411,12 @@ def train(
         history=history,
         val_history=val_history,
         adapter_check=adapter_check,
+        resumed_from_step=resumed_from,
     )
 
     # --- saving ---
     _check_cancel(hooks)
-    hooks.on_phase("saving")
+    enter("saving")
     out = Path(config.output_dir)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -392,8 +458,11 @@ def train(
         }
         # Written last: its presence marks a complete adapter directory.
         (out / ADAPTER_METADATA_FILE).write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
+        _check_cancel(hooks)  # cancelled while saving: the adapter is whole, but nobody wants it
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # never leave a half-written adapter behind
         raise
+    if config.checkpoint_dir:
+        shutil.rmtree(config.checkpoint_dir, ignore_errors=True)  # the run is complete: nothing to carry on from
     log.info("saved adapter to %s", out)
     return result
