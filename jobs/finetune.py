@@ -12,7 +12,7 @@ from access import history, privileges
 from access.session import Session
 from catalog import accountdata, base_models
 from catalog.identifiers import QualifiedName, qualify
-from jobs import queues
+from jobs import queues, recovery
 from jobs.models import FineTuneJob
 from jobs.training_data import check_query
 from studio.errors import StudioError, invalid_argument
@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 MAX_EPOCHS_RANGE = (1, 10)
 # Options beyond Snowflake's documented max_epochs; documented in the README as extensions.
-OPTION_TYPES: dict[str, type | tuple[type, ...]] = {"max_epochs": int, "learning_rate": (int, float), "eval_steps": int}
+OPTION_TYPES: dict[str, type | tuple[type, ...]] = {"max_epochs": int, "learning_rate": (int, float), "eval_steps": int,
+                                                    "batch_size": int}
+MAX_BATCH_SIZE = 64
 
 
 def parse_options(options: str | dict[str, Any] | None) -> dict[str, Any]:
@@ -56,6 +58,9 @@ def parse_options(options: str | dict[str, Any] | None) -> dict[str, Any]:
     if "eval_steps" in parsed and parsed["eval_steps"] < 1:
         raise invalid_argument(f"Invalid options argument: eval_steps must be a positive number of training steps, "
                                f"got {parsed['eval_steps']}.")
+    if "batch_size" in parsed and not 1 <= parsed["batch_size"] <= MAX_BATCH_SIZE:
+        raise invalid_argument(f"Invalid options argument: batch_size must be an integer from 1 to {MAX_BATCH_SIZE} "
+                               f"rows per training step, got {parsed['batch_size']}.")
     if "learning_rate" in parsed and not 0 < parsed["learning_rate"] < 1:
         raise invalid_argument(f"Invalid options argument: learning_rate must be between 0 and 1, "
                                f"got {parsed['learning_rate']}.")
@@ -189,4 +194,6 @@ def _cancel(session: Session, job_id: str) -> str:
         job.refresh_from_db()
         raise StudioError(f"Fine-tuning job '{job.id}' finished with status {job.status} before it could be cancelled.")
     queues.stop(job, was_running=was_running)
+    if not was_running:  # a queued job may hold a checkpoint from an interrupted try; nobody needs it now
+        recovery.discard_files(job.id)
     return f"Canceled Cortex Fine-tuning job: {job.id}"

@@ -53,6 +53,8 @@ class FineTuneJob(models.Model):
     adapter_check = models.JSONField(null=True, blank=True,
                                      help_text="validation prompts answered with and without the adapter")
     error_message = models.TextField(blank=True)
+    resumes = models.PositiveIntegerField(default=0, help_text="times training carried on from a checkpoint")
+    interruption = models.TextField(blank=True, help_text="why training last stopped and carried on")
     warehouse = models.CharField(max_length=255)
     role = models.CharField(max_length=255)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)

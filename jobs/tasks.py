@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 import traceback
 from typing import Any
 
-from django.db import close_old_connections
+from django.conf import settings
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from jobs import recovery
 from jobs.models import FineTuneJob
 
 log = logging.getLogger(__name__)
@@ -17,15 +18,19 @@ Status = FineTuneJob.Status
 
 
 class JobHooks:
-    """Persists progress as the trainer reports it, and tells it when the job was cancelled."""
+    """Persists progress as the trainer reports it, and tells it when the job was cancelled.
+
+    Everything is tied to this try's RQ job id: once the job was handed to another try (RQ declared this
+    one abandoned and it was queued to carry on), this one stops and writes nothing more."""
 
     # Writing every step of a tiny model would hammer SQLite; a second between writes loses nothing visible.
     MIN_WRITE_INTERVAL_S = 1.0
 
     def __init__(self, job: FineTuneJob) -> None:
         self.job = job
-        self.history: list[dict[str, Any]] = []
-        self.validation_history: list[dict[str, Any]] = []
+        # A job carrying on from a checkpoint keeps the metrics of its earlier tries.
+        self.history: list[dict[str, Any]] = list(job.history)
+        self.validation_history: list[dict[str, Any]] = list(job.validation_history)
         self.last_write = 0.0
         self.progress = 0.0
 
@@ -34,7 +39,7 @@ class JobHooks:
         if not force and not fields and now - self.last_write < self.MIN_WRITE_INTERVAL_S:
             return
         self.last_write = now
-        FineTuneJob.objects.filter(pk=self.job.pk, status=Status.IN_PROGRESS).update(
+        FineTuneJob.objects.filter(pk=self.job.pk, status=Status.IN_PROGRESS, rq_job_id=self.job.rq_job_id).update(
             progress=self.progress, history=self.history, validation_history=self.validation_history, **fields
         )
 
@@ -43,6 +48,8 @@ class JobHooks:
 
     def on_step(self, m) -> None:
         self.progress = min(0.99, float(m.progress))  # 1.0 only once the model is registered
+        while self.history and self.history[-1]["step"] >= m.step:  # a try that started over (no checkpoint)
+            self.history.pop()
         self.history.append({
             "step": m.step, "total_steps": m.total_steps, "epoch": round(float(m.epoch), 4),
             "loss": float(m.loss), "learning_rate": float(m.learning_rate),
@@ -51,29 +58,64 @@ class JobHooks:
         })
         self._save()
 
+    def on_resume(self, step: int) -> None:
+        """Carrying on from a checkpoint: the metrics persisted after its step were never kept."""
+        self.history = [h for h in self.history if h["step"] <= step]
+        self.validation_history = [v for v in self.validation_history if (v.get("step") or 0) <= step]
+        if self.history:
+            self.progress = min(0.99, step / self.history[-1]["total_steps"])
+        self._save(force=True)
+
     def on_eval(self, epoch: float, validation_loss: float, step: int | None = None) -> None:
+        while self.validation_history and (self.validation_history[-1].get("step") or 0) >= (step or 0):
+            self.validation_history.pop()
         self.validation_history.append({"epoch": round(float(epoch), 4), "step": step,
                                         "validation_loss": float(validation_loss)})
         self._save(force=True)
 
     def should_cancel(self) -> bool:
-        status = FineTuneJob.objects.filter(pk=self.job.pk).values_list("status", flat=True).first()
-        return status != Status.IN_PROGRESS
+        return not FineTuneJob.objects.filter(pk=self.job.pk, status=Status.IN_PROGRESS,
+                                              rq_job_id=self.job.rq_job_id).exists()
 
 
-def _fail(job_id: str, message: str) -> bool:
-    """Mark the job ERROR unless it already ended; whether it was marked."""
-    return FineTuneJob.objects.filter(pk=job_id, status__in=(Status.PENDING, Status.IN_PROGRESS)).update(
-        status=Status.ERROR, error_message=message, finished_on=timezone.now(), phase="failed"
-    ) == 1
+def training_device(warehouse_name: str) -> str:
+    """The torch device a warehouse trains on, from Warehouse.devices ("cpu", "cuda", "cuda:1"), checked
+    against what this worker's machine has: a clear error instead of a CUDA stack trace."""
+    import re
+
+    from trainer import DataError
+    from warehouses.models import Warehouse
+
+    devices = (Warehouse.objects.filter(name=warehouse_name).values_list("devices", flat=True).first() or "cpu")
+    devices = devices.strip().lower() or "cpu"
+    if devices == "cpu":
+        return "cpu"
+    match = re.fullmatch(r"cuda(?::(\d+))?", devices)
+    if match is None:
+        raise DataError(f"Warehouse {warehouse_name} lists devices '{devices}', but a job trains on one device: "
+                        "cpu, cuda or cuda:N. Training one job on several GPUs at once is not supported yet; give "
+                        "each GPU its own warehouse, or its own worker, to train several jobs side by side.")
+    import torch
+
+    index = int(match.group(1) or 0)
+    if not torch.cuda.is_available():
+        raise DataError(f"Warehouse {warehouse_name} trains on {devices}, but the worker running it sees no CUDA GPU. "
+                        "Run the warehouse's workers on a GPU machine, or set the warehouse's devices to cpu.")
+    if index >= torch.cuda.device_count():
+        raise DataError(f"Warehouse {warehouse_name} trains on {devices}, but the worker running it sees only "
+                        f"{torch.cuda.device_count()} CUDA GPU(s).")
+    return f"cuda:{index}"
 
 
-def fail_abandoned(job_id: str, message: str) -> bool:
-    """A job whose work horse died outside run_finetune_job: mark it ERROR and drop its half-written
-    adapter (run_finetune_job's own `finally` never ran)."""
-    failed = _fail(job_id, message)
-    shutil.rmtree(_staging(job_id), ignore_errors=True)
-    return failed
+def cpu_threads(warehouse_name: str) -> int:
+    """Cores per job: a warehouse training `concurrency` jobs at once shares this machine's cores among them
+    (each torch process otherwise takes them all, and N jobs x all cores only thrash)."""
+    import os
+
+    from warehouses.models import Warehouse
+
+    concurrency = Warehouse.objects.filter(name=warehouse_name).values_list("concurrency", flat=True).first() or 1
+    return max(1, len(os.sched_getaffinity(0)) // concurrency)
 
 
 def run_finetune_job(job_id: str) -> str:
@@ -82,6 +124,7 @@ def run_finetune_job(job_id: str) -> str:
     from jobs.training_data import read_rows
     from models_registry import registry
     from trainer import DataError, TrainConfig, TrainingCancelled, auto_epochs, check_rows, split_validation, train
+    from trainer.out_of_memory import TrainingOutOfMemory
 
     close_old_connections()
     job = FineTuneJob.objects.filter(pk=job_id).first()
@@ -109,12 +152,18 @@ def run_finetune_job(job_id: str) -> str:
             train_rows, val_rows = split_validation(rows, fraction=TrainConfig.validation_fraction, seed=0)
         epochs = job.options.get("max_epochs") or auto_epochs(len(train_rows))
         FineTuneJob.objects.filter(pk=job.pk).update(epochs=epochs)
+        device = training_device(job.warehouse)
         config = TrainConfig(
             base_model_path=str(base.weights_dir),
             output_dir=str(staging),
             max_epochs=epochs,
             learning_rate=float(job.options.get("learning_rate", base.learning_rate)),
             eval_steps=job.options.get("eval_steps"),
+            batch_size=job.options.get("batch_size", TrainConfig.batch_size),
+            device=device,
+            num_threads=cpu_threads(job.warehouse) if device == "cpu" else None,
+            checkpoint_dir=str(recovery.checkpoint_dir(job.id)),
+            checkpoint_interval_s=settings.CHECKPOINT_INTERVAL_S,
             max_prompt_tokens=base.max_prompt_tokens,
             max_completion_tokens=base.max_completion_tokens,
             max_training_bytes=base.training_data_limit_bytes,
@@ -125,46 +174,45 @@ def run_finetune_job(job_id: str) -> str:
         hooks.on_phase("registering")
         metrics = {"training_loss": result.training_loss, "validation_loss": result.validation_loss,
                    "trained_tokens": result.trained_tokens, "epochs": result.epochs}
-        job.refresh_from_db()
-        if job.status != Status.IN_PROGRESS:
-            raise TrainingCancelled()
-        model = registry.register(job, staging, metrics)
-        job.transition(
-            Status.IN_PROGRESS, Status.SUCCESS,
-            progress=1.0, phase="done", finished_on=timezone.now(), final_model_name=model.qualified_name,
-            trained_tokens=result.trained_tokens, training_loss=result.training_loss,
-            validation_loss=result.validation_loss, epochs=result.epochs,
-            history=hooks.history, validation_history=hooks.validation_history, adapter_check=result.adapter_check,
-        )
+        with transaction.atomic():
+            # SUCCESS is claimed before the model is registered, in one transaction: a CANCEL arriving now
+            # waits for the commit and then finds the job finished. Never a CANCELLED job with a model.
+            if not FineTuneJob.objects.filter(pk=job.pk, status=Status.IN_PROGRESS, rq_job_id=job.rq_job_id).update(
+                status=Status.SUCCESS, progress=1.0, phase="done", finished_on=timezone.now(),
+                trained_tokens=result.trained_tokens, training_loss=result.training_loss,
+                validation_loss=result.validation_loss, epochs=result.epochs, history=hooks.history,
+                validation_history=hooks.validation_history, adapter_check=result.adapter_check,
+            ):
+                raise TrainingCancelled()
+            job.refresh_from_db()
+            model = registry.register(job, staging, metrics)
+            FineTuneJob.objects.filter(pk=job.pk).update(final_model_name=model.qualified_name)
         return "success"
     except TrainingCancelled:
         return "cancelled"
-    except DataError as exc:
-        _fail(job.id, str(exc))
+    except (DataError, TrainingOutOfMemory) as exc:
+        recovery.fail(job.id, str(exc))
         return "error"
     except Exception as exc:  # recorded on the job; a crash loop helps nobody
         log.exception("fine-tuning job %s failed", job.id)
-        _fail(job.id, f"Training failed: {type(exc).__name__}: {exc}")
+        recovery.fail(job.id, f"Training failed: {type(exc).__name__}: {exc}")
         log.debug("%s", traceback.format_exc())
         return "error"
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        # A killed horse never gets here, and its checkpoint stays. A try that stopped because the job was
+        # handed to another try (queued again to carry on) must leave the checkpoint to that one too.
+        if FineTuneJob.objects.filter(pk=job.id, status__in=FineTuneJob.FINAL_STATUSES).exists():
+            recovery.discard_files(job.id)
 
 
 def on_worker_failure(rq_job, connection, exc_type, exc_value, tb) -> None:
-    """The work horse died (killed, out of memory) outside our own error handling."""
-    if rq_job.args:
-        fail_abandoned(rq_job.args[0], f"The worker running this job stopped unexpectedly "
-                                       f"({exc_type.__name__ if exc_type else 'killed'}: {exc_value}).")
+    """The work horse died (killed, out of memory) outside our own error handling, or RQ found it
+    abandoned: carry on from the checkpoint, or fail the job."""
+    cause = f"{exc_type.__name__}: {exc_value}" if exc_type else "killed"
+    recovery.interrupted(rq_job.id, f"The worker running this job stopped unexpectedly ({cause}).")
 
 
 def on_worker_stopped(rq_job, connection) -> None:
-    """CANCEL killed the work horse; the row is already CANCELLED, only the half-written adapter remains."""
+    """CANCEL killed the work horse; the row is already CANCELLED, only its files remain."""
     if rq_job.args:
-        shutil.rmtree(_staging(rq_job.args[0]), ignore_errors=True)
-
-
-def _staging(job_id: str):
-    from models_registry.registry import staging_dir
-
-    return staging_dir(job_id)
+        recovery.discard_files(rq_job.args[0])

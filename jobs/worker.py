@@ -3,8 +3,9 @@
 RQ's defaults suit short jobs: on Ctrl+C or SIGTERM it waits for the running job to finish (a warm
 shutdown, hours for a training run), a second signal within a second is ignored, and the work horse
 runs in its own process group, so a worker killed outright leaves its horse training on as an orphan.
-Here a stopping worker stops its job at once and says so on the job, a horse dies with its worker,
-and a worker starting up marks the jobs of workers that were killed, so no job stays IN_PROGRESS.
+Here a stopping worker stops its job at once, a horse dies with its worker, and a worker starting up
+takes over the jobs of workers that were killed. Such a job carries on from its last checkpoint
+(jobs/recovery.py), or ends ERROR saying why: no job stays IN_PROGRESS with nobody training it.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from django.db import connections
 from django.utils import timezone
 from rq import Worker
 
+from jobs import recovery
 from jobs.models import FineTuneJob
-from jobs.queues import RQ_JOB_PREFIX
 
 log = logging.getLogger(__name__)
 Status = FineTuneJob.Status
@@ -28,19 +29,8 @@ PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent 
 # A worker on another machine counts as alive while its heartbeat is this recent.
 REMOTE_HEARTBEAT_S = 180
 
-STOPPED = ("The worker was stopped ({signal}) while this job was running; nothing was saved. "
-           "Start the job again with FINETUNE('CREATE', …).")
-KILLED = ("The worker running this job stopped unexpectedly (it was killed, or its machine restarted); "
-          "nothing was saved. Start the job again with FINETUNE('CREATE', …).")
-
-
-def fail_job(rq_job_id: str | None, message: str) -> bool:
-    """Mark the fine-tuning job behind an RQ job ERROR (unless it already ended); drop its staging."""
-    if not rq_job_id or not rq_job_id.startswith(RQ_JOB_PREFIX):
-        return False
-    from jobs.tasks import fail_abandoned
-
-    return fail_abandoned(rq_job_id.removeprefix(RQ_JOB_PREFIX), message)
+STOPPED = "The worker was stopped ({signal}) while this job was running."
+KILLED = "The worker running this job stopped unexpectedly (it was killed, or its machine restarted)."
 
 
 def _die_with_parent() -> None:
@@ -67,14 +57,20 @@ def _alive(worker: Worker) -> bool:
     return (timezone.now() - beat).total_seconds() < REMOTE_HEARTBEAT_S
 
 
-def fail_abandoned_jobs(connection, warehouses: list[str]) -> list[str]:
-    """IN_PROGRESS jobs on these warehouses that no live worker is running: their worker was killed."""
+def recover_abandoned_jobs(connection, warehouses: list[str]) -> list[tuple[str, str]]:
+    """IN_PROGRESS jobs on these warehouses that no live worker is running (their worker was killed),
+    queued again to carry on from their checkpoint or failed: (job id, "resumed" or "failed") each."""
+    # Jobs first, workers second: RQ records a worker's job before its horse starts, so a job another
+    # worker has just begun is seen as running, not as abandoned.
+    in_progress = list(FineTuneJob.objects.filter(status=Status.IN_PROGRESS, warehouse__in=warehouses))
     running = {w.get_current_job_id() for w in Worker.all(connection=connection) if _alive(w)}
-    failed = []
-    for job in FineTuneJob.objects.filter(status=Status.IN_PROGRESS, warehouse__in=warehouses):
-        if job.rq_job_id not in running and fail_job(job.rq_job_id, KILLED):
-            failed.append(job.id)
-    return failed
+    outcomes = []
+    for job in in_progress:
+        if job.rq_job_id not in running:
+            outcome = recovery.interrupted(job.rq_job_id, KILLED)
+            if outcome:
+                outcomes.append((job.id, outcome))
+    return outcomes
 
 
 class StudioWorker(Worker):
@@ -88,12 +84,61 @@ class StudioWorker(Worker):
         return super().main_work_horse(job, queue)
 
     def request_stop(self, signum, frame):
-        """Cold shutdown on the first signal: stop the horse, record why on the job, exit."""
+        """Cold shutdown on the first signal: stop the horse, queue its job to carry on later (or fail
+        it, without a checkpoint), exit."""
         rq_job_id = self.get_current_job_id()
         if self.horse_pid:
             self.kill_horse()
             self.wait_for_horse()
         if rq_job_id:
             connections.close_all()  # the signal may have interrupted a query on the main connection
-            fail_job(rq_job_id, STOPPED.format(signal=signal.Signals(signum).name))
+            recovery.interrupted(rq_job_id, STOPPED.format(signal=signal.Signals(signum).name))
         raise SystemExit()
+
+    # Redis going away must not end a training. RQ lets a Redis error in the worker's bookkeeping while the
+    # horse trains (the working time and heartbeats it writes every job_monitoring_interval) out of
+    # monitor_work_horse: the worker quits, and its horse dies with it. The horse trains from and reports to
+    # the database, so the worker skips what it cannot write and writes it again once Redis is back.
+    def set_current_job_working_time(self, current_job_working_time, pipeline=None):
+        from redis.exceptions import RedisError
+
+        try:
+            super().set_current_job_working_time(current_job_working_time, pipeline=pipeline)
+        except RedisError as exc:
+            log.warning("Worker %s: Redis unreachable (%s); the job trains on", self.name, exc)
+
+    def maintain_heartbeats(self, job):
+        from redis.exceptions import RedisError
+
+        try:
+            super().maintain_heartbeats(job)
+        except RedisError as exc:
+            log.warning("Worker %s: Redis unreachable (%s); job %s trains on, heartbeats resume with Redis",
+                        self.name, exc, job.id)
+
+    def run_maintenance_tasks(self):
+        """RQ's registry cleaning, then queue again the PENDING jobs of this worker's warehouses that Redis
+        lost (jobs/reconcile.py). RQ runs this in the main worker process when it starts and every
+        maintenance_interval while idle; a Redis or database error is logged and retried, not fatal."""
+        from django.db import DatabaseError
+        from redis.exceptions import RedisError
+
+        from jobs.reconcile import requeue_lost_jobs, warehouses_of
+
+        try:
+            super().run_maintenance_tasks()
+            requeue_lost_jobs(warehouses_of(self.queue_names()), connection=self.connection)
+        except (RedisError, DatabaseError) as exc:
+            log.warning("Worker %s: maintenance failed, retried shortly: %s", self.name, exc)
+            connections.close_all()
+
+    def _install_signal_handlers(self):
+        """RQ's, noting that a stop was asked for: request_stop may fail while Redis is away, and the worker
+        command must then end rather than start a new worker (manage.py worker restarts RQ's loop when it
+        ends on a Redis error)."""
+        def stop(signum, frame):
+            self.stop_signal = signum
+            self.request_stop(signum, frame)
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)

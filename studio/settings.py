@@ -108,6 +108,9 @@ REDIS_URL_IS_EMBEDDED = not envstr("REDIS_URL", "")
 EMBEDDED_REDIS_PORT = envint("STUDIO_REDIS_PORT", 6390)
 REDIS_URL = envstr("REDIS_URL", "") or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
 RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 24 * 3600}}
+# A training run saves its state this often (seconds) under MODEL_STORE/checkpoints, so a job whose worker
+# was stopped or killed carries on from there instead of starting over. 0 saves after every step.
+CHECKPOINT_INTERVAL_S = envint("STUDIO_CHECKPOINT_INTERVAL_S", 60)
 
 # The embedded inference server that `runstack` starts for the default base model.
 INFERENCE_HOST = envstr("STUDIO_INFERENCE_HOST", "127.0.0.1")

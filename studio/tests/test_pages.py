@@ -65,3 +65,16 @@ def test_a_running_job_shows_the_time_left_and_keeps_polling(admin_client):
     )
     page = admin_client.get(f"/jobs/{job.id}/").content.decode()
     assert "about 4 min 10 s left" in page and 'http-equiv="refresh"' in page
+
+
+def test_a_job_that_carries_on_after_an_interruption_says_so(admin_client):
+    job = FineTuneJob.objects.create(
+        status="PENDING", phase="queued", base_model="smollm2-135m", database="DEMO", schema="PUBLIC",
+        requested_name="TRIAGE", training_data="SELECT prompt, completion FROM t", warehouse="COMPUTE_WH",
+        role="ACCOUNTADMIN", resumes=1,
+        interruption="The worker was stopped (SIGTERM) while this job was running. It carries on from its "
+                     "checkpoint at step 35 (try 2 of 4).",
+    )
+    page = admin_client.get(f"/jobs/{job.id}/").content.decode()
+    assert "Interrupted 1 time. The worker was stopped (SIGTERM)" in page
+    assert "carries on from its checkpoint at step 35" in page
