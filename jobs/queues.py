@@ -32,24 +32,51 @@ def queue_for(warehouse: Warehouse | str) -> Queue:
     return Queue(name, connection=connection(), default_timeout=JOB_TIMEOUT)
 
 
+def rq_job_id_for(job: FineTuneJob) -> str:
+    return job.rq_job_id or f"{RQ_JOB_PREFIX}{job.id}"
+
+
+def enqueue(job: FineTuneJob, warehouse: Warehouse | str | None = None) -> bool:
+    """Put one committed job on its warehouse's queue, unless Redis already has it under its RQ job id
+    (each try of a job has its own); whether it queued it. Raises RedisError when Redis is unreachable.
+
+    The one way a fine-tuning job is queued: by CREATE (enqueue_on_commit), by a resume from a checkpoint
+    (jobs/recovery.py) and by the workers' reconciler (jobs/reconcile.py), which queues PENDING jobs that
+    Redis does not have, so two of them may try at about the same time."""
+    from rq import Callback
+
+    rq_job_id = rq_job_id_for(job)
+    queue = queue_for(warehouse if warehouse is not None else job.warehouse)
+    if queue.connection.exists(Job.key_for(rq_job_id)):
+        return False
+    queue.enqueue(
+        "jobs.tasks.run_finetune_job",
+        job.id,
+        job_id=rq_job_id,
+        job_timeout=JOB_TIMEOUT,
+        on_failure=Callback("jobs.tasks.on_worker_failure"),
+        on_stopped=Callback("jobs.tasks.on_worker_stopped"),
+    )
+    return True
+
+
 def enqueue_on_commit(job: FineTuneJob, warehouse: Warehouse) -> None:
-    """Queue after the job row is committed, so a fast worker never looks for a row it cannot see."""
+    """Queue after the job row is committed, so a fast worker never looks for a row it cannot see.
+
+    The row is the truth: if Redis cannot be reached at that moment, CREATE still succeeds and the job
+    stays PENDING until a worker's reconciler queues it, once Redis is back."""
     rq_job_id = f"{RQ_JOB_PREFIX}{job.id}"
     FineTuneJob.objects.filter(pk=job.pk).update(rq_job_id=rq_job_id)
+    job.rq_job_id = rq_job_id
 
-    def enqueue() -> None:
-        from rq import Callback
+    def enqueue_committed() -> None:
+        try:
+            enqueue(job, warehouse)
+        except RedisError as exc:
+            log.warning("Redis unreachable while queueing fine-tuning job %s (%s): it stays PENDING and a "
+                        "worker of %s queues it once Redis is back", job.id, exc, warehouse.name)
 
-        queue_for(warehouse).enqueue(
-            "jobs.tasks.run_finetune_job",
-            job.id,
-            job_id=rq_job_id,
-            job_timeout=JOB_TIMEOUT,
-            on_failure=Callback("jobs.tasks.on_worker_failure"),
-            on_stopped=Callback("jobs.tasks.on_worker_stopped"),
-        )
-
-    transaction.on_commit(enqueue)
+    transaction.on_commit(enqueue_committed)
 
 
 def stop(job: FineTuneJob, *, was_running: bool) -> None:

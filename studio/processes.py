@@ -10,7 +10,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -58,21 +59,66 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def _has_aof(data_dir: Path) -> bool:
+    # Redis 6 writes appendonly.aof; Redis 7 an appendonlydir/ of several files.
+    return (data_dir / "appendonly.aof").exists() or (data_dir / "appendonlydir").is_dir()
+
+
 def start_redis(port: int, data_dir: Path, **popen) -> subprocess.Popen:
+    """The embedded Redis, keeping its data in data_dir across restarts: every write goes to an append-only
+    file synced each second, so a restart (or a crash) loses at most the last second of queue changes.
+    The database stays the truth regardless: workers re-queue PENDING jobs Redis no longer has
+    (jobs/reconcile.py)."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    # A data dir from before append-only persistence holds only dump.rdb, which Redis 6 ignores when it
+    # starts with appendonly yes: load the snapshot first, then switch AOF on at runtime (which writes it).
+    migrate = (data_dir / "dump.rdb").exists() and not _has_aof(data_dir)
     process = subprocess.Popen(
         [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-         "--save", "60 1", "--appendonly", "no", "--protected-mode", "yes"],
+         # "--save", "60", "1": as one argument ("60 1") Redis 6 reads an empty save, i.e. no snapshots.
+         "--save", "60", "1", "--appendonly", "no" if migrate else "yes", "--appendfsync", "everysec",
+         "--protected-mode", "yes"],
         **popen,
     )
-    wait_until(lambda: port_open(port), 20, "redis-server", process)
+    # PONG, not just an open port: while it loads its data, Redis answers -LOADING.
+    wait_until(lambda: _redis_command(port, "PING") == b"+PONG\r\n", 20, "redis-server", process)
+    if migrate:
+        _redis_command(port, "CONFIG", "SET", "appendonly", "yes")
     return process
+
+
+def _redis_command(port: int, *args: str) -> bytes:
+    """One command over RESP, without needing a client library (studio.processes imports no Django)."""
+    request = f"*{len(args)}\r\n".encode() + b"".join(f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        reply = s.recv(4096)
+    if reply.startswith(b"-"):
+        raise RuntimeError(f"redis-server refused {' '.join(args)}: {reply.decode().strip()}")
+    return reply
 
 
 def manage(*args: str, env: dict[str, str] | None = None, **popen) -> subprocess.Popen:
     """A `manage.py` subcommand as its own process."""
     return subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), *args], cwd=BASE_DIR,
                             env={**os.environ, **(env or {})}, **popen)
+
+
+def worker_commands(warehouses: Iterable, run_id: str | None = None) -> list[tuple[str, list[str]]]:
+    """The `manage.py worker` commands that train every warehouse's jobs: `concurrency` workers per
+    warehouse (a worker trains one job at a time), as (label, arguments for manage()).
+
+    Each worker gets its own RQ name, `<WAREHOUSE>-<n>.<run id>`: RQ refuses a second live worker with a
+    name it knows, and a worker killed outright stays "live" in Redis for minutes, so the run id (new
+    for every start of the stack unless given) lets a restarted stack start its workers at once.
+    """
+    run_id = run_id or uuid.uuid4().hex[:6]
+    commands = []
+    for warehouse in warehouses:
+        for n in range(1, warehouse.concurrency + 1):
+            name = f"{warehouse.name}-{n}.{run_id}"
+            commands.append((f"worker {warehouse.name}-{n}", ["worker", "--warehouse", warehouse.name, "--name", name]))
+    return commands
 
 
 def http_ok(url: str) -> bool:

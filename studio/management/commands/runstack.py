@@ -14,8 +14,8 @@ from warehouses.models import Warehouse
 
 
 class Command(BaseCommand):
-    help = ("Start the whole stack on this machine: Redis (unless REDIS_URL is set), one worker per "
-            "warehouse, the inference server for the default base model and the web app.")
+    help = ("Start the whole stack on this machine: Redis (unless REDIS_URL is set), `concurrency` workers "
+            "per warehouse, the inference server for the default base model and the web app.")
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1", help="web app address (0.0.0.0 to listen everywhere)")
@@ -38,8 +38,13 @@ class Command(BaseCommand):
                 else:
                     children.append(("redis", processes.start_redis(settings.EMBEDDED_REDIS_PORT, settings.DATA_DIR / "redis")))
             call_command("basemodels", "install", settings.DEFAULT_BASE_MODEL, "--if-missing")
-            for warehouse in Warehouse.objects.all():
-                children.append((f"worker {warehouse.name}", processes.manage("worker", "--warehouse", warehouse.name)))
+            warehouses = list(Warehouse.objects.all())
+            for warehouse in warehouses:
+                if warehouse.concurrency < 1:
+                    self.stderr.write(f"Warehouse {warehouse.name} has concurrency 0: no worker trains its jobs, "
+                                      "they stay PENDING")
+            for label, command in processes.worker_commands(warehouses):
+                children.append((label, processes.manage(*command)))
             inference_url = f"http://{settings.INFERENCE_HOST}:{settings.INFERENCE_PORT}"
             children.append(("inference", processes.manage("serve", "--base-model", settings.DEFAULT_BASE_MODEL)))
             web = processes.BASE_DIR / ".venv" / "bin" / "uvicorn"
