@@ -78,33 +78,31 @@ class JobHooks:
                                               rq_job_id=self.job.rq_job_id).exists()
 
 
-def training_device(warehouse_name: str) -> str:
-    """The torch device a warehouse trains on, from Warehouse.devices ("cpu", "cuda", "cuda:1"), checked
+def training_devices(warehouse_name: str) -> list[str]:
+    """The torch devices a warehouse trains on, from Warehouse.devices ("cpu", "cuda:1", "cuda:0-3"), checked
     against what this worker's machine has: a clear error instead of a CUDA stack trace."""
-    import re
-
     from trainer import DataError
+    from trainer.distributed import parse_devices
     from warehouses.models import Warehouse
 
-    devices = (Warehouse.objects.filter(name=warehouse_name).values_list("devices", flat=True).first() or "cpu")
-    devices = devices.strip().lower() or "cpu"
-    if devices == "cpu":
-        return "cpu"
-    match = re.fullmatch(r"cuda(?::(\d+))?", devices)
-    if match is None:
-        raise DataError(f"Warehouse {warehouse_name} lists devices '{devices}', but a job trains on one device: "
-                        "cpu, cuda or cuda:N. Training one job on several GPUs at once is not supported yet; give "
-                        "each GPU its own warehouse, or its own worker, to train several jobs side by side.")
+    spec = Warehouse.objects.filter(name=warehouse_name).values_list("devices", flat=True).first() or "cpu"
+    try:
+        devices = parse_devices(spec)
+    except ValueError:
+        raise DataError(f"Warehouse {warehouse_name} lists devices '{spec}', which is none of cpu, cuda, cuda:N, "
+                        "cuda:N-M or cuda:N,M. Correct it in the admin console.") from None
+    if devices == ["cpu"]:
+        return devices
     import torch
 
-    index = int(match.group(1) or 0)
     if not torch.cuda.is_available():
-        raise DataError(f"Warehouse {warehouse_name} trains on {devices}, but the worker running it sees no CUDA GPU. "
+        raise DataError(f"Warehouse {warehouse_name} trains on {spec}, but the worker running it sees no CUDA GPU. "
                         "Run the warehouse's workers on a GPU machine, or set the warehouse's devices to cpu.")
-    if index >= torch.cuda.device_count():
-        raise DataError(f"Warehouse {warehouse_name} trains on {devices}, but the worker running it sees only "
+    highest = max(int(d.partition(":")[2]) for d in devices)
+    if highest >= torch.cuda.device_count():
+        raise DataError(f"Warehouse {warehouse_name} trains on {spec}, but the worker running it sees only "
                         f"{torch.cuda.device_count()} CUDA GPU(s).")
-    return f"cuda:{index}"
+    return devices
 
 
 def cpu_threads(warehouse_name: str) -> int:
@@ -152,7 +150,8 @@ def run_finetune_job(job_id: str) -> str:
             train_rows, val_rows = split_validation(rows, fraction=TrainConfig.validation_fraction, seed=0)
         epochs = job.options.get("max_epochs") or auto_epochs(len(train_rows))
         FineTuneJob.objects.filter(pk=job.pk).update(epochs=epochs)
-        device = training_device(job.warehouse)
+        devices = training_devices(job.warehouse)
+        device = devices[0]
         config = TrainConfig(
             base_model_path=str(base.weights_dir),
             output_dir=str(staging),
@@ -161,6 +160,7 @@ def run_finetune_job(job_id: str) -> str:
             eval_steps=job.options.get("eval_steps"),
             batch_size=job.options.get("batch_size", TrainConfig.batch_size),
             device=device,
+            devices=devices if len(devices) > 1 else None,  # several GPUs: data parallel, one process each
             num_threads=cpu_threads(job.warehouse) if device == "cpu" else None,
             checkpoint_dir=str(recovery.checkpoint_dir(job.id)),
             checkpoint_interval_s=settings.CHECKPOINT_INTERVAL_S,

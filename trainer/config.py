@@ -46,6 +46,7 @@ class TrainConfig:
     # --- runtime ---
     seed: int = 0  # seeds the split, batch order and torch, so a rerun gives the same adapter
     device: str = "cpu"  # "cpu" trains in fp32, "cuda" loads the base model in bf16
+    devices: list[str] | None = None  # several: data parallel, one process per device (distributed.py)
     pad_to_multiple_of: int | None = None  # batch widths rounded up to this; None: 64 on CUDA, 1 on the CPU
     num_threads: int | None = None  # torch CPU threads; None = every core this process may run on
 

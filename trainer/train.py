@@ -25,6 +25,7 @@ import torch
 
 from . import checkpoint
 from .config import TrainConfig
+from .distributed import Group
 from .fingerprint import base_model_hash, data_hash
 from .loss import completion_loss_sum
 from .out_of_memory import TrainingOutOfMemory, advice, is_out_of_memory
@@ -175,11 +176,6 @@ def check_adapter(model: Any, tokenizer: Any, prompts: Sequence[str], template: 
     return {"prompts": len(examples), "differing": differing, "live": differing > 0, "examples": examples}
 
 
-def _check_cancel(hooks: TrainingHooks) -> None:
-    if hooks.should_cancel():
-        raise TrainingCancelled("Training was cancelled.")
-
-
 # -----------------------------------------------------------------------------
 # the run
 
@@ -205,8 +201,14 @@ def train(
     TrainingOutOfMemory, whose message says what to change.
     """
     where = _Where()
+    hooks = hooks or TrainingHooks()
     try:
-        return _run(config, train_rows, val_rows, hooks or TrainingHooks(), where)
+        if config.devices and len(config.devices) > 1:
+            from .distributed import Ranks
+
+            with Ranks(config, train_rows, val_rows) as group:
+                return _run(config, train_rows, val_rows, hooks, where, group)
+        return _run(config, train_rows, val_rows, hooks, where, Group(device=config.device))
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
@@ -215,29 +217,42 @@ def train(
         raise TrainingOutOfMemory(advice(config.device, config.batch_size, where.longest_row_tokens, where.phase)) from exc
 
 
+def run_rank(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row], group: Group) -> None:
+    """A rank other than 0 of a data parallel run (distributed.py): train, report and save nothing."""
+    _run(config, train_rows, val_rows, TrainingHooks(), _Where(), group)
+
+
 def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row], hooks: TrainingHooks,
-         where: _Where) -> TrainResult:
+         where: _Where, group: Group) -> TrainResult | None:
+    """The run on one rank; None on ranks other than 0. With a single device, group is the trivial one."""
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = config.devices[group.rank] if config.devices else config.device
 
     def enter(phase: str) -> None:
         where.phase = phase
         hooks.on_phase(phase)
 
+    def check_cancel() -> None:
+        """Rank 0 asks the hooks and every rank stops at the same point."""
+        if group.agree(group.leader and hooks.should_cancel()):
+            raise TrainingCancelled("Training was cancelled.")
+
     random.seed(config.seed)
     torch.manual_seed(config.seed)
-    if config.device == "cpu":
+    if device == "cpu":
         # torch defaults to the machine's core count, not the cores this process is allowed to use.
         torch.set_num_threads(config.num_threads or max(1, len(os.sched_getaffinity(0))))
 
     # --- loading ---
-    _check_cancel(hooks)
+    check_cancel()
     enter("loading")
-    dtype = torch.bfloat16 if config.device.startswith("cuda") else torch.float32
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(config.base_model_path)
         model = AutoModelForCausalLM.from_pretrained(config.base_model_path, dtype=dtype, use_cache=False)
-    model.to(config.device)
+    model.to(device)
     lora = LoraConfig(
         task_type="CAUSAL_LM",
         r=config.lora_r,
@@ -251,7 +266,7 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
         pad_id = 0  # any id works: padded positions are masked out of attention and loss
 
     # --- preparing ---
-    _check_cancel(hooks)
+    check_cancel()
     enter("preparing")
     examples = encode_rows(
         tokenizer, list(train_rows) + list(val_rows), config.max_prompt_tokens, config.max_completion_tokens
@@ -260,7 +275,8 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
     template = examples[0].template
     where.longest_row_tokens = max(len(e.input_ids) for e in examples)
     epochs = config.max_epochs or auto_epochs(len(train_examples))
-    steps_per_epoch = math.ceil(len(train_examples) / config.batch_size)
+    # A step takes one batch per rank.
+    steps_per_epoch = math.ceil(math.ceil(len(train_examples) / config.batch_size) / group.world)
     total_steps = steps_per_epoch * epochs
     warmup_steps = math.ceil(total_steps * config.warmup_ratio)
     tokens_per_epoch = sum(len(e.input_ids) for e in train_examples)
@@ -271,19 +287,20 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
 
     # On a GPU every new batch shape costs kernel selection (cuBLAS, attention) again; a few widths
     # instead of one per batch. On a CPU the extra padding would be pure cost.
-    pad_multiple = config.pad_to_multiple_of or (64 if config.device.startswith("cuda") else 1)
+    pad_multiple = config.pad_to_multiple_of or (64 if device.startswith("cuda") else 1)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
 
     def evaluate() -> float:
         model.eval()
         total, count = 0.0, 0
-        with torch.no_grad():
-            for i in range(0, len(val_examples), config.batch_size):
-                batch = collate(val_examples[i : i + config.batch_size], pad_id, config.device, pad_multiple)
+        with torch.no_grad():  # each rank takes every world-th batch
+            for i in range(group.rank * config.batch_size, len(val_examples), group.world * config.batch_size):
+                batch = collate(val_examples[i : i + config.batch_size], pad_id, device, pad_multiple)
                 loss, n = loss_sum(model, batch)
                 total, count = total + loss.item(), count + n
         model.train()
+        total, count = group.sum(total, count)
         return total / max(1, count)
 
     # --- training ---
@@ -311,9 +328,14 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
     def save_checkpoint_if_due() -> None:
         """Only called where the state is whole: after a step and any evaluation belonging to it."""
         nonlocal last_checkpoint
-        if not config.checkpoint_dir or time.monotonic() - last_checkpoint < config.checkpoint_interval_s:
+        if not config.checkpoint_dir:
             return
-        _check_cancel(hooks)  # a run that is no longer wanted must not overwrite what another may resume from
+        if not group.agree(time.monotonic() - last_checkpoint >= config.checkpoint_interval_s):
+            return
+        check_cancel()  # a run that is no longer wanted must not overwrite what another may resume from
+        last_checkpoint = time.monotonic()
+        if not group.leader:  # every rank holds the same state; one writes it
+            return
         checkpoint.save(config.checkpoint_dir, {
             "fingerprint": identity, "step": step, "total_steps": total_steps,
             "lora": {k: v.detach().cpu() for k, v in get_peft_model_state_dict(model).items()},
@@ -327,7 +349,7 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
     def validate(epoch_reached: float) -> float:
         """Evaluate, record, and keep a copy of the adapter if it is the best so far."""
         nonlocal best_loss, best_step, best_state
-        _check_cancel(hooks)
+        check_cancel()
         enter("evaluating")
         val_loss = evaluate()
         val_history.append({"epoch": round(epoch_reached, 4), "step": step, "validation_loss": val_loss})
@@ -341,35 +363,44 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
     model.train()
     run_started, steps_before = time.perf_counter(), step
     for epoch in range(step // steps_per_epoch + 1, epochs + 1):
-        _check_cancel(hooks)
+        check_cancel()
         enter("training")
-        # Each epoch's order depends on the seed and the epoch alone, so a resumed run replays it exactly.
+        # Each epoch's order depends on the seed and the epoch alone, so a resumed run replays it exactly
+        # (and every rank walks the same one).
         batches = length_grouped_batches(train_examples, config.batch_size, random.Random(config.seed * 100_003 + epoch))
+        steps = [batches[i : i + group.world] for i in range(0, len(batches), group.world)]
         done_in_epoch = step - (epoch - 1) * steps_per_epoch
         if done_in_epoch == 0:
             epoch_total, epoch_count = 0.0, 0
-        for batch_indices in batches[done_in_epoch:]:
-            _check_cancel(hooks)
+        for step_batches in steps[done_in_epoch:]:
+            check_cancel()
             started = time.perf_counter()
             lr = lr_at(step, total_steps, config.learning_rate, warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batch = collate([train_examples[i] for i in batch_indices], pad_id, config.device, pad_multiple)
-            loss, n = loss_sum(model, batch)
-            (loss / max(1, n)).backward()
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = lr
+            loss, n, loss_value, real_tokens = None, 0, 0.0, 0
+            if group.rank < len(step_batches):  # the last step of an epoch may have fewer batches than ranks
+                batch = collate([train_examples[i] for i in step_batches[group.rank]], pad_id, device, pad_multiple)
+                loss, n = loss_sum(model, batch)
+                loss_value, real_tokens = loss.item(), int(batch["attention_mask"].sum())
+            # Normalised by the labelled tokens of the whole step, so the summed gradients are the step's mean.
+            loss_total, n_total, tokens_total = group.sum(loss_value, n, real_tokens)
+            if loss is not None:
+                (loss / max(1, n_total)).backward()
+            group.sum_gradients(trainable)
             torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            epoch_total, epoch_count = epoch_total + loss.item(), epoch_count + n
+            epoch_total, epoch_count = epoch_total + loss_total, epoch_count + n_total
             now = time.perf_counter()
             metrics = StepMetrics(
                 step=step,
                 total_steps=total_steps,
                 epoch=step / steps_per_epoch,
-                loss=loss.item() / max(1, n),
+                loss=loss_total / max(1, n_total),
                 learning_rate=lr,
-                tokens_per_second=int(batch["attention_mask"].sum()) / max(now - started, 1e-9),
+                tokens_per_second=tokens_total / max(now - started, 1e-9),
                 progress=step / total_steps,
                 eta_seconds=(now - run_started) / (step - steps_before) * (total_steps - step),
             )
@@ -392,16 +423,19 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
 
     if best_state is not None and best_step != step:
         set_peft_model_state_dict(model, best_state)
+    group = group.finish()  # what follows (check, save) is rank 0's alone
+    if not group.leader:
+        return None
     best_epoch = best_step / steps_per_epoch if best_step is not None else float(epochs)
 
     # --- checking ---
     adapter_check = None
     if config.adapter_check_prompts > 0:
-        _check_cancel(hooks)
+        check_cancel()
         enter("checking")
         sample = [p for p, _ in (list(val_rows) or list(train_rows))[: config.adapter_check_prompts]]
         adapter_check = check_adapter(model, tokenizer, sample, None if template == "model" else FALLBACK_CHAT_TEMPLATE,
-                                      config.adapter_check_tokens, config.device)
+                                      config.adapter_check_tokens, device)
         log.info("adapter check: %d of %d answers differ from the base model's",
                  adapter_check["differing"], adapter_check["prompts"])
 
@@ -420,7 +454,7 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
     )
 
     # --- saving ---
-    _check_cancel(hooks)
+    check_cancel()
     enter("saving")
     out = Path(config.output_dir)
     shutil.rmtree(out, ignore_errors=True)
@@ -448,6 +482,7 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
                 "max_completion_tokens": config.max_completion_tokens,
                 "seed": config.seed,
                 "eval_steps": config.eval_steps,
+                "devices": list(config.devices or [config.device]),
                 "training_rows": len(train_examples),
                 "validation_rows": len(val_examples),
             },
@@ -463,7 +498,7 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
         }
         # Written last: its presence marks a complete adapter directory.
         (out / ADAPTER_METADATA_FILE).write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
-        _check_cancel(hooks)  # cancelled while saving: the adapter is whole, but nobody wants it
+        check_cancel()  # cancelled while saving: the adapter is whole, but nobody wants it
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # never leave a half-written adapter behind
         raise

@@ -8,7 +8,7 @@ class Warehouse(models.Model):
 
     name = models.CharField(max_length=255, unique=True)
     size = models.CharField(max_length=20, default="XSMALL")
-    devices = models.CharField(max_length=100, default="cpu", help_text="where its jobs train: cpu, cuda or cuda:N")
+    devices = models.CharField(max_length=100, default="cpu", help_text="where its jobs train: cpu, cuda, cuda:N, or several GPUs for data parallel training: cuda:0-3, cuda:0,2")
     concurrency = models.PositiveIntegerField(default=1, help_text="jobs trained at once")
     created_on = models.DateTimeField(auto_now_add=True)
 

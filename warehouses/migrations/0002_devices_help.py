@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='warehouse',
             name='devices',
-            field=models.CharField(default='cpu', help_text='where its jobs train: cpu, cuda or cuda:N', max_length=100),
+            field=models.CharField(default='cpu', help_text='where its jobs train: cpu, cuda, cuda:N, or several GPUs for data parallel training: cuda:0-3, cuda:0,2', max_length=100),
         ),
     ]
