@@ -13,6 +13,7 @@ from jobs.models import FineTuneJob
 from jobs.recovery import checkpoint_dir
 from studio import processes
 from tests.support.cortex import admin_session, make_table, sql_literal, sql_value, wait_for_status
+from tests.support.workers import child_pids
 from warehouses.models import Warehouse
 
 WAREHOUSE = "STOPPING_WH"
@@ -55,27 +56,13 @@ def long_job(stack, tmp_path, checkpoint_every_s, epochs):
     processes.stop(worker)
 
 
-def horse_pids(worker_pid: int) -> list[int]:
-    """Processes whose parent is the worker: its work horse."""
-    children = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = open(f"/proc/{entry}/stat").read()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == worker_pid:
-                children.append(int(entry))
-    return children
-
-
 def steps_now(job_id: str) -> int:
     return len(FineTuneJob.objects.get(pk=job_id).history)
 
 
 def test_stopping_a_worker_stops_its_job_at_once_and_says_why(long_job, stack):
     job_id, worker = long_job
-    horses = horse_pids(worker.pid)
+    horses = child_pids(worker.pid)
     assert horses, "the worker should be training in a work horse"
     worker.send_signal(signal.SIGTERM)  # what bin/start's Ctrl+C and `docker stop` send
     worker.wait(10)
@@ -87,7 +74,7 @@ def test_stopping_a_worker_stops_its_job_at_once_and_says_why(long_job, stack):
 
 def test_a_killed_worker_takes_its_horse_along_and_the_next_worker_fails_the_job(long_job, stack):
     job_id, worker = long_job
-    horses = horse_pids(worker.pid)
+    horses = child_pids(worker.pid)
     worker.kill()  # SIGKILL: no handler runs
     worker.wait(10)
     time.sleep(2)

@@ -65,6 +65,7 @@ def test_a_running_job_shows_the_time_left_and_keeps_polling(admin_client):
     )
     page = admin_client.get(f"/jobs/{job.id}/").content.decode()
     assert "about 4 min 10 s left" in page and 'http-equiv="refresh"' in page
+    assert "step 1 of 2" in page and "learning rate 1.0e-03" in page and "50.0 tokens/s" in page
 
 
 def test_a_job_that_carries_on_after_an_interruption_says_so(admin_client):
