@@ -1,12 +1,20 @@
-"""HTTP routes speaking Hugging Face TGI's protocol (plus its OpenAI-compatible chat API).
+"""HTTP routes speaking Hugging Face TGI's protocol (plus its OpenAI-compatible chat and completions APIs).
 
 Routes: ``GET /health``, ``GET /info``, ``GET /v1/models``, ``POST /generate``, ``POST /generate_stream``,
 ``POST /`` (TGI's compat route: ``stream`` picks one of the two), ``POST /v1/chat/completions``,
-``POST /tokenize``. Errors are TGI's ``{"error": ..., "error_type": ...}`` JSON.
+``POST /v1/completions``, ``POST /tokenize``, ``GET /metrics`` (Prometheus text, see ``metrics.py``).
+Errors are TGI's ``{"error": ..., "error_type": ...}`` JSON.
 
-Adapter selection: ``parameters.adapter_id`` on the TGI routes; on chat, a body ``adapter_id`` (TGI-style) or
-else ``model``, where the base model's name, ``"tgi"`` or no model mean the base model and any other value is
-an adapter id, matched exactly. An unknown adapter id is a 404 ``adapter_not_found``, never the base model.
+Adapter selection: ``parameters.adapter_id`` on the TGI routes; on chat and completions, a body ``adapter_id``
+(TGI-style) or else ``model``, where the base model's name, ``"tgi"`` or no model mean the base model and any
+other value is an adapter id, matched exactly. An unknown adapter id is a 404 ``adapter_not_found``, never the
+base model.
+
+``/v1/completions`` takes the prompt as is (no chat template; special tokens added as on ``/generate``) and
+shares chat's sampling rules (greedy only when ``temperature`` is 0). ``prompt`` may be a list of up to
+``MAX_CLIENT_BATCH_SIZE`` strings: one choice per prompt, ``index`` = its position, usage summed over them.
+A streamed request (``stream: true``) takes one prompt only: a list of several is a 422 validation error.
+``suffix``, ``echo``, ``best_of`` != 1 and ``logprobs`` are refused; ``logprobs`` in answers is always null.
 """
 from __future__ import annotations
 
@@ -23,18 +31,21 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from inference.server.engine import Engine, GenResult, SamplingParams, Target
 from inference.server.errors import AdapterNotFound, Cancelled, Overloaded, ServerError, ValidationError
+from inference.server.metrics import Metrics, MetricsMiddleware
 
 log = logging.getLogger("inference.server")
 
 VERSION = "0.1.0"
 SYSTEM_FINGERPRINT = f"{VERSION}-native"
 MAX_TOP_N_TOKENS = 5
+MAX_CLIENT_BATCH_SIZE = 4  # prompts in one /v1/completions request
 # InferenceClient(base_url=...).chat_completion() without `model` sends this placeholder.
 CLIENT_PLACEHOLDER_MODEL = "dummy"
 
@@ -87,6 +98,7 @@ class Server:
         self.max_new_tokens_limit = max_new_tokens_limit
         self.max_stop_sequences = max_stop_sequences
         self.in_flight = 0  # touched only on the event loop thread
+        self.metrics: Metrics | None = None
         self.executor = ThreadPoolExecutor(max_workers=max_concurrent_requests + 4, thread_name_prefix="generate")
 
     # -- slots and threads --
@@ -239,6 +251,62 @@ class Server:
         for unsupported in ("tools", "response_format"):
             if body.get(unsupported) is not None:
                 raise ValidationError(f"`{unsupported}` is not supported by this server")
+        options = self._openai_options(body)
+        logprobs = _flag(body, "logprobs")
+        top_logprobs = _number(body, "top_logprobs", integer=True) or 0
+        if not 0 <= top_logprobs <= MAX_TOP_N_TOKENS:
+            raise ValidationError(f"`top_logprobs` must be >= 0 and <= {MAX_TOP_N_TOKENS}. Given: {top_logprobs}")
+
+        target = self._openai_target(body)
+        prompt = self.engine.apply_chat_template(target, clean)
+        input_ids = self.engine.encode(target, prompt, add_special_tokens=False)  # the template has them
+        sampling = self._openai_sampling(input_ids, options, top_n_tokens=top_logprobs if logprobs else 0)
+        model_name = target.adapter_id or self.engine.base_model_name
+        flags = {"logprobs": logprobs, "include_usage": options["include_usage"]}
+        return Prepared(target, input_ids, sampling, model_name), flags
+
+    def prepare_completion(self, body: dict, *, stream: bool) -> tuple[list[Prepared], dict]:
+        """Validate an OpenAI completions request: one ``Prepared`` per prompt (a string or a list of them)."""
+        prompts = body.get("prompt")
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
+            raise ValidationError("`prompt` must be a string or a non-empty list of strings")
+        if len(prompts) > MAX_CLIENT_BATCH_SIZE:
+            raise ValidationError(f"Number of prompts must be <= {MAX_CLIENT_BATCH_SIZE}. Given: {len(prompts)}")
+        if stream and len(prompts) > 1:
+            raise ValidationError("`stream` == true supports a single prompt only. Given: "
+                                  f"{len(prompts)} prompts")
+        if body.get("suffix") is not None:
+            raise ValidationError("`suffix` is not supported by this server")
+        if _flag(body, "echo"):
+            raise ValidationError("`echo` == true is not supported by this server")
+        best_of = _number(body, "best_of", integer=True)
+        if best_of is not None and best_of != 1:
+            raise ValidationError("`best_of` != 1 is not supported by this server")
+        if body.get("logprobs") not in (None, False, 0):
+            raise ValidationError("`logprobs` is not supported on /v1/completions")
+        options = self._openai_options(body)
+        repetition_penalty = _number(body, "repetition_penalty")
+        self._check_sampling(None, None, None, None, repetition_penalty, None, None)
+
+        target = self._openai_target(body)
+        model_name = target.adapter_id or self.engine.base_model_name
+        work = []
+        for i, prompt in enumerate(prompts):
+            if not prompt:
+                raise ValidationError("`prompt` cannot be empty" if len(prompts) == 1 else
+                                      f"`prompt[{i}]` cannot be empty")
+            input_ids = self.engine.encode(target, prompt, add_special_tokens=True)  # no template: as /generate
+            if not input_ids:
+                raise ValidationError("`prompt` cannot be empty")
+            sampling = self._openai_sampling(input_ids, options, repetition_penalty=repetition_penalty)
+            work.append(Prepared(target, input_ids, sampling, model_name))
+        return work, {"include_usage": options["include_usage"]}
+
+    # -- what the OpenAI-style routes (chat and completions) share --
+
+    def _openai_options(self, body: dict) -> dict:
         n = _number(body, "n", integer=True)
         if n is not None and n != 1:
             raise ValidationError("`n` must be 1")
@@ -251,30 +319,53 @@ class Server:
         if max_tokens is None:
             max_tokens = _number(body, "max_completion_tokens", integer=True)
         stop = _stop_list(body.get("stop"), self.max_stop_sequences)
-        logprobs = _flag(body, "logprobs")
-        top_logprobs = _number(body, "top_logprobs", integer=True) or 0
-        if not 0 <= top_logprobs <= MAX_TOP_N_TOKENS:
-            raise ValidationError(f"`top_logprobs` must be >= 0 and <= {MAX_TOP_N_TOKENS}. Given: {top_logprobs}")
         stream_options = body.get("stream_options") or {}
         include_usage = isinstance(stream_options, dict) and bool(stream_options.get("include_usage"))
+        return {"temperature": temperature, "top_p": top_p, "frequency_penalty": frequency_penalty, "seed": seed,
+                "max_tokens": max_tokens, "stop": stop, "include_usage": include_usage}
 
+    def _openai_target(self, body: dict) -> Target:
+        """A body ``adapter_id`` (TGI-style), else ``model``: the base model's name, "tgi" or none is the base."""
         adapter_id = body.get("adapter_id")
-        target = self.target_for(adapter_id if adapter_id else body.get("model"), chat_model=True)
-        prompt = self.engine.apply_chat_template(target, clean)
-        input_ids = self.engine.encode(target, prompt, add_special_tokens=False)  # the template has them
+        return self.target_for(adapter_id if adapter_id else body.get("model"), chat_model=True)
+
+    def _openai_sampling(self, input_ids: list[int], options: dict, *, top_n_tokens: int = 0,
+                         repetition_penalty: float | None = None) -> SamplingParams:
         # TGI: greedy only when temperature is 0; otherwise sample (temperature 1.0 when absent).
-        sampling = SamplingParams(
-            max_new_tokens=self._budget(input_ids, max_tokens), do_sample=temperature != 0,
-            temperature=temperature if temperature else None, top_p=top_p, frequency_penalty=frequency_penalty,
-            seed=seed, stop=stop, top_n_tokens=top_logprobs if logprobs else 0)
-        model_name = target.adapter_id or self.engine.base_model_name
-        flags = {"logprobs": logprobs, "include_usage": include_usage}
-        return Prepared(target, input_ids, sampling, model_name), flags
+        temperature = options["temperature"]
+        return SamplingParams(
+            max_new_tokens=self._budget(input_ids, options["max_tokens"]), do_sample=temperature != 0,
+            temperature=temperature if temperature else None, top_p=options["top_p"],
+            repetition_penalty=repetition_penalty, frequency_penalty=options["frequency_penalty"],
+            seed=options["seed"], stop=options["stop"], top_n_tokens=top_n_tokens)
 
     # -- generation --
 
     def generate(self, prepared: Prepared) -> GenResult:
-        return self.engine.generate(prepared.target, prepared.input_ids, prepared.params)
+        result = self.engine.generate(prepared.target, prepared.input_ids, prepared.params)
+        self._observe(result)
+        return result
+
+    def _observe(self, result: GenResult) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_generation(result.input_length, result.generated_tokens)
+
+    async def openai_stream(self, prepared: Prepared, cancel: threading.Event) -> AsyncIterator[tuple]:
+        """Yields ``(text, token, top_tokens, result)`` for the OpenAI-style streams: ``text`` is the new text
+        safe to send (text that may start a stop sequence is held back); ``result`` is set on the last, whose
+        ``text`` is the rest of the answer, cut at the stop sequence."""
+        stops = prepared.params.stop
+        text = ""  # all non-special text so far
+        sent = 0  # how much of it has been sent
+        async for token, tops, result in self.stream(prepared, cancel):
+            if result is None:
+                if not token["special"]:
+                    text += token["text"]
+                safe = len(text) - _holdback(text, stops) if stops else len(text)
+                content, sent = text[sent:safe], max(sent, safe)
+                yield content, token, tops, None
+            else:
+                yield _answer(result)[sent:], token, tops, result
 
     async def stream(self, prepared: Prepared, cancel: threading.Event) -> AsyncIterator[tuple]:
         """Yields ``(token, top_tokens, result)`` as the worker thread decodes; ``result`` is set on the last."""
@@ -302,6 +393,8 @@ class Server:
         while True:
             kind, payload = await queue.get()
             if kind == "token":
+                if payload[2] is not None:
+                    self._observe(payload[2])
                 yield payload
             elif kind == "error":
                 raise payload
@@ -374,6 +467,21 @@ def _chat_logprobs(tokens: list[dict], tops: list[list[dict]] | None) -> dict:
     return {"content": content}
 
 
+def _answer(result: GenResult) -> str:
+    """The OpenAI-style answer: the generated text without the stop sequence that ended it."""
+    return result.text if result.stop_index is None else result.text[:result.stop_index]
+
+
+def _finish_reason(result: GenResult) -> str:
+    return "length" if result.finish_reason == "length" else "stop"
+
+
+def _usage(results: list[GenResult]) -> dict:
+    prompt = sum(r.input_length for r in results)
+    completion = sum(r.generated_tokens for r in results)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
 def _holdback(text: str, stops: list[str]) -> int:
     """How many trailing characters of ``text`` could be the start of a stop sequence (not sent yet)."""
     keep = 0
@@ -394,8 +502,8 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
 
     ``static_adapters`` maps adapter id -> adapter directory (TGI's LORA_ADAPTERS); adapters under
     ``adapters_dir`` whose studio_adapter.json names ``base_model_name`` are loaded too, and rescanned for
-    on a request for an adapter id that is not loaded yet. ``app.state.server`` / ``app.state.engine`` expose
-    the internals.
+    on a request for an adapter id that is not loaded yet. ``app.state.server`` / ``app.state.engine`` /
+    ``app.state.metrics`` expose the internals.
     """
     if engine is None:
         engine = Engine(base_model_dir, base_model_name, adapters_dir, static_adapters, device=device, dtype=dtype,
@@ -420,7 +528,7 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
             "max_total_tokens": engine.max_total_tokens,
             "max_new_tokens_limit": server.max_new_tokens_limit,
             "validation_workers": 1,
-            "max_client_batch_size": 1,
+            "max_client_batch_size": MAX_CLIENT_BATCH_SIZE,
             "router": "text-generation-router",
             "version": VERSION,
             "sha": None,
@@ -516,7 +624,8 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
         # TGI's `/`: a list of one generation, or the stream when the body asks for one.
         return await _generate_request(request, lambda body: (body.get("stream") is True, body.get("stream") is not True))
 
-    async def chat_completions(request: Request) -> Response:
+    async def _openai_request(request: Request, handler) -> Response:
+        """Parse the body, take a slot, then `handler(body, stream)` -> (response, whether a stream owns the slot)."""
         try:
             body = await _json_body(request)
             server.acquire()
@@ -524,7 +633,7 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
             return error_response(exc)
         handed_off = False  # once the stream owns the slot, it frees it when it ends
         try:
-            response, handed_off = await _chat(body, stream=body.get("stream") is True)
+            response, handed_off = await handler(body, stream=body.get("stream") is True)
             return response
         except ServerError as exc:
             return error_response(exc)
@@ -534,26 +643,70 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
             if not handed_off:
                 server.release()
 
+    async def chat_completions(request: Request) -> Response:
+        return await _openai_request(request, _chat)
+
+    async def completions(request: Request) -> Response:
+        return await _openai_request(request, _completion)
+
+    async def metrics_route(request: Request) -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    async def _completion(body: dict, stream: bool) -> tuple[Response, bool]:
+        """OpenAI's (legacy) completions, as TGI serves them: the prompt as is, no chat template."""
+        work, flags = await server.run(lambda: server.prepare_completion(body, stream=stream))
+        completion_id = f"cmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        model_name = work[0].model_name
+
+        def envelope(choices: list[dict], usage: dict | None) -> dict:
+            return {"id": completion_id, "object": "text_completion", "created": created, "model": model_name,
+                    "system_fingerprint": SYSTEM_FINGERPRINT, "choices": choices, "usage": usage}
+
+        if not stream:
+            results = [await server.run(server.generate, prepared) for prepared in work]
+            return JSONResponse(envelope(
+                [{"index": i, "text": _answer(r), "logprobs": None, "finish_reason": _finish_reason(r)}
+                 for i, r in enumerate(results)], _usage(results))), False
+
+        prepared = work[0]  # prepare_completion allows one prompt when streaming
+        cancel = threading.Event()
+
+        async def events():
+            try:
+                async for content, _token, _tops, result in server.openai_stream(prepared, cancel):
+                    finish = None if result is None else _finish_reason(result)
+                    yield sse(envelope([{"index": 0, "text": content, "logprobs": None, "finish_reason": finish}],
+                                       None))
+                    if result is not None and flags["include_usage"]:
+                        yield sse(envelope([], _usage([result])))
+            except Exception as exc:  # noqa: BLE001
+                yield sse_error(exc)
+            yield b"data: [DONE]\n\n"
+
+        def close() -> None:
+            cancel.set()
+            server.release()
+
+        return GuardedStream(events(), close), True
+
     async def _chat(body: dict, stream: bool) -> tuple[Response, bool]:
         """The response, and whether it is a stream that now owns the request's slot."""
         prepared, flags = await server.run(server.prepare_chat, body)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
-        stops = prepared.params.stop
 
         if not stream:
             result = await server.run(server.generate, prepared)
-            text = result.text if result.stop_index is None else result.text[:result.stop_index]
             return JSONResponse({
                 "id": completion_id, "object": "chat.completion", "created": created,
                 "model": prepared.model_name, "system_fingerprint": SYSTEM_FINGERPRINT,
                 "choices": [{
-                    "index": 0, "message": {"role": "assistant", "content": text},
+                    "index": 0, "message": {"role": "assistant", "content": _answer(result)},
                     "logprobs": _chat_logprobs(result.tokens, result.top_tokens) if flags["logprobs"] else None,
-                    "finish_reason": "length" if result.finish_reason == "length" else "stop",
+                    "finish_reason": _finish_reason(result),
                 }],
-                "usage": {"prompt_tokens": result.input_length, "completion_tokens": result.generated_tokens,
-                          "total_tokens": result.input_length + result.generated_tokens},
+                "usage": _usage([result]),
             }), False
 
         cancel = threading.Event()
@@ -569,26 +722,13 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
                     "usage": None}
 
         async def events():
-            text = ""  # all non-special text so far
-            sent = 0  # how much of it has been sent (text that may start a stop sequence is held back)
             try:
-                async for token, tops, result in server.stream(prepared, cancel):
-                    if result is None:
-                        if not token["special"]:
-                            text += token["text"]
-                        safe = len(text) - _holdback(text, stops) if stops else len(text)
-                        content, sent = text[sent:safe], max(sent, safe)
-                        yield sse(chunk(content, token, tops, None))
-                        continue
-                    final = result.text if result.stop_index is None else result.text[:result.stop_index]
-                    finish = "length" if result.finish_reason == "length" else "stop"
-                    yield sse(chunk(final[sent:], token, tops, finish))
-                    if flags["include_usage"]:
-                        usage = {"prompt_tokens": result.input_length, "completion_tokens": result.generated_tokens,
-                                 "total_tokens": result.input_length + result.generated_tokens}
+                async for content, token, tops, result in server.openai_stream(prepared, cancel):
+                    yield sse(chunk(content, token, tops, None if result is None else _finish_reason(result)))
+                    if result is not None and flags["include_usage"]:
                         yield sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
                                    "model": prepared.model_name, "system_fingerprint": SYSTEM_FINGERPRINT,
-                                   "choices": [], "usage": usage})
+                                   "choices": [], "usage": _usage([result])})
             except Exception as exc:  # noqa: BLE001
                 yield sse_error(exc)
             yield b"data: [DONE]\n\n"
@@ -607,15 +747,20 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
         Route("/generate_stream", generate_stream, methods=["POST"]),
         Route("/", compat_generate, methods=["POST"]),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
         Route("/tokenize", tokenize, methods=["POST"]),
+        Route("/metrics", metrics_route, methods=["GET"]),
     ]
+    metrics = Metrics({route.path for route in routes}, lambda: server.in_flight)
+    server.metrics = metrics
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
         server.executor.shutdown(wait=False, cancel_futures=True)
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(MetricsMiddleware, metrics=metrics)])
     app.state.server = server
     app.state.engine = engine
+    app.state.metrics = metrics
     return app
