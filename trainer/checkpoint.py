@@ -36,6 +36,7 @@ def fingerprint(config: TrainConfig, train_rows: Sequence[tuple[str, str]], val_
         "schedule": [config.learning_rate, config.batch_size, config.warmup_ratio, config.weight_decay,
                      config.max_grad_norm, config.eval_steps, config.seed],
         "lora": [config.lora_r, config.lora_alpha, config.lora_dropout, sorted(config.target_modules)],
+        "ranks": len(config.devices or [config.device]),  # a step is one batch per rank
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
