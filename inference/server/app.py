@@ -7,8 +7,9 @@ Errors are TGI's ``{"error": ..., "error_type": ...}`` JSON.
 
 Adapter selection: ``parameters.adapter_id`` on the TGI routes; on chat and completions, a body ``adapter_id``
 (TGI-style) or else ``model``, where the base model's name, ``"tgi"`` or no model mean the base model and any
-other value is an adapter id, matched exactly. An unknown adapter id is a 404 ``adapter_not_found``, never the
-base model.
+other value is an adapter id, matched exactly. An unknown adapter id is an error naming it, never the base
+model's answer: a 404 ``adapter_not_found`` on the OpenAI routes (an unknown model), a 422 ``validation`` on
+TGI's own routes (an invalid parameter).
 
 ``/v1/completions`` takes the prompt as is (no chat template; special tokens added as on ``/generate``) and
 shares chat's sampling rules (greedy only when ``temperature`` is 0). ``prompt`` may be a list of up to
@@ -37,7 +38,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from inference.server.engine import Engine, GenResult, SamplingParams, Target
-from inference.server.errors import AdapterNotFound, Cancelled, Overloaded, ServerError, ValidationError
+from inference.server.errors import (AdapterNotFound, Cancelled, Overloaded, ServerError, UnknownAdapterParameter,
+                                    ValidationError)
 from inference.server.metrics import Metrics, MetricsMiddleware
 
 log = logging.getLogger("inference.server")
@@ -126,9 +128,11 @@ class Server:
             raise ValidationError(f"`adapter_id` must be a string. Given: {adapter_id!r}")
         try:
             return self.engine.get_adapter(adapter_id)
-        except AdapterNotFound:
+        except AdapterNotFound as exc:
             if chat_model and adapter_id == CLIENT_PLACEHOLDER_MODEL:
                 return self.engine.base_target
+            if not chat_model:  # OpenAI routes answer 404 for an unknown model; TGI's own routes a 422
+                raise UnknownAdapterParameter(exc.message) from None
             raise
 
     # -- validation shared by the TGI and chat routes --

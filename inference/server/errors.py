@@ -29,6 +29,13 @@ class AdapterNotFound(ServerError):
     error_type = "adapter_not_found"
 
 
+class UnknownAdapterParameter(ServerError):
+    """An unknown ``parameters.adapter_id`` on TGI's own routes: TGI validates it with the other parameters."""
+
+    status_code = 422
+    error_type = "validation"
+
+
 class AdapterLoadError(ServerError):
     status_code = 500
     error_type = "adapter_load_error"
