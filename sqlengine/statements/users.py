@@ -306,16 +306,23 @@ def create_user(session, text: str, properties: dict[str, Any], *, or_replace: b
     return status(f"User {shown_name(name)} successfully created.")
 
 
+def _user_to_change(session, text: str, if_exists: bool):
+    """The user an ALTER or DROP names, once USERADMIN's authority is checked; None when it does not exist and
+    the statement said IF EXISTS."""
+    _require_useradmin(session, f"user '{shown_name(username(text))}'")
+    user = find_user(text)
+    if user is None and not if_exists:
+        raise _not_found(text)
+    return user
+
+
 def alter_user(session, text: str, properties: dict[str, Any], *, if_exists: bool = False) -> Result:
     name = username(text)
     # Outside the transaction: a refused or failed attempt is recorded, not rolled back with it.
     with history.recorded(session, "ALTER USER", "USER", name), transaction.atomic():
-        _require_useradmin(session, f"user '{shown_name(name)}'")
-        user = find_user(text)
+        user = _user_to_change(session, text, if_exists)
         if user is None:
-            if if_exists:
-                return status("Statement executed successfully.")
-            raise _not_found(text)
+            return status("Statement executed successfully.")
         _check(user.username, {k: v for k, v in properties.items() if v is not None})
         _apply(user, properties)
     return status("Statement executed successfully.")
@@ -325,12 +332,9 @@ def rename_user(session, text: str, new_text: str, *, if_exists: bool = False) -
     name, new_name = username(text), username(new_text)
     # Outside the transaction: a refused or failed attempt is recorded, not rolled back with it.
     with history.recorded(session, "ALTER USER", "USER", name), transaction.atomic():
-        _require_useradmin(session, f"user '{shown_name(name)}'")
-        user = find_user(text)
+        user = _user_to_change(session, text, if_exists)
         if user is None:
-            if if_exists:
-                return status("Statement executed successfully.")
-            raise _not_found(text)
+            return status("Statement executed successfully.")
         clash = find_user(new_text)
         if clash is not None and clash.pk != user.pk:
             raise StudioError(f"SQL compilation error:\nObject '{shown_name(new_name)}' already exists.",
@@ -353,12 +357,9 @@ def drop_user(session, text: str, *, if_exists: bool = False) -> Result:
     name = username(text)
     # Outside the transaction: a refused or failed attempt is recorded, not rolled back with it.
     with history.recorded(session, "DROP USER", "USER", name), transaction.atomic():
-        _require_useradmin(session, f"user '{shown_name(name)}'")
-        user = find_user(text)
+        user = _user_to_change(session, text, if_exists)
         if user is None:
-            if if_exists:
-                return status("Drop statement executed successfully (USER already dropped).")
-            raise _not_found(text)
+            return status("Drop statement executed successfully (USER already dropped).")
         if session.user is not None and user.pk == session.user.pk:
             raise invalid_argument("You cannot drop the user you are signed in as.")
         _forget(user)
