@@ -673,17 +673,23 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
                 [{"index": i, "text": _answer(r), "logprobs": None, "finish_reason": _finish_reason(r)}
                  for i, r in enumerate(results)], _usage(results))), False
 
-        prepared = work[0]  # prepare_completion allows one prompt when streaming
+        def chunk(content: str, token: dict | None, tops, finish_reason: str | None) -> dict:
+            return envelope([{"index": 0, "text": content, "logprobs": None, "finish_reason": finish_reason}], None)
+
+        # prepare_completion allows one prompt when streaming
+        return _openai_sse(work[0], flags, chunk, lambda usage: envelope([], usage)), True
+
+    def _openai_sse(prepared: Prepared, flags: dict, chunk, usage_chunk) -> GuardedStream:
+        """An OpenAI-style stream: `chunk(content, token, top_tokens, finish_reason)` per piece of text, then
+        `usage_chunk(usage)` when the request asked for usage, then [DONE]. It owns the request's slot."""
         cancel = threading.Event()
 
         async def events():
             try:
-                async for content, _token, _tops, result in server.openai_stream(prepared, cancel):
-                    finish = None if result is None else _finish_reason(result)
-                    yield sse(envelope([{"index": 0, "text": content, "logprobs": None, "finish_reason": finish}],
-                                       None))
+                async for content, token, tops, result in server.openai_stream(prepared, cancel):
+                    yield sse(chunk(content, token, tops, None if result is None else _finish_reason(result)))
                     if result is not None and flags["include_usage"]:
-                        yield sse(envelope([], _usage([result])))
+                        yield sse(usage_chunk(_usage([result])))
             except Exception as exc:  # noqa: BLE001
                 yield sse_error(exc)
             yield b"data: [DONE]\n\n"
@@ -692,7 +698,7 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
             cancel.set()
             server.release()
 
-        return GuardedStream(events(), close), True
+        return GuardedStream(events(), close)
 
     async def _chat(body: dict, stream: bool) -> tuple[Response, bool]:
         """The response, and whether it is a stream that now owns the request's slot."""
@@ -713,8 +719,6 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
                 "usage": _usage([result]),
             }), False
 
-        cancel = threading.Event()
-
         def chunk(content: str, token: dict | None, tops, finish_reason: str | None) -> dict:
             logprobs = None
             if flags["logprobs"] and token is not None:
@@ -725,23 +729,12 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
                                  "logprobs": logprobs, "finish_reason": finish_reason}],
                     "usage": None}
 
-        async def events():
-            try:
-                async for content, token, tops, result in server.openai_stream(prepared, cancel):
-                    yield sse(chunk(content, token, tops, None if result is None else _finish_reason(result)))
-                    if result is not None and flags["include_usage"]:
-                        yield sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                                   "model": prepared.model_name, "system_fingerprint": SYSTEM_FINGERPRINT,
-                                   "choices": [], "usage": _usage([result])})
-            except Exception as exc:  # noqa: BLE001
-                yield sse_error(exc)
-            yield b"data: [DONE]\n\n"
+        def usage_chunk(usage: dict) -> dict:
+            return {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                    "model": prepared.model_name, "system_fingerprint": SYSTEM_FINGERPRINT,
+                    "choices": [], "usage": usage}
 
-        def close() -> None:
-            cancel.set()
-            server.release()
-
-        return GuardedStream(events(), close), True
+        return _openai_sse(prepared, flags, chunk, usage_chunk), True
 
     routes = [
         Route("/health", health, methods=["GET"]),
