@@ -117,6 +117,17 @@ INFERENCE_HOST = envstr("STUDIO_INFERENCE_HOST", "127.0.0.1")
 INFERENCE_PORT = envint("STUDIO_INFERENCE_PORT", 8081)
 INFERENCE_TIMEOUT = envint("STUDIO_INFERENCE_TIMEOUT", 300)
 DEFAULT_BASE_MODEL = envstr("STUDIO_DEFAULT_BASE_MODEL", "smollm2-135m")
+# TGI backend (inference/tgi.py, docker/compose.yaml).
+# The generated LORA_ADAPTERS list; the tgi service reads it at every start from docker/ mounted at /config.
+TGI_ENV_FILE = envpath("STUDIO_TGI_ENV_FILE", BASE_DIR / "docker" / "tgi.env")
+# Where MODEL_STORE is mounted inside the TGI container: LORA_ADAPTERS paths are written under it.
+TGI_MODEL_STORE = envstr("STUDIO_TGI_MODEL_STORE", "/studio/models")
+# Run from BASE_DIR to restart TGI; a plain restart is enough because the tgi service re-reads the env file.
+TGI_RESTART_COMMAND = envstr("STUDIO_TGI_RESTART_COMMAND", "docker compose -f docker/compose.yaml restart tgi")
+# Seconds a deploy waits for TGI's queued and running requests to finish before it restarts TGI anyway.
+TGI_DRAIN_TIMEOUT = envint("STUDIO_TGI_DRAIN_TIMEOUT", 60)
+# Seconds for the restart command, then again for /health to answer 200 (TGI loads weights and warms up).
+TGI_HEALTH_TIMEOUT = envint("STUDIO_TGI_HEALTH_TIMEOUT", 600)
 # What CURRENT_ACCOUNT() answers.
 ACCOUNT_NAME = envstr("STUDIO_ACCOUNT_NAME", "STUDIO")
 WEB_PORT = envint("STUDIO_PORT", 8000)
