@@ -1,5 +1,5 @@
 """The console's catalog pages: read-only databases, schemas, tables and stages (SQL changes them);
-base models whose description, learning rate and training price an ACCOUNTADMIN may edit."""
+base models whose description, learning rate, training price and enabled flag an ACCOUNTADMIN may edit."""
 from __future__ import annotations
 
 from django.contrib import admin
@@ -11,13 +11,26 @@ from studio.admin_site import ReadOnlyRoleAdmin, RoleAdmin
 @admin.register(BaseModel)
 class BaseModelAdmin(RoleAdmin):
     view_role, change_role = "SYSADMIN", "ACCOUNTADMIN"
-    list_display = ("name", "installed", "context_window", "max_prompt_tokens", "max_completion_tokens",
+    list_display = ("name", "enabled", "installed", "context_window", "max_prompt_tokens", "max_completion_tokens",
                     "learning_rate", "training_credits_per_million_tokens")
+    list_filter = ("enabled",)
     search_fields = ("name", "description")
-    fields = ("name", "hf_repo", "description", "context_window", "max_prompt_tokens", "max_completion_tokens",
-              "training_data_limit_bytes", "learning_rate", "training_credits_per_million_tokens")
+    fields = ("name", "enabled", "hf_repo", "description", "context_window", "max_prompt_tokens",
+              "max_completion_tokens", "training_data_limit_bytes", "learning_rate",
+              "training_credits_per_million_tokens")
     readonly_fields = ("name", "hf_repo", "context_window", "max_prompt_tokens", "max_completion_tokens",
                        "training_data_limit_bytes")
+    actions = ["enable_selected", "disable_selected"]
+
+    @admin.action(description="Enable selected base models", permissions=["change"])
+    def enable_selected(self, request, queryset) -> None:
+        self.message_user(request, f"Enabled {queryset.update(enabled=True)} base model(s).")
+
+    @admin.action(description="Disable selected base models (their fine-tuned models stop answering)",
+                  permissions=["change"])
+    def disable_selected(self, request, queryset) -> None:
+        self.message_user(request, f"Disabled {queryset.update(enabled=False)} base model(s); COMPLETE refuses "
+                                   "them and every model fine-tuned from them, and FINETUNE refuses them.")
 
     @admin.display(boolean=True, description="Installed")
     def installed(self, obj: BaseModel) -> bool:

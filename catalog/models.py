@@ -5,6 +5,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 
+from studio.errors import StudioError
+
 MB = 1024 * 1024
 GB = 1024 * MB
 
@@ -22,6 +24,9 @@ class BaseModel(models.Model):
     learning_rate = models.FloatField(default=2e-4, help_text="LoRA learning rate used for this base model")
     # Snowflake bills fine-tuning per million trained tokens; the usage history multiplies by this.
     training_credits_per_million_tokens = models.FloatField(default=1.0)
+    # Disabled: COMPLETE refuses it and every model fine-tuned from it, and FINETUNE refuses to train on it,
+    # as Cortex fine-tuned models stop working when their base model is removed.
+    enabled = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["name"]
@@ -36,6 +41,19 @@ class BaseModel(models.Model):
     @property
     def is_installed(self) -> bool:
         return (self.weights_dir / "config.json").exists() and any(self.weights_dir.glob("*.safetensors"))
+
+    def require_enabled(self, *, fine_tuned: str | None = None, finetune: bool = False) -> None:
+        """Refuse a disabled base model, naming it and what stops working because of it."""
+        if self.enabled:
+            return
+        if fine_tuned:
+            consequence = f", so fine-tuned model '{fine_tuned}' no longer works"
+        elif finetune:
+            consequence = ", so no model can be fine-tuned from it"
+        else:
+            consequence = ""
+        raise StudioError(f"Base model '{self.name}' is disabled{consequence}. An administrator can enable it "
+                          f"again: python manage.py basemodels enable {self.name}", code=100357, sqlstate="22023")
 
 
 class Database(models.Model):

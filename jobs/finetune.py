@@ -111,6 +111,7 @@ def _create(session: Session, name: str, base_model: str, training_query: str, v
     target: QualifiedName = qualify(name, session.database, session.schema, what="model")
     privileges.require_cortex_user(session, "FINETUNE")
     base = base_models.get_installed(base_model)
+    base.require_enabled(finetune=True)
     parsed_options = parse_options(options)
     accountdata.get_schema(target.database, target.schema)
     warehouse = _warehouse(session)

@@ -187,6 +187,7 @@ def run_finetune_job(job_id: str) -> str:
             job.refresh_from_db()
             model = registry.register(job, staging, metrics)
             FineTuneJob.objects.filter(pk=job.pk).update(final_model_name=model.qualified_name)
+        deploy_quietly(model)  # committed: the inference servers can read the model's adapter now
         return "success"
     except TrainingCancelled:
         return "cancelled"
@@ -203,6 +204,17 @@ def run_finetune_job(job_id: str) -> str:
         # handed to another try (queued again to carry on) must leave the checkpoint to that one too.
         if FineTuneJob.objects.filter(pk=job.id, status__in=FineTuneJob.FINAL_STATUSES).exists():
             recovery.discard_files(job.id)
+
+
+def deploy_quietly(model) -> None:
+    """Deploy a newly registered model. Its outcome (failed, with the server's reason) is the deployment's
+    to record, never the job's: the job succeeded, and `manage.py deploy` retries."""
+    from inference import deployment
+
+    try:
+        deployment.deploy(model)
+    except Exception:  # a bug or a database error here must not turn a trained model into a failed job
+        log.exception("deploying %s failed", model)
 
 
 def on_worker_failure(rq_job, connection, exc_type, exc_value, tb) -> None:

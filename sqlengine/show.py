@@ -224,14 +224,16 @@ def _views(session, spec):
 
 def _models(session, spec):
     scope = _scope(session, spec)
-    columns = ["created_on", "name", "database_name", "schema_name", "owner", "base_model", "comment"]
-    types = ["TIMESTAMP_LTZ"] + ["TEXT"] * 6
-    models = FineTunedModel.objects.select_related("schema__database")
+    # deployment (a studio column): the model's state on each inference server, "server: state, …".
+    columns = ["created_on", "name", "database_name", "schema_name", "owner", "base_model", "comment", "deployment"]
+    types = ["TIMESTAMP_LTZ"] + ["TEXT"] * 7
+    models = FineTunedModel.objects.select_related("schema__database").prefetch_related("deployments__server")
     if scope[0]:
         models = models.filter(schema__database__name=scope[0])
     if scope[1]:
         models = models.filter(schema__name=scope[1])
-    rows = [(m.created_on, m.name, m.schema.database.name, m.schema.name, m.owner_role, m.base_model, "")
+    rows = [(m.created_on, m.name, m.schema.database.name, m.schema.name, m.owner_role, m.base_model, "",
+             ", ".join(f"{d.server.name}: {d.label}" for d in m.deployments.all()) or "not deployed")
             for m in models]
     return columns, types, rows
 

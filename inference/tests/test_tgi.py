@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inference import tgi
+from inference import gateway, tgi
+from inference.models import InferenceServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE = "tiny-llama"
@@ -184,6 +185,17 @@ def test_adapter_ids_are_qualified_names_with_tgi_syntax_percent_encoded():
     for name in (odd, 'DB.S."\ttab"', 'DB.S."new\nline"', "DB.S.PLAIN_1"):
         assert tgi.qualified_name_for(tgi.adapter_id(name)) == name
         assert not set(tgi.adapter_id(name)) & set(",=@'\n\t")
+
+
+def test_requests_to_a_tgi_server_name_the_adapter_by_its_lora_adapters_id():
+    """COMPLETE's chat request selects the adapter by `model`: on TGI that is the id LORA_ADAPTERS gave it."""
+    odd = gateway.Target("smollm2-135m", 'DB.PUBLIC."a,b"', 'DB.PUBLIC."a,b"')
+    tgi_server = InferenceServer(name="t", url="http://tgi", base_model="smollm2-135m", backend="tgi")
+    embedded = InferenceServer(name="e", url="http://e", base_model="smollm2-135m", backend="embedded")
+    assert gateway.requested_model(tgi_server, odd) == tgi.adapter_id('DB.PUBLIC."a,b"') == 'DB.PUBLIC."a%2Cb"'
+    assert gateway.requested_model(embedded, odd) == 'DB.PUBLIC."a,b"'
+    base = gateway.Target("smollm2-135m", None, "smollm2-135m")
+    assert gateway.requested_model(tgi_server, base) == "smollm2-135m"
 
 
 def test_lora_adapters_setting_maps_adapter_dirs_into_the_container(schema, settings, tmp_path):

@@ -20,6 +20,7 @@ from access import privileges
 from catalog import accountdata
 from catalog.identifiers import QualifiedName, quote, split_parts
 from catalog.models import SchemaObject
+from inference import deployment
 from models_registry.models import FineTunedModel
 from sqlengine import datatypes, show
 from sqlengine.parsing import constant, name_parts
@@ -445,6 +446,9 @@ def _drop_model(executor, text: str) -> Result:
     privileges.require_ownership(session, "MODEL", str(target))
     adapter = model.adapter_dir
     model.delete()
+    # Deleted first, so no COMPLETE routes to it meanwhile; undeployed before its files go. A server that
+    # is down is logged by undeploy() and does not stop the drop.
+    deployment.undeploy(model)
     if model.adapter_path:
         shutil.rmtree(adapter, ignore_errors=True)
     return status(f"{quote(target.name)} successfully dropped.")

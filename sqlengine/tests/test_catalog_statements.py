@@ -262,8 +262,10 @@ def model(mydb, tmp_path):
 
 def test_show_models_lists_fine_tuned_models(model, mydb):
     result = run(mydb, "SHOW MODELS LIKE 'tri%' IN SCHEMA mydb.public")
-    assert result.columns == ["created_on", "name", "database_name", "schema_name", "owner", "base_model", "comment"]
-    assert [r[1:] for r in result.rows] == [("TRIAGE", "MYDB", "PUBLIC", "SYSADMIN", "smollm2-135m", "")]
+    assert result.columns == ["created_on", "name", "database_name", "schema_name", "owner", "base_model", "comment",
+                              "deployment"]
+    assert [r[1:] for r in result.rows] == [("TRIAGE", "MYDB", "PUBLIC", "SYSADMIN", "smollm2-135m", "",
+                                             "not deployed")]
     assert run(mydb, "SHOW MODELS LIKE 'other%'").rows == []
     assert len(run(admin_session(), "show models in account").rows) == 1
 

@@ -10,7 +10,8 @@ from studio.errors import StudioError
 
 
 class Command(BaseCommand):
-    help = "List the base model catalog, install a base model's weights, or import a local checkpoint."
+    help = ("List the base model catalog, install a base model's weights, import a local checkpoint, or "
+            "enable or disable a base model.")
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action")
@@ -18,6 +19,9 @@ class Command(BaseCommand):
         install = sub.add_parser("install", help="install a catalogued base model's weights")
         install.add_argument("name")
         install.add_argument("--if-missing", action="store_true", help="do nothing when already installed")
+        for action, says in (("enable", "answer COMPLETE and FINETUNE again"),
+                             ("disable", "refuse COMPLETE on it and its fine-tuned models, and FINETUNE")):
+            sub.add_parser(action, help=f"{action} a base model: {says}").add_argument("name")
         imp = sub.add_parser("import", help="catalog and copy in a local Hugging Face checkpoint")
         imp.add_argument("name")
         imp.add_argument("--from", dest="source", required=True, type=Path)
@@ -34,6 +38,8 @@ class Command(BaseCommand):
                 self.install(opts["name"], opts["if_missing"])
             elif action == "import":
                 self.import_local(opts)
+            elif action in ("enable", "disable"):
+                self.set_enabled(opts["name"], action == "enable")
             else:
                 self.list()
         except StudioError as exc:
@@ -68,6 +74,11 @@ class Command(BaseCommand):
         self.stdout.write(f"Installing {base.name} into {base.weights_dir} …")
         path = base_models.install(base)
         self.stdout.write(self.style.SUCCESS(f"Installed {base.name} at {path}"))
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        if not BaseModel.objects.filter(name=name.lower()).update(enabled=enabled):
+            raise CommandError(f"Unknown base model '{name}'. Run `python manage.py basemodels list`.")
+        self.stdout.write(f"{name.lower()} is {'enabled' if enabled else 'disabled'}.")
 
     def import_local(self, opts) -> None:
         name = opts["name"].lower()

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from inference import deployment
+from inference.models import InferenceServer
+from models_registry.models import Deployment, FineTunedModel
+from studio.errors import StudioError
+
+
+class Command(BaseCommand):
+    help = ("Deploy fine-tuned models on the inference servers serving their base model, and print each "
+            "deployment's state. Without names: first reconcile every server's deployments with what it "
+            "serves, then deploy every model that is not ready on each of its servers.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("models", nargs="*", metavar="MODEL", help="fully qualified name, e.g. DB.SCHEMA.MODEL")
+
+    def handle(self, *args, models, **opts):
+        if models:
+            chosen = [self.find(name) for name in models]
+        else:
+            for server in InferenceServer.objects.all():
+                try:
+                    deployment.refresh(server)
+                except OSError as exc:
+                    self.stderr.write(f"{server.name}: {deployment.unreachable(server, exc)}")
+            chosen = [m for m in FineTunedModel.objects.select_related("schema__database")
+                      if self.needs_deploying(m)]
+        failed = 0
+        for model in chosen:
+            deployments = deployment.deploy(model)
+            if not deployments:
+                self.stdout.write(f"{model.qualified_name}: no inference server serves base model "
+                                  f"'{model.base_model}' (python manage.py serve --base-model {model.base_model})")
+            for row in deployments:
+                failed += row.state != Deployment.State.READY
+                self.stdout.write(f"{model.qualified_name} on {row.server.name}: {row.label}")
+        if failed:
+            raise CommandError(f"{failed} deployment{'s' if failed != 1 else ''} not ready.")
+
+    @staticmethod
+    def needs_deploying(model: FineTunedModel) -> bool:
+        states = dict(Deployment.objects.filter(model=model).values_list("server_id", "state"))
+        return any(states.get(server.pk) != Deployment.State.READY for server in deployment.servers_for(model))
+
+    @staticmethod
+    def find(name: str) -> FineTunedModel:
+        from models_registry import registry
+
+        try:
+            return registry.resolve(name, None, None)
+        except StudioError as exc:
+            raise CommandError(exc.message) from exc
