@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from inference.models import InferenceServer
-from studio.admin_site import RoleAdmin
+from inference.models import CompletionUsage, InferenceServer
+from studio.admin_site import ReadOnlyRoleAdmin, RoleAdmin
 
 
 @admin.register(InferenceServer)
@@ -12,3 +12,19 @@ class InferenceServerAdmin(RoleAdmin):
     list_display = ("name", "url", "base_model", "backend", "registered_on")
     list_filter = ("backend", "base_model")
     search_fields = ("name", "base_model")
+
+
+@admin.register(CompletionUsage)
+class CompletionUsageAdmin(ReadOnlyRoleAdmin):
+    """Tokens per COMPLETE call and user, as SNOWFLAKE.ACCOUNT_USAGE.CORTEX_REST_API_USAGE_HISTORY (HTTP)
+    and CORTEX_FUNCTIONS_USAGE_HISTORY (SQL, by hour) show them in SQL."""
+
+    view_role = "ACCOUNTADMIN"
+    date_hierarchy = "started_on"
+    list_display = ("started_on", "user_name", "role", "model_name", "entry_point", "input_tokens", "output_tokens",
+                    "duration_ms", "status")
+    list_filter = ("entry_point", "status", "base_model")
+    search_fields = ("user_name", "model_name", "request_id")
+    fields = ("started_on", "user_name", "role", "warehouse", "model_name", "base_model", "entry_point", "request_id",
+              "input_tokens", "output_tokens", "duration_ms", "status", "message")
+    readonly_fields = fields

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from access import history, privileges
@@ -9,7 +11,9 @@ from access.models import AccessEvent
 from access.session import Session
 from catalog import base_models
 from catalog.models import BaseModel
-from inference.gateway import Target, chat
+from inference import usage
+from inference.gateway import ChatDelta, Target, chat, chat_stream
+from inference.models import CompletionUsage
 from models_registry import registry
 from studio.errors import StudioError, invalid_argument
 
@@ -25,13 +29,14 @@ def resolve_target(session: Session, model: str) -> Target:
         base_models.get_installed(base.name)
         return Target(base_model=base.name, adapter_id=None, display_name=base.name)
     tuned = registry.resolve(model.strip(), session.database, session.schema)
-    return Target(base_model=tuned.base_model, adapter_id=tuned.qualified_name, display_name=tuned.qualified_name)
+    return Target(base_model=tuned.base_model, adapter_id=tuned.qualified_name, display_name=tuned.qualified_name,
+                  model_id=tuned.pk)
 
 
 def authorize(session: Session, model: str) -> Target:
     """The model COMPLETE would call, once the session may call it: SNOWFLAKE.CORTEX_USER always, and
-    for a fine-tuned model USAGE on its database and schema and USAGE (or OWNERSHIP) on the model.
-    Recorded in the access history, refusals included."""
+    for a fine-tuned model USAGE on its database and schema and USAGE (or OWNERSHIP) on the model; and an
+    enabled base model. Recorded in the access history, refusals included."""
     label = model.strip() if isinstance(model, str) else str(model)
     with history.recorded(session, "COMPLETE", "MODEL", label[:767]):
         return _authorized_target(session, model)
@@ -46,7 +51,19 @@ def _authorized_target(session: Session, model: str) -> Target:
         roles = privileges.session_roles(session)
         privileges.require_schema_usage(session, database, schema, roles=roles)
         privileges.require(session, "USAGE", "MODEL", privileges.key(database, schema, tuned.name), roles=roles)
+    _require_enabled_base(target)
     return target
+
+
+def _require_enabled_base(target: Target) -> None:
+    """A disabled base model answers no COMPLETE, nor does any model fine-tuned from it (Cortex: "If a
+    base model is removed from the Cortex LLM Functions, your fine-tuned model will no longer work")."""
+    fine_tuned = target.display_name if target.adapter_id is not None else None
+    base = BaseModel.objects.filter(name=target.base_model).first()
+    if base is None:
+        raise StudioError(f"Base model '{target.base_model}' is no longer in this studio's catalog, so fine-tuned "
+                          f"model '{fine_tuned}' no longer works.", code=100357, sqlstate="22023")
+    base.require_enabled(fine_tuned=fine_tuned)
 
 
 def authorize_statement(session: Session, models: list[str]) -> dict[str, Target]:
@@ -80,6 +97,7 @@ def record_checked(session: Session) -> None:
         history.record(session, "COMPLETE", "MODEL", model[:767], outcome=outcome,
                        message=error.message if error is not None else "")
     setattr(session, CHECKED_ATTRIBUTE, {})
+    usage.save_deferred(session)
 
 
 def _messages(prompt_or_messages: Any) -> list[dict[str, str]]:
@@ -118,7 +136,7 @@ def complete(session: Session, model: str, prompt_or_messages: Any, options: dic
     authorized = getattr(session, AUTHORIZED_ATTRIBUTE, None)
     if authorized is not None:  # inside a SELECT
         if isinstance(model, str) and model in authorized:
-            return _complete(session, authorized[model], prompt_or_messages, options)
+            return _complete(session, authorized[model], prompt_or_messages, options, deferred=True)
         checked = getattr(session, CHECKED_ATTRIBUTE, None)
         if checked is None:
             checked = {}
@@ -129,17 +147,20 @@ def complete(session: Session, model: str, prompt_or_messages: Any, options: dic
             checked.setdefault(str(model), exc)
             raise
         checked.setdefault(str(model), None)
-        return _complete(session, target, prompt_or_messages, options)
+        return _complete(session, target, prompt_or_messages, options, deferred=True)
     label = model.strip() if isinstance(model, str) else str(model)
     with history.recorded(session, "COMPLETE", "MODEL", label[:767]):
         return _complete(session, _authorized_target(session, model), prompt_or_messages, options)
 
 
-def _complete(session: Session, target: Target, prompt_or_messages: Any, options: dict[str, Any] | None) -> Any:
+def _complete(session: Session, target: Target, prompt_or_messages: Any, options: dict[str, Any] | None, *,
+              deferred: bool = False) -> Any:
     messages = _messages(prompt_or_messages)
     max_tokens, temperature, top_p = _options(options or {})
-    text, prompt_tokens, completion_tokens = chat(target, messages, max_tokens=max_tokens,
-                                                  temperature=temperature, top_p=top_p)
+    with usage.measured(session, target, CompletionUsage.EntryPoint.SQL, defer=deferred) as call:
+        text, prompt_tokens, completion_tokens = chat(target, messages, max_tokens=max_tokens,
+                                                      temperature=temperature, top_p=top_p)
+        call.tokens(prompt_tokens, completion_tokens)
     if options is None:
         return text
     return {
@@ -149,3 +170,122 @@ def _complete(session: Session, target: Target, prompt_or_messages: Any, options
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},
     }
+
+
+# The HTTP APIs (inference/openai_api.py, inference/cortex_rest.py) ---------------------------------
+
+@dataclass
+class Completion:
+    target: Target
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop", or "length" when max_tokens ran out
+
+
+@dataclass
+class CompletionStream:
+    """A completion as it is generated: iterate `pieces` for text; once they are exhausted, the token
+    counts and finish_reason are set. Closing it early (a client that went away) records CANCELLED."""
+
+    target: Target
+    pieces: Generator[str, None, None] = field(repr=False)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    call: usage.Call | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        """Stop generating. Closing a generator that never started runs none of its code, so a stream
+        closed before its first piece is recorded CANCELLED here."""
+        self.pieces.close()
+        if self.call is not None and self.call.row.status == CompletionUsage.Status.RUNNING:
+            self.call.finish(CompletionUsage.Status.CANCELLED, "the client closed the stream before it began")
+
+
+def _prepare(session: Session, model: str, messages: Any, options: dict[str, Any]) -> tuple[Target, list, tuple]:
+    """The authorized target, the messages and the options, or an error whose `field` names the part of
+    the request it is about: "model" (unknown, unusable or refused), "messages" or "options"."""
+    try:
+        target = authorize(session, model)
+    except StudioError as exc:
+        exc.field = "model"
+        raise
+    try:
+        messages = _messages(messages)
+    except StudioError as exc:
+        exc.field = "messages"
+        raise
+    try:
+        return target, messages, _options(options)
+    except StudioError as exc:
+        exc.field = "options"
+        raise
+
+
+def chat_completion(session: Session, model: str, messages: Any, options: dict[str, Any], *, entry_point: str,
+                    request_id: str) -> Completion:
+    """COMPLETE(model, messages, options) for an HTTP request: the same rules and the same answer."""
+    target, messages, (max_tokens, temperature, top_p) = _prepare(session, model, messages, options)
+    with usage.measured(session, target, entry_point, request_id=request_id, start=True) as call:
+        text, prompt_tokens, completion_tokens = chat(target, messages, max_tokens=max_tokens,
+                                                      temperature=temperature, top_p=top_p)
+        call.tokens(prompt_tokens, completion_tokens)
+    return Completion(target, text, prompt_tokens, completion_tokens,
+                      "length" if completion_tokens >= max_tokens else "stop")
+
+
+def stream_completion(session: Session, model: str, messages: Any, options: dict[str, Any], *, entry_point: str,
+                      request_id: str) -> CompletionStream:
+    """chat_completion, streamed. Refusals, bad input and an unreachable server raise here, before
+    anything is streamed, so the caller can still answer with an error status."""
+    target, messages, (max_tokens, temperature, top_p) = _prepare(session, model, messages, options)
+    call = usage.Call(session, target, entry_point, request_id).start()
+    try:
+        deltas = chat_stream(target, messages, max_tokens=max_tokens, temperature=temperature, top_p=top_p)
+    except BaseException as exc:
+        call.finish(CompletionUsage.Status.FAILED, getattr(exc, "message", str(exc)))
+        raise
+    stream = CompletionStream(target, (piece for piece in ()), call=call)
+    stream.pieces = _metered(stream, call, deltas)
+    return stream
+
+
+def _metered(stream: CompletionStream, call: usage.Call, deltas: Iterator[ChatDelta]) -> Iterator[str]:
+    status, message = CompletionUsage.Status.CANCELLED, "the client closed the stream"
+    try:
+        for delta in deltas:
+            if delta.finish_reason:
+                stream.finish_reason = delta.finish_reason
+            if delta.usage is not None:
+                stream.prompt_tokens, stream.completion_tokens = delta.usage
+            elif delta.text:
+                stream.completion_tokens += 1
+                yield delta.text
+        status, message = CompletionUsage.Status.SUCCESS, ""
+    except StudioError as exc:
+        status, message = CompletionUsage.Status.FAILED, exc.message
+        raise
+    finally:
+        deltas.close()  # stops the inference server's stream too when the client went away
+        stream.finish_reason = stream.finish_reason or "stop"
+        call.tokens(stream.prompt_tokens, stream.completion_tokens)
+        call.finish(status, message)
+
+
+def usable_models(session: Session) -> list[Target]:
+    """The models COMPLETE would answer for this session: installed base models and the fine-tuned
+    models it may use, each checked by the same rule as a call (nothing recorded in the history)."""
+    from models_registry.models import FineTunedModel
+
+    if not privileges.holds_cortex_user(session):
+        return []
+    names = list(BaseModel.objects.order_by("name").values_list("name", flat=True))
+    names += [m.qualified_name for m in FineTunedModel.objects.select_related("schema__database")]
+    usable = []
+    for name in names:
+        try:
+            usable.append(_authorized_target(session, name))
+        except StudioError:
+            continue
+    return usable

@@ -1,12 +1,15 @@
 """Which inference server answers for a model, and the TGI-protocol client that talks to it."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import httpx2
 from django.conf import settings
 from huggingface_hub import InferenceClient
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.errors import HfHubHTTPError, TextGenerationError
 
+from inference import tgi
 from inference.models import InferenceServer
 from studio.errors import StudioError
 
@@ -17,6 +20,10 @@ class InferenceError(StudioError):
         self.permanent = permanent
 
 
+# huggingface_hub talks httpx2, whose connection errors and timeouts are not OSErrors.
+UNREACHABLE = (OSError, httpx2.TransportError)
+
+
 @dataclass(frozen=True)
 class Target:
     """What to ask for: the base model, and the adapter id (the model's qualified name) if fine-tuned."""
@@ -24,31 +31,51 @@ class Target:
     base_model: str
     adapter_id: str | None
     display_name: str
+    model_id: int | None = None  # the FineTunedModel's pk when fine-tuned: its deployments decide the server
 
 
-def server_for(base_model: str) -> InferenceServer:
-    server = InferenceServer.objects.filter(base_model=base_model).order_by("-registered_on").first()
-    if server is None:
+def server_for(base_model: str, model_id: int | None = None) -> InferenceServer:
+    """The newest server for the base model; for a fine-tuned model (model_id), one where its deployment
+    is ready, deploying it or waiting for it first (inference/deployment.py)."""
+    servers = list(InferenceServer.objects.filter(base_model=base_model).order_by("-registered_on", "pk"))
+    if not servers:
         raise InferenceError(
             f"No inference server serves base model '{base_model}'. Start one with: "
             f"python manage.py serve --base-model {base_model}"
         )
-    return server
+    if model_id is None:
+        return servers[0]
+    from inference import deployment  # it imports this module
+    from models_registry.models import FineTunedModel
+
+    model = FineTunedModel.objects.select_related("schema__database").filter(pk=model_id).first()
+    if model is None:
+        raise InferenceError("The fine-tuned model was dropped while this request was on its way.")
+    return deployment.ready_server(model, servers)
 
 
 def client_for(server: InferenceServer) -> InferenceClient:
     return InferenceClient(base_url=server.url, timeout=settings.INFERENCE_TIMEOUT)
 
 
+def requested_model(server: InferenceServer, target: Target) -> str:
+    """The chat request's `model`: TGI selects a LoRA adapter by it, and the base model by its name. A TGI
+    server knows an adapter by its LORA_ADAPTERS id, which escapes characters its launcher cannot parse."""
+    if target.adapter_id is None:
+        return target.base_model
+    if server.backend == InferenceServer.Backend.TGI:
+        return tgi.adapter_id(target.adapter_id)
+    return target.adapter_id
+
+
 def chat(target: Target, messages: list[dict[str, str]], *, max_tokens: int, temperature: float,
          top_p: float | None) -> tuple[str, int, int]:
     """One chat completion; returns (text, prompt tokens, completion tokens)."""
-    server = server_for(target.base_model)
+    server = server_for(target.base_model, target.model_id)
     try:
         output = client_for(server).chat_completion(
             messages=messages,
-            # TGI selects a LoRA adapter by the chat request's `model` field; the base model by its name.
-            model=target.adapter_id or target.base_model,
+            model=requested_model(server, target),
             max_tokens=max_tokens,
             temperature=temperature,
             top_p=top_p,
@@ -56,9 +83,69 @@ def chat(target: Target, messages: list[dict[str, str]], *, max_tokens: int, tem
     except HfHubHTTPError as exc:
         detail = exc.server_message or str(exc)
         raise InferenceError(f"Inference server {server.url} refused the request for {target.display_name}: {detail}") from exc
-    except OSError as exc:  # connection refused, timeouts
+    except UNREACHABLE as exc:  # connection refused, timeouts
         raise InferenceError(f"Inference server {server.url} for base model '{target.base_model}' is not reachable: {exc}",
                              permanent=False) from exc
     choice = output.choices[0]
     usage = output.usage
     return (choice.message.content or "", usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
+
+
+@dataclass(frozen=True)
+class ChatDelta:
+    """A piece of a streamed chat completion. The stream's last item has no text and carries the usage."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: tuple[int, int] | None = None  # (prompt tokens, completion tokens)
+
+
+def chat_stream(target: Target, messages: list[dict[str, str]], *, max_tokens: int, temperature: float,
+                top_p: float | None) -> Iterator[ChatDelta]:
+    """One chat completion as the server generates it. A server that refuses the request or cannot be
+    reached fails here, before the first piece; one that fails mid-stream fails the iteration."""
+    server = server_for(target.base_model, target.model_id)
+    client = client_for(server)  # holds the open response until closed: keep it for the stream's length
+    try:
+        chunks = client.chat_completion(
+            messages=messages,
+            model=requested_model(server, target),
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    except HfHubHTTPError as exc:
+        client.close()
+        detail = exc.server_message or str(exc)
+        raise InferenceError(f"Inference server {server.url} refused the request for {target.display_name}: {detail}") from exc
+    except UNREACHABLE as exc:
+        client.close()
+        raise InferenceError(f"Inference server {server.url} for base model '{target.base_model}' is not reachable: {exc}",
+                             permanent=False) from exc
+    return _deltas(server, target, client, chunks)
+
+
+def _deltas(server: InferenceServer, target: Target, client: InferenceClient,
+            chunks: Iterable) -> Iterator[ChatDelta]:
+    usage, pieces = None, 0
+    try:
+        for chunk in chunks:
+            if chunk.usage:
+                usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+            for choice in chunk.choices or []:
+                text = (choice.delta.content or "") if choice.delta else ""
+                pieces += bool(text)
+                if text or choice.finish_reason:
+                    yield ChatDelta(text, choice.finish_reason)
+    except (HfHubHTTPError, TextGenerationError) as exc:
+        raise InferenceError(f"Inference server {server.url} failed while generating for {target.display_name}: "
+                             f"{getattr(exc, 'server_message', None) or exc}") from exc
+    except UNREACHABLE as exc:
+        raise InferenceError(f"Inference server {server.url} for base model '{target.base_model}' went away while "
+                             f"generating: {exc}", permanent=False) from exc
+    finally:
+        client.close()  # also when the caller stops early: the server sees the request go away
+    # TGI streams one token per chunk: the count stands in for a server that reports no usage.
+    yield ChatDelta("", usage=usage or (0, pieces))

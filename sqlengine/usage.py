@@ -9,12 +9,21 @@ names the view gets it as a table of an in-memory SNOWFLAKE database attached to
 CORTEX_ACCESS_HISTORY has one row per FINETUNE, COMPLETE, GRANT or REVOKE: who, with which role, on
 what, and its outcome (SUCCESS, REFUSED, FAILED). Only roles that inherit SECURITYADMIN or ACCOUNTADMIN
 read it.
+
+COMPLETE's token usage (inference.models.CompletionUsage) shows in two views named as Snowflake's:
+CORTEX_FUNCTIONS_USAGE_HISTORY, SQL COMPLETE by hour, model and warehouse (TOKENS = input + output
+tokens; TOKEN_CREDITS is NULL: this studio has no inference credit rates), and
+CORTEX_REST_API_USAGE_HISTORY, one row per finished request to the HTTP APIs (/v1/chat/completions and
+/api/v2/cortex/inference:complete) with its user. Both name fine-tuned models other roles may not see,
+and the second names users, so both are read like the access history: SECURITYADMIN and ACCOUNTADMIN.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+
+import json
 
 import duckdb
 import numpy as np
@@ -24,6 +33,7 @@ from access.models import AccessEvent
 from access.privileges import effective_roles
 from access.session import Session
 from catalog.models import BaseModel
+from inference.models import CompletionUsage
 from jobs.models import FineTuneJob
 from studio.errors import StudioError
 
@@ -53,15 +63,49 @@ ACCESS_COLUMNS = (
 )
 ACCESS_READERS = ("SECURITYADMIN", "ACCOUNTADMIN")
 
+FUNCTIONS_VIEW = "CORTEX_FUNCTIONS_USAGE_HISTORY"
+FUNCTIONS_COLUMNS = (
+    ("START_TIME", "TIMESTAMP"),  # UTC, naive like START_TIME above
+    ("END_TIME", "TIMESTAMP"),
+    ("FUNCTION_NAME", "VARCHAR"),
+    ("MODEL_NAME", "VARCHAR"),
+    ("WAREHOUSE_ID", "BIGINT"),
+    ("TOKENS", "BIGINT"),
+    ("TOKEN_CREDITS", "DECIMAL(38, 9)"),
+)
+
+REST_VIEW = "CORTEX_REST_API_USAGE_HISTORY"
+REST_COLUMNS = (  # Snowflake's eight columns, then this studio's: who, through which API, and the outcome
+    ("START_TIME", "TIMESTAMP"),  # the request's start and end, UTC
+    ("END_TIME", "TIMESTAMP"),
+    ("REQUEST_ID", "VARCHAR"),
+    ("MODEL_NAME", "VARCHAR"),
+    ("TOKENS", "BIGINT"),
+    ("TOKENS_GRANULAR", "JSON"),  # {"input": N, "output": M}
+    ("USER_ID", "VARCHAR"),
+    ("INFERENCE_REGION", "VARCHAR"),
+    ("USER_NAME", "VARCHAR"),
+    ("ROLE_NAME", "VARCHAR"),
+    ("BASE_MODEL", "VARCHAR"),
+    ("API", "VARCHAR"),  # OPENAI or CORTEX_REST
+    ("INPUT_TOKENS", "BIGINT"),
+    ("OUTPUT_TOKENS", "BIGINT"),
+    ("STATUS", "VARCHAR"),  # SUCCESS, FAILED, CANCELLED (the client closed the stream)
+)
+INFERENCE_REGION = "LOCAL"  # everything is inferred on this studio's own servers
+# Views that name users or any role's models: only ACCESS_READERS (and roles inheriting them) read them.
+RESTRICTED_VIEWS = (ACCESS_VIEW, FUNCTIONS_VIEW, REST_VIEW)
+
 
 def references_view(tree: exp.Expression, session: Session) -> list[str]:
     """The account-usage views the query names (empty when none), after refusing a session that may
     not read one of them."""
     names = sorted({table.name.upper() for table in tree.find_all(exp.Table)
                     if (table.catalog.upper(), table.db.upper()) == (DATABASE, SCHEMA)
-                    and table.name.upper() in (VIEW, ACCESS_VIEW)})
-    if ACCESS_VIEW in names and not set(ACCESS_READERS) & effective_roles(session.role or "PUBLIC"):
-        raise StudioError(f"Insufficient privileges to operate on view '{DATABASE}.{SCHEMA}.{ACCESS_VIEW}'",
+                    and table.name.upper() in (VIEW, ACCESS_VIEW, FUNCTIONS_VIEW, REST_VIEW)})
+    restricted = [name for name in names if name in RESTRICTED_VIEWS]
+    if restricted and not set(ACCESS_READERS) & effective_roles(session.role or "PUBLIC"):
+        raise StudioError(f"Insufficient privileges to operate on view '{DATABASE}.{SCHEMA}.{restricted[0]}'",
                           code=3001, sqlstate="42501")
     return names
 
@@ -99,6 +143,68 @@ def access_columns() -> dict[str, np.ndarray]:
     return columns
 
 
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def functions_rows() -> list[tuple]:
+    """CORTEX_FUNCTIONS_USAGE_HISTORY: SQL COMPLETE's tokens by the hour its calls ended, model and
+    warehouse, oldest hour first."""
+    from warehouses.models import Warehouse
+
+    warehouse_ids = dict(Warehouse.objects.values_list("name", "pk"))
+    tokens: dict[tuple[datetime, str, str], int] = defaultdict(int)
+    calls = CompletionUsage.objects.filter(entry_point=CompletionUsage.EntryPoint.SQL,
+                                           status=CompletionUsage.Status.SUCCESS)
+    for started_on, duration_ms, model, warehouse, i, o in calls.values_list(
+            "started_on", "duration_ms", "model_name", "warehouse", "input_tokens", "output_tokens"):
+        tokens[(_hour(started_on + timedelta(milliseconds=duration_ms)), model, warehouse)] += i + o
+    return [(start, start + timedelta(hours=1), "COMPLETE", model, warehouse_ids.get(warehouse), count, None)
+            for (start, model, warehouse), count in sorted(tokens.items())]
+
+
+def rest_columns() -> dict[str, np.ndarray]:
+    """CORTEX_REST_API_USAGE_HISTORY's rows, oldest first, column by column (see access_columns)."""
+    calls = list(CompletionUsage.objects.filter(entry_point__in=(CompletionUsage.EntryPoint.OPENAI,
+                                                                 CompletionUsage.EntryPoint.CORTEX_REST))
+                 .exclude(status=CompletionUsage.Status.RUNNING).order_by("started_on", "pk")
+                 .values_list("started_on", "duration_ms", "request_id", "model_name", "input_tokens",
+                              "output_tokens", "user_id", "user_name", "role", "base_model", "entry_point", "status"))
+    starts = [_naive_utc(c[0]) for c in calls]
+    values = {
+        "START_TIME": starts,
+        "END_TIME": [start + timedelta(milliseconds=c[1]) for start, c in zip(starts, calls)],
+        "REQUEST_ID": [c[2] for c in calls],
+        "MODEL_NAME": [c[3] for c in calls],
+        "TOKENS": [c[4] + c[5] for c in calls],
+        "TOKENS_GRANULAR": [json.dumps({"input": c[4], "output": c[5]}) for c in calls],
+        "USER_ID": [None if c[6] is None else str(c[6]) for c in calls],
+        "INFERENCE_REGION": [INFERENCE_REGION] * len(calls),
+        "USER_NAME": [c[7] for c in calls],
+        "ROLE_NAME": [c[8] for c in calls],
+        "BASE_MODEL": [c[9] for c in calls],
+        "API": [c[10].upper() for c in calls],
+        "INPUT_TOKENS": [c[4] for c in calls],
+        "OUTPUT_TOKENS": [c[5] for c in calls],
+        "STATUS": [c[11] for c in calls],
+    }
+    columns: dict[str, np.ndarray] = {}
+    for name, kind in REST_COLUMNS:
+        if kind == "TIMESTAMP":
+            columns[name] = np.array(values[name], dtype="datetime64[us]")
+        elif kind == "BIGINT":
+            columns[name] = np.array(values[name], dtype=np.int64)
+        else:
+            columns[name] = np.array(values[name], dtype=object)
+    return columns
+
+
+def _create(con: duckdb.DuckDBPyConnection, view: str, columns: tuple[tuple[str, str], ...]) -> str:
+    table = f'"{DATABASE}"."{SCHEMA}"."{view}"'
+    con.execute(f"CREATE TABLE {table} ({', '.join(f'{n} {t}' for n, t in columns)})")
+    return table
+
+
 def attach(con: duckdb.DuckDBPyConnection, views: list[str]) -> None:
     """Attach the SNOWFLAKE database with `views` filled from the metadata database."""
     con.execute(f'ATTACH \':memory:\' AS "{DATABASE}"')
@@ -120,3 +226,18 @@ def attach(con: duckdb.DuckDBPyConnection, views: list[str]) -> None:
                 con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _access_history_rows")
             finally:
                 con.unregister("_access_history_rows")
+    if FUNCTIONS_VIEW in views:
+        table = _create(con, FUNCTIONS_VIEW, FUNCTIONS_COLUMNS)
+        data = functions_rows()
+        if data:
+            con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(FUNCTIONS_COLUMNS))})", data)
+    if REST_VIEW in views:
+        table = _create(con, REST_VIEW, REST_COLUMNS)
+        columns = rest_columns()
+        if len(columns["START_TIME"]):
+            con.register("_rest_usage_rows", columns)
+            try:
+                names = ", ".join(name for name, _ in REST_COLUMNS)
+                con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _rest_usage_rows")
+            finally:
+                con.unregister("_rest_usage_rows")

@@ -117,6 +117,17 @@ INFERENCE_HOST = envstr("STUDIO_INFERENCE_HOST", "127.0.0.1")
 INFERENCE_PORT = envint("STUDIO_INFERENCE_PORT", 8081)
 INFERENCE_TIMEOUT = envint("STUDIO_INFERENCE_TIMEOUT", 300)
 DEFAULT_BASE_MODEL = envstr("STUDIO_DEFAULT_BASE_MODEL", "smollm2-135m")
+# How long COMPLETE waits (seconds) for a fine-tuned model another caller is still loading on its server.
+DEPLOYMENT_WAIT_S = envint("STUDIO_DEPLOYMENT_WAIT_S", 30)
+# The HTTP gateway (/v1/chat/completions and /api/v2/cortex/inference:complete), per user; 0 turns a limit off.
+# Requests one user may start per minute, both APIs together (429 with Retry-After above it).
+GATEWAY_REQUESTS_PER_MINUTE = envint("STUDIO_GATEWAY_REQUESTS_PER_MINUTE", 60)
+# Input plus output tokens one user may spend per minute, both APIs together (429 above it).
+GATEWAY_TOKENS_PER_MINUTE = envint("STUDIO_GATEWAY_TOKENS_PER_MINUTE", 0)
+# Largest request body, in bytes (413 above it).
+GATEWAY_MAX_REQUEST_BYTES = envint("STUDIO_GATEWAY_MAX_REQUEST_BYTES", 1024 * 1024)
+# Largest max_tokens a request may ask for (400 above it); without one a request gets COMPLETE's default.
+GATEWAY_MAX_TOKENS = envint("STUDIO_GATEWAY_MAX_TOKENS", 4096)
 # TGI backend (inference/tgi.py, docker/compose.yaml).
 # The generated LORA_ADAPTERS list; the tgi service reads it at every start from docker/ mounted at /config.
 TGI_ENV_FILE = envpath("STUDIO_TGI_ENV_FILE", BASE_DIR / "docker" / "tgi.env")

@@ -17,6 +17,7 @@ urlpatterns = [
     path("session/warehouse", account.switch_warehouse, name="switch_warehouse"),
     path("admin/", admin.site.urls),
     path("api/v2/", include("sqlapi.urls")),
+    path("", include("inference.urls")),  # /v1/chat/completions, /v1/models, /api/v2/cortex/inference:complete
     path("worksheets/", worksheet.worksheet, name="worksheet"),
     path("api/v2/stages/", include("catalog.stage_urls")),
 ]

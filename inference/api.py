@@ -1,0 +1,76 @@
+"""What the two HTTP APIs over COMPLETE share: the token's user and session, the request body within
+its size limit, and the HTTP status of a service error."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from access.privileges import INSUFFICIENT_PRIVILEGES
+from access.session import Session
+from inference import limits
+from inference.gateway import InferenceError
+from sqlapi.sessions import open_session
+from studio.errors import StudioError
+
+UNAUTHORIZED = ("Invalid or missing API token. Send 'Authorization: Bearer <token>' with a token created on "
+                "the API tokens page (/account/tokens/) or with 'manage.py apitoken create'.")
+
+
+@dataclass
+class BadRequest(Exception):
+    message: str
+    field: str | None = None
+
+
+def session_for(user) -> Session:
+    """The user's default role and warehouse, as the SQL API starts a session without a role named."""
+    session = open_session(user)
+    session.entry_point = "api"
+    return session
+
+
+def read_json(request) -> dict[str, Any]:
+    """The request's JSON object, refusing a body over STUDIO_GATEWAY_MAX_REQUEST_BYTES before reading
+    more of it than the limit."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    limits.check_request_size(declared)
+    limit = settings.GATEWAY_MAX_REQUEST_BYTES
+    raw = request.read(limit + 1) if limit > 0 else request.read()
+    limits.check_request_size(len(raw))
+    try:
+        body = json.loads(raw or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return body
+
+
+def status_for(error: StudioError) -> int:
+    if isinstance(error, limits.LimitExceeded):
+        return 429
+    if isinstance(error, limits.RequestTooLarge):
+        return 413
+    if isinstance(error, InferenceError):
+        return 502 if error.permanent else 503  # refused by the inference server / not reachable
+    if error.code == INSUFFICIENT_PRIVILEGES:
+        return 403
+    if getattr(error, "field", None) == "model":
+        return 404  # unknown, not installed or disabled: no model of that name answers
+    return 400
+
+
+def model_message(error: StudioError, model: str | None) -> str:
+    """The error's message, except for a model name that cannot name anything here (not a base model,
+    and no database.schema.model): a gateway session has no current database for SQL's hints to apply."""
+    unresolvable = error.code == 90105 or (error.code == 2003 and error.sqlstate == "42601")
+    if model and getattr(error, "field", None) == "model" and unresolvable:
+        return (f"Model '{model}' does not exist: name a base model or a fine-tuned model by its qualified name "
+                "database.schema.model.")
+    return error.message

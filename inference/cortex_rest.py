@@ -1,0 +1,94 @@
+"""Snowflake's Cortex REST API for COMPLETE: POST /api/v2/cortex/inference:complete.
+
+Body {"model", "messages": [{"role", "content"}], "temperature", "top_p", "max_tokens" (or
+"max_output_tokens"), "stream"}. As Snowflake's, it streams server-sent events unless "stream" is
+false: each event `data: {"id", "created", "model", "choices": [{"delta": {"content"}}], "usage"}`, the
+usage empty until the last event, which carries the finish reason and the token counts. With "stream":
+false it answers one object with choices[0].message.content and the usage. Errors are Snowflake's REST
+error bodies: {"code", "message", "request_id"}. Same token, rules and usage records as the SQL API and
+the OpenAI-compatible API: COMPLETE's service layer answers.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+from django.http import JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from access.tokens import user_from_request
+from inference import api, complete, forms, limits
+from inference.models import CompletionUsage
+from studio.errors import StudioError
+
+
+def error(status: int, code: str, message: str, request_id: str, **extra) -> JsonResponse:
+    return JsonResponse({"code": code, "message": message, "request_id": request_id, **extra}, status=status)
+
+
+def _service_error(exc: StudioError, request_id: str, model: str | None = None) -> JsonResponse:
+    response = error(api.status_for(exc), f"{exc.code:06d}", api.model_message(exc, model), request_id)
+    if isinstance(exc, limits.LimitExceeded):
+        response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@csrf_exempt  # token-authenticated: no cookies, so no cross-site request forgery
+@require_POST
+def complete_view(request):
+    request_id = str(uuid.uuid4())
+    user = user_from_request(request)
+    if user is None:
+        response = error(401, "390303", api.UNAUTHORIZED, request_id)
+        response["WWW-Authenticate"] = 'Bearer realm="cortex"'
+        return response
+    body = None
+    try:
+        body = forms.cortex_complete(api.read_json(request))
+        limits.check_rate(user)
+        session = api.session_for(user)
+        call = complete.stream_completion if body.stream else complete.chat_completion
+        result = call(session, body.model, body.messages, body.options,
+                      entry_point=CompletionUsage.EntryPoint.CORTEX_REST, request_id=request_id)
+    except api.BadRequest as exc:
+        return error(400, "390142", exc.message, request_id, field=exc.field)
+    except StudioError as exc:
+        return _service_error(exc, request_id, body.model if body else None)
+    created = int(time.time())
+    if body.stream:
+        response = StreamingHttpResponse(_events(result, request_id, created), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response
+    return JsonResponse({
+        "id": request_id,
+        "created": created,
+        "model": result.target.display_name,
+        "choices": [{"message": {"content": result.text}, "finish_reason": result.finish_reason}],
+        "usage": _usage(result.prompt_tokens, result.completion_tokens),
+    })
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def _events(stream: complete.CompletionStream, request_id: str, created: int) -> Iterator[str]:
+    head = {"id": request_id, "created": created, "model": stream.target.display_name}
+    try:
+        try:
+            for text in stream.pieces:
+                yield "data: " + json.dumps({**head, "choices": [{"delta": {"content": text}}], "usage": {}}) + "\n\n"
+        except StudioError as exc:
+            failure = {"code": f"{exc.code:06d}", "message": exc.message, "request_id": request_id}
+            yield "data: " + json.dumps(failure) + "\n\n"
+            return
+        last = {**head, "choices": [{"delta": {"content": ""}, "finish_reason": stream.finish_reason}],
+                "usage": _usage(stream.prompt_tokens, stream.completion_tokens)}
+        yield "data: " + json.dumps(last) + "\n\n"
+    finally:
+        stream.close()

@@ -1,0 +1,87 @@
+"""The HTTP gateway's per-user limits: requests and tokens per minute, counted from the usage rows
+(so every web process sees the same count), request size and max_tokens. Each refusal says which
+limit, its value and its setting, and, for the per-minute limits, when to retry."""
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from inference.models import CompletionUsage
+from studio.errors import StudioError
+
+WINDOW = timedelta(minutes=1)
+HTTP_ENTRY_POINTS = (CompletionUsage.EntryPoint.OPENAI, CompletionUsage.EntryPoint.CORTEX_REST)
+
+
+class LimitExceeded(StudioError):
+    """A per-minute limit: the request may be retried after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, code=429001, sqlstate="53400")
+        self.retry_after = retry_after
+
+
+class RequestTooLarge(StudioError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=413001, sqlstate="54000")
+
+
+class MaxTokensTooLarge(StudioError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=100357, sqlstate="22023")
+
+
+def check_request_size(length: int) -> None:
+    limit = settings.GATEWAY_MAX_REQUEST_BYTES
+    if limit > 0 and length > limit:
+        raise RequestTooLarge(f"Request body too large: {length} bytes, over the limit of {limit} bytes "
+                              "(STUDIO_GATEWAY_MAX_REQUEST_BYTES).")
+
+
+def check_max_tokens(max_tokens: object, field: str = "max_tokens") -> None:
+    limit = settings.GATEWAY_MAX_TOKENS
+    if limit > 0 and isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > limit:
+        raise MaxTokensTooLarge(f"{field} {max_tokens} is over this gateway's limit of {limit} tokens "
+                                "(STUDIO_GATEWAY_MAX_TOKENS).")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _retry_after(started_on, now) -> int:
+    return max(1, math.ceil((started_on + WINDOW - now).total_seconds()))
+
+
+def check_rate(user) -> None:
+    """Refuse a user who has used up a per-minute limit over both HTTP APIs together."""
+    requests_limit, tokens_limit = settings.GATEWAY_REQUESTS_PER_MINUTE, settings.GATEWAY_TOKENS_PER_MINUTE
+    if requests_limit <= 0 and tokens_limit <= 0:
+        return
+    now = timezone.now()
+    recent = list(CompletionUsage.objects.filter(user=user, entry_point__in=HTTP_ENTRY_POINTS,
+                                                 started_on__gt=now - WINDOW)
+                  .order_by("started_on").values_list("started_on", "input_tokens", "output_tokens"))
+    name = user.get_username()
+    if requests_limit > 0 and len(recent) >= requests_limit:
+        # A slot frees when enough of the window's oldest requests have left it.
+        retry = _retry_after(recent[len(recent) - requests_limit][0], now)
+        raise LimitExceeded(
+            f"Rate limit exceeded for user '{name}': {_count(len(recent), 'request')} in the last minute; the "
+            f"limit is {_count(requests_limit, 'request')} per minute (STUDIO_GATEWAY_REQUESTS_PER_MINUTE). "
+            f"Retry in {retry} seconds.", retry_after=retry)
+    spent = sum(i + o for _, i, o in recent)
+    if tokens_limit > 0 and spent >= tokens_limit:
+        left = spent
+        for started_on, i, o in recent:  # the tokens leave the window with their requests, oldest first
+            left -= i + o
+            if left < tokens_limit:
+                break
+        retry = _retry_after(started_on, now)
+        raise LimitExceeded(
+            f"Token rate limit exceeded for user '{name}': {spent} tokens in the last minute; the limit is "
+            f"{tokens_limit} tokens per minute (STUDIO_GATEWAY_TOKENS_PER_MINUTE). Retry in {retry} seconds.",
+            retry_after=retry)
