@@ -70,6 +70,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "access.web.menus",  # the header's role and warehouse menus
+                "studio.navigation.navigation",  # the left navigation: sections, the current one, Admin
             ],
         },
     },

@@ -2,11 +2,15 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from studio import account, views, worksheet
+from studio import account, jobs_views, views, worksheet
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("jobs/<str:job_id>/", views.job_detail, name="job_detail"),
+    path("jobs/", jobs_views.job_list, name="jobs"),
+    path("jobs/<str:job_id>/", jobs_views.job_detail, name="job_detail"),
+    path("jobs/<str:job_id>/cancel", jobs_views.job_cancel, name="job_cancel"),
+    path("models/", views.model_list, name="models"),
+    path("data/", views.data, name="data"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),

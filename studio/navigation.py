@@ -1,0 +1,52 @@
+"""The left navigation of every page: its sections, which one the current page belongs to, and whether
+the user sees Admin (only users who may enter the admin console, by the console's own rule)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    label: str
+    url_name: str
+    pages: tuple[str, ...]  # the URL names whose pages belong to this section
+
+    @property
+    def url(self) -> str:
+        return reverse(self.url_name)
+
+
+SECTIONS = (
+    Section("studio", "Studio", "home", ("home",)),
+    Section("worksheets", "Worksheets", "worksheet", ("worksheet",)),
+    Section("data", "Data", "data", ("data",)),
+    Section("models", "Models", "models", ("models",)),
+    Section("jobs", "Jobs", "jobs", ("jobs", "job_detail", "job_cancel")),
+)
+ADMIN = Section("admin", "Admin", "admin:index", ())
+
+
+def current_section(request) -> str | None:
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return None
+    if match.namespace == "admin":
+        return ADMIN.key
+    return next((s.key for s in SECTIONS if match.url_name in s.pages), None)
+
+
+def navigation(request) -> dict:
+    """Context processor: `nav.sections` (Admin last, for console users only), `nav.current` (the key
+    of the current page's section) and `nav.current_label`."""
+    from studio.admin_site import may_use_console
+
+    # htmx fragments have no navigation: their polls skip the console check.
+    if not request.user.is_authenticated or getattr(request, "htmx", False):
+        return {}
+    sections = list(SECTIONS) + ([ADMIN] if may_use_console(request.user) else [])
+    current = current_section(request)
+    label = next((s.label for s in sections if s.key == current), "")
+    return {"nav": {"sections": sections, "current": current, "current_label": label}}
