@@ -29,7 +29,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "rescanned when a request names an adapter id that is not loaded")
     parser.add_argument("--adapter", dest="adapters", action="append", type=_adapter, default=[],
                         metavar="ID=PATH", help="an adapter to load at start (repeatable), like TGI's LORA_ADAPTERS")
-    parser.add_argument("--max-concurrent-requests", type=int, default=32)
+    parser.add_argument("--max-concurrent-requests", type=int, default=32,
+                        help="requests in flight at once; one more is refused with TGI's 429 overloaded error")
+    parser.add_argument("--max-batch-size", type=int, default=16,
+                        help="requests decoding together in one batch (any mix of adapters); more wait in a queue")
     parser.add_argument("--max-new-tokens-limit", type=int, default=1024)
     parser.add_argument("--max-input-tokens", type=int, default=None,
                         help="default: max total tokens - 1")
@@ -37,6 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="default: the model's max_position_embeddings")
     parser.add_argument("--max-stop-sequences", type=int, default=4)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--num-threads", type=int, default=0,
+                        help="PyTorch's intra-op CPU threads (torch.set_num_threads); default: PyTorch's own choice")
+    parser.add_argument("--decode-threads", type=int, default=None,
+                        help="PyTorch threads for decode steps (prefills use --num-threads); default: 1 on a CPU "
+                             "where PyTorch uses at most 2 threads, else the same as prefills; 0: the same")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
@@ -51,12 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     from inference.server.app import create_app
 
     hf_logging.disable_progress_bar()
+    if args.num_threads > 0:
+        import torch
+
+        torch.set_num_threads(args.num_threads)
     try:
         app = create_app(args.base_model_dir, args.base_model_name, args.adapters_dir, dict(args.adapters),
                          max_concurrent_requests=args.max_concurrent_requests,
                          max_new_tokens_limit=args.max_new_tokens_limit, max_input_tokens=args.max_input_tokens,
                          max_total_tokens=args.max_total_tokens, max_stop_sequences=args.max_stop_sequences,
-                         device=args.device, dtype=args.dtype)
+                         device=args.device, dtype=args.dtype, max_batch_size=args.max_batch_size,
+                         decode_threads=args.decode_threads)
     except (OSError, ValueError) as exc:
         print(f"inference.server: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,8 @@
 
 Routes: ``GET /health``, ``GET /info``, ``GET /v1/models``, ``POST /generate``, ``POST /generate_stream``,
 ``POST /`` (TGI's compat route: ``stream`` picks one of the two), ``POST /v1/chat/completions``,
-``POST /v1/completions``, ``POST /tokenize``, ``GET /metrics`` (Prometheus text, see ``metrics.py``).
+``POST /v1/completions``, ``POST /tokenize``, ``GET /metrics`` (Prometheus text, see ``metrics.py``), and the
+studio's own ``POST /adapters/load`` / ``POST /adapters/unload`` (``{"adapter_id": ...}``) that deployment uses.
 Errors are TGI's ``{"error": ..., "error_type": ...}`` JSON.
 
 Adapter selection: ``parameters.adapter_id`` on the TGI routes; on chat and completions, a body ``adapter_id``
@@ -501,7 +502,8 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
                static_adapters: dict[str, str | Path] | None = None, *, max_concurrent_requests: int = 32,
                max_new_tokens_limit: int = 1024, max_input_tokens: int | None = None,
                max_total_tokens: int | None = None, max_stop_sequences: int = 4, device: str = "cpu",
-               dtype: str = "float32", engine: Engine | None = None) -> Starlette:
+               dtype: str = "float32", max_batch_size: int = 16, decode_threads: int | None = None,
+               engine: Engine | None = None) -> Starlette:
     """Load the base model (and adapters) and return the TGI-compatible Starlette app.
 
     ``static_adapters`` maps adapter id -> adapter directory (TGI's LORA_ADAPTERS); adapters under
@@ -511,7 +513,8 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
     """
     if engine is None:
         engine = Engine(base_model_dir, base_model_name, adapters_dir, static_adapters, device=device, dtype=dtype,
-                        max_input_tokens=max_input_tokens, max_total_tokens=max_total_tokens)
+                        max_input_tokens=max_input_tokens, max_total_tokens=max_total_tokens,
+                        max_batch_size=max_batch_size, decode_threads=decode_threads)
     server = Server(engine, max_concurrent_requests=max_concurrent_requests,
                     max_new_tokens_limit=max_new_tokens_limit, max_stop_sequences=max_stop_sequences)
 
@@ -526,6 +529,7 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
             "model_device_type": engine.device.type,
             "model_pipeline_tag": "text-generation",
             "max_concurrent_requests": server.max_concurrent_requests,
+            "max_batch_size": engine.scheduler.max_batch_size,
             "max_best_of": 1,
             "max_stop_sequences": server.max_stop_sequences,
             "max_input_tokens": engine.max_input_tokens,
@@ -543,10 +547,36 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
 
     async def models(request: Request) -> JSONResponse:
         ids = await server.run(engine.available_adapter_ids)
+        loaded = {t.adapter_id for t in engine.loaded_adapters()}
         data = [{"id": engine.base_model_name, "object": "model", "created": 0, "owned_by": engine.base_model_name}]
+        # status (a studio extension): "ready" once loaded, "available" in adapters-dir, loaded on first use
         data += [{"id": i, "object": "model", "created": 0, "owned_by": engine.base_model_name,
-                  "parent": engine.base_model_name} for i in ids]
+                  "parent": engine.base_model_name, "status": "ready" if i in loaded else "available"} for i in ids]
         return JSONResponse({"object": "list", "data": data})
+
+    # -- the studio's deployment routes (not TGI's: TGI takes its adapters at launch) --
+
+    async def _adapter_id(request: Request) -> str:
+        adapter_id = (await _json_body(request)).get("adapter_id")
+        if not isinstance(adapter_id, str) or not adapter_id or server.is_base(adapter_id):
+            raise ValidationError(f"`adapter_id` must name an adapter. Given: {adapter_id!r}")
+        return adapter_id
+
+    async def load_adapter(request: Request) -> JSONResponse:
+        try:
+            adapter_id = await _adapter_id(request)
+            target = await server.run(engine.get_adapter, adapter_id)  # AdapterNotFound 404, AdapterLoadError 500
+        except ServerError as exc:
+            return error_response(exc)
+        return JSONResponse({"id": target.adapter_id, "status": "ready"})
+
+    async def unload_adapter(request: Request) -> JSONResponse:
+        try:
+            adapter_id = await _adapter_id(request)
+        except ServerError as exc:
+            return error_response(exc)
+        was_loaded = await server.run(engine.unload_adapter, adapter_id)
+        return JSONResponse({"id": adapter_id, "status": "unloaded", "was_loaded": was_loaded})
 
     async def tokenize(request: Request) -> Response:
         try:
@@ -747,9 +777,13 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/tokenize", tokenize, methods=["POST"]),
         Route("/metrics", metrics_route, methods=["GET"]),
+        Route("/adapters/load", load_adapter, methods=["POST"]),
+        Route("/adapters/unload", unload_adapter, methods=["POST"]),
     ]
-    metrics = Metrics({route.path for route in routes}, lambda: server.in_flight)
+    metrics = Metrics({route.path for route in routes}, lambda: server.in_flight,
+                      batch_size=lambda: engine.scheduler.batch_size, queue_size=lambda: engine.scheduler.queue_size)
     server.metrics = metrics
+    engine.scheduler.add_listener(metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -1,14 +1,12 @@
 """The model side: one base model, PEFT LoRA adapters selected per request, token-by-token decoding.
 
-All forward passes and adapter loads run under one lock (one request decodes at a time); callers run
+Requests decode together in one continuously batched loop (``batching.py``), whatever adapter each asks for;
+forward passes and adapter loads run under one lock, so an adapter loads between two decode steps. Callers run
 :meth:`Engine.generate` in a worker thread so the HTTP event loop stays responsive.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
-import random
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -17,16 +15,9 @@ from typing import Callable
 
 import torch  # the package __init__ (always imported first) has set OMP_WAIT_POLICY
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from transformers.generation.logits_process import (
-    RepetitionPenaltyLogitsProcessor,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-    TypicalLogitsWarper,
-)
 
 from inference.server.adapters import AdapterSpec, metadata_stamp, scan_adapters_dir, static_spec
-from inference.server.errors import AdapterLoadError, AdapterNotFound, Cancelled, TemplateError
+from inference.server.errors import AdapterLoadError, AdapterNotFound, TemplateError
 
 log = logging.getLogger("inference.server")
 
@@ -133,7 +124,8 @@ class Engine:
     def __init__(self, base_model_dir: str | Path, base_model_name: str, adapters_dir: str | Path | None = None,
                  static_adapters: dict[str, str | Path] | None = None, *, device: str = "cpu",
                  dtype: str = "float32", max_input_tokens: int | None = None,
-                 max_total_tokens: int | None = None) -> None:
+                 max_total_tokens: int | None = None, max_batch_size: int = 16,
+                 decode_threads: int | None = None) -> None:
         self.base_model_dir = Path(base_model_dir)
         self.base_model_name = base_model_name
         self.adapters_dir = Path(adapters_dir) if adapters_dir else None
@@ -164,6 +156,15 @@ class Engine:
         self._registry_lock = threading.Lock()  # self._adapters
         self._adapters: dict[str, Target] = {}
         self._next_name = 0
+        from inference.server.batching import Scheduler  # batching imports this module
+
+        if decode_threads is None:
+            # Decode steps are a thousand small operations over weights read once per step: with 2 cores, the
+            # second OpenMP thread mostly wakes up and waits. One thread decoded 1.75x faster at 8 concurrent
+            # requests and 1.07x with one (benchmarks/serve_throughput.py); prefills keep all threads (1.5x
+            # faster with 2 on 200-token prompts). Measured on 2 cores only: larger CPUs keep PyTorch's setting.
+            decode_threads = 1 if self.device.type == "cpu" and torch.get_num_threads() <= 2 else 0
+        self.scheduler = Scheduler(self, max_batch_size, decode_threads)
 
         self._static: dict[str, AdapterSpec] = {}
         for adapter_id, path in (static_adapters or {}).items():
@@ -232,6 +233,16 @@ class Engine:
                                           f"(base model '{self.base_model_name}')")
             return self._load(spec)
 
+    def unload_adapter(self, adapter_id: str) -> bool:
+        """Drop a loaded adapter's weights (the studio undeploying it); False when it was not loaded.
+        A later request for it loads it again from adapters-dir, and is refused once its directory is gone."""
+        with self._load_lock:
+            with self._registry_lock:
+                target = self._adapters.pop(adapter_id, None)
+            if target is not None:
+                self._unload(target)
+        return target is not None
+
     def _load(self, spec: AdapterSpec) -> Target:
         # PEFT adapter names become module attribute keys, so ids like DB.SCHEMA.NAME cannot be used.
         peft_name = f"adapter_{self._next_name}"
@@ -261,6 +272,9 @@ class Engine:
         return target
 
     def _unload(self, target: Target) -> None:
+        if self.scheduler.defer_unload(target.peft_name, lambda: self._unload(target)):
+            log.info("adapter %s (%s) unloads when its running requests finish", target.adapter_id, target.peft_name)
+            return
         with self._model_lock:
             try:
                 with warnings.catch_warnings():  # "adapter X was active which is now deleted"
@@ -291,136 +305,19 @@ class Engine:
             raise TemplateError(f"Cannot apply the chat template: {exc}") from exc
         return text if isinstance(text, str) else tokenizer.decode(text)
 
-    def _token_text(self, target: Target, token_id: int) -> str:
-        return target.tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
     # -- generation -------------------------------------------------------------------------------------------
 
-    def _adapter_context(self, target: Target):
-        if target.peft_name is None:
-            return self.peft.disable_adapter() if self.peft is not None else contextlib.nullcontext()
-        self.peft.set_adapter(target.peft_name)
-        return contextlib.nullcontext()
+    def current_target(self, target: Target) -> Target:
+        """The adapter loaded now under ``target``'s id, for a request that resolved it before a reload."""
+        with self._registry_lock:
+            current = self._adapters.get(target.adapter_id)
+        if current is None:
+            raise AdapterNotFound(f"Adapter '{target.adapter_id}' was removed from this server")
+        return current
 
     def generate(self, target: Target, input_ids: list[int], params: SamplingParams,
                  on_token: OnToken | None = None, cancel: threading.Event | None = None) -> GenResult:
-        """Decode up to ``params.max_new_tokens`` tokens; blocking, so call it from a worker thread.
-
-        ``on_token(token, top_tokens, result)`` is called for every token; ``result`` is set on the last one.
-        """
-        with self._model_lock:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
-            if target.peft_name is not None and target.peft_name not in self.peft.peft_config:
-                # reloaded (retrained) or removed since this request resolved it
-                with self._registry_lock:
-                    current = self._adapters.get(target.adapter_id)
-                if current is None:
-                    raise AdapterNotFound(f"Adapter '{target.adapter_id}' was removed from this server")
-                target = current
-            with self._adapter_context(target), torch.inference_mode():
-                return self._generate(target, input_ids, params, on_token, cancel)
-
-    def _generate(self, target: Target, input_ids: list[int], params: SamplingParams,
-                  on_token: OnToken | None, cancel: threading.Event | None) -> GenResult:
-        model = self.peft if self.peft is not None else self.model
-        sampling = params.sampling
-        seed = None
-        generator = None
-        if sampling:
-            seed = params.seed if params.seed is not None else random.getrandbits(63)
-            generator = torch.Generator(device="cpu")
-            generator.manual_seed(seed)
-        warpers = self._warpers(params) if sampling else []
-        repetition = (RepetitionPenaltyLogitsProcessor(params.repetition_penalty)
-                      if params.repetition_penalty not in (None, 1.0) else None)
-
-        prompt = torch.tensor([input_ids], device=self.device)
-        out = model(input_ids=prompt, use_cache=True, logits_to_keep=0 if params.decoder_input_details else 1)
-        prefill: list[dict] = []
-        if params.decoder_input_details:
-            logprobs = torch.log_softmax(out.logits[0, :-1].float(), dim=-1)
-            picked = logprobs.gather(1, prompt[0, 1:].unsqueeze(1)).squeeze(1).tolist() if len(input_ids) > 1 else []
-            prefill = [{"id": tid, "text": self._token_text(target, tid), "logprob": (None if i == 0 else picked[i - 1])}
-                       for i, tid in enumerate(input_ids)]
-        logits = out.logits[0, -1]
-        past = out.past_key_values
-        del out
-
-        all_ids = list(input_ids)
-        detok = _Detokenizer(target.tokenizer, input_ids)
-        text = ""
-        tokens: list[dict] = []
-        top_tokens: list[list[dict]] | None = [] if params.top_n_tokens else None
-        max_stop = max((len(s) for s in params.stop), default=0)
-        for _ in range(params.max_new_tokens):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
-            scores = logits.float().unsqueeze(0)
-            if repetition is not None or params.frequency_penalty:
-                history = torch.tensor([all_ids], device=scores.device)
-                if repetition is not None:
-                    scores = repetition(history, scores)
-                if params.frequency_penalty:
-                    counts = torch.bincount(history[0], minlength=scores.shape[-1])[: scores.shape[-1]]
-                    scores = scores - params.frequency_penalty * counts.to(scores.dtype)
-            for warper in warpers:
-                scores = warper(None, scores)
-            logprobs = torch.log_softmax(scores, dim=-1)[0]
-            if sampling:
-                next_id = int(torch.multinomial(logprobs.exp().cpu(), 1, generator=generator).item())
-            else:
-                next_id = int(torch.argmax(logprobs).item())
-            all_ids.append(next_id)
-
-            special = next_id in target.special_ids
-            piece = self._token_text(target, next_id) if special else detok.push(next_id)
-            token = {"id": next_id, "text": piece, "logprob": float(logprobs[next_id]), "special": special}
-            tops = None
-            if top_tokens is not None:
-                values, indices = torch.topk(logprobs, min(params.top_n_tokens, logprobs.shape[-1]))
-                tops = [{"id": int(i), "text": self._token_text(target, int(i)), "logprob": float(v),
-                         "special": int(i) in target.special_ids}
-                        for v, i in zip(values.tolist(), indices.tolist()) if math.isfinite(v)]
-                top_tokens.append(tops)
-            tokens.append(token)
-
-            finish = None
-            stop_index = None
-            if next_id in target.eos_ids:
-                finish = "eos_token"
-            elif not special and piece:
-                start = max(0, len(text) - max_stop + 1)
-                text += piece
-                found = [i for i in (text.find(s, start) for s in params.stop if s) if i >= 0]
-                if found:
-                    finish, stop_index = "stop_sequence", min(found)
-            if finish is None and len(tokens) >= params.max_new_tokens:
-                finish = "length"
-            if finish is not None:
-                result = GenResult(text, tokens, finish, seed, len(input_ids), prefill, top_tokens, stop_index)
-                if on_token is not None:
-                    on_token(token, tops, result)
-                return result
-            if on_token is not None:
-                on_token(token, tops, None)
-
-            out = model(input_ids=torch.tensor([[next_id]], device=self.device), past_key_values=past,
-                        use_cache=True)
-            logits = out.logits[0, -1]
-            past = out.past_key_values
-            del out
-        raise AssertionError("unreachable: max_new_tokens must be positive")
-
-    @staticmethod
-    def _warpers(params: SamplingParams) -> list:
-        warpers = []
-        if params.temperature is not None and params.temperature not in (0, 1.0):
-            warpers.append(TemperatureLogitsWarper(params.temperature))
-        if params.top_k:
-            warpers.append(TopKLogitsWarper(params.top_k))
-        if params.top_p is not None and params.top_p < 1.0:
-            warpers.append(TopPLogitsWarper(params.top_p))
-        if params.typical_p is not None and params.typical_p < 1.0:
-            warpers.append(TypicalLogitsWarper(params.typical_p))
-        return warpers
+        """Decode up to ``params.max_new_tokens`` tokens in the shared batch; blocking, so call it from a worker
+        thread. ``on_token(token, top_tokens, result)`` is called for every token (on the decode thread);
+        ``result`` is set on the last one. Raises Cancelled once ``cancel`` is set."""
+        return self.scheduler.submit(target, input_ids, params, on_token, cancel)

@@ -9,8 +9,15 @@ never collide. prometheus_client exposes a counter ``tgi_request_count`` as the 
 - ``tgi_request_duration{route}``: seconds per generation request (streams: until the last byte is sent).
 - ``tgi_request_input_length`` / ``tgi_request_generated_tokens``: prompt and generated tokens per generation.
 - ``inference_prompt_tokens`` / ``inference_generated_tokens``: the same as running totals (``..._total``).
-- ``tgi_batch_current_size``: requests in flight (each holds one of ``max_concurrent_requests`` slots).
-- ``tgi_queue_size``: always 0, as this server never queues (a request over the limit is refused with 429).
+- ``tgi_batch_current_size``: rows in the running batch (requests decoding together, see ``batching.py``).
+- ``tgi_queue_size``: requests waiting for room in the batch (``max_batch_size``); a request over
+  ``max_concurrent_requests`` is refused with 429 instead of queued.
+- ``tgi_batch_next_size``: the batch's size each time requests join it.
+- ``tgi_batch_inference_count{method}`` / ``tgi_batch_forward_duration{method}``: forward passes, ``prefill`` (one
+  per request) and ``decode`` (one per step for the whole batch), and their seconds.
+- ``inference_batch_decode_rows``: rows over all decode steps (``..._total``); divided by the decode count, the
+  mean batch size.
+- ``inference_requests_in_flight``: requests holding one of ``max_concurrent_requests`` slots.
 """
 from __future__ import annotations
 
@@ -22,12 +29,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 GENERATION_ROUTES = frozenset({"/generate", "/generate_stream", "/", "/v1/chat/completions", "/v1/completions"})
 _TOKEN_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 _DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+_FORWARD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, routes: set[str] | frozenset[str], in_flight: Callable[[], int]) -> None:
+    def __init__(self, routes: set[str] | frozenset[str], in_flight: Callable[[], int],
+                 batch_size: Callable[[], int] = lambda: 0, queue_size: Callable[[], int] = lambda: 0) -> None:
         self.routes = frozenset(routes)
         self.registry = CollectorRegistry()
         r = self.registry
@@ -46,8 +56,16 @@ class Metrics:
         self.prompt_tokens_total = Counter("inference_prompt_tokens", "Prompt tokens, all generations", registry=r)
         self.generated_tokens_total = Counter("inference_generated_tokens", "Generated tokens, all generations",
                                               registry=r)
-        Gauge("tgi_batch_current_size", "Requests in flight", registry=r).set_function(in_flight)
-        Gauge("tgi_queue_size", "Requests waiting for a slot (this server never queues)", registry=r)
+        Gauge("tgi_batch_current_size", "Rows in the running batch", registry=r).set_function(batch_size)
+        Gauge("tgi_queue_size", "Requests waiting for room in the batch", registry=r).set_function(queue_size)
+        Gauge("inference_requests_in_flight", "Requests holding a concurrency slot", registry=r).set_function(in_flight)
+        self.batch_next_size = Histogram("tgi_batch_next_size", "Batch size each time requests join it",
+                                         buckets=_BATCH_BUCKETS, registry=r)
+        self.batch_inference_count = Counter("tgi_batch_inference_count", "Forward passes, by method", ["method"],
+                                             registry=r)
+        self.batch_forward_duration = Histogram("tgi_batch_forward_duration", "Forward pass seconds, by method",
+                                                ["method"], buckets=_FORWARD_BUCKETS, registry=r)
+        self.batch_decode_rows = Counter("inference_batch_decode_rows", "Rows over all decode steps", registry=r)
 
     def route_label(self, path: str) -> str:
         return path if path in self.routes else "other"
@@ -57,6 +75,17 @@ class Metrics:
         self.generated_tokens.observe(generated_tokens)
         self.prompt_tokens_total.inc(input_length)
         self.generated_tokens_total.inc(generated_tokens)
+
+    # the scheduler's BatchListener, called on the decode thread
+
+    def observe_forward(self, method: str, rows: int, seconds: float) -> None:
+        self.batch_inference_count.labels(method).inc()
+        self.batch_forward_duration.labels(method).observe(seconds)
+        if method == "decode":
+            self.batch_decode_rows.inc(rows)
+
+    def observe_next_batch(self, rows: int) -> None:
+        self.batch_next_size.observe(rows)
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         self.request_count.labels(route, str(status)).inc()
