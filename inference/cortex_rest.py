@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -23,6 +23,7 @@ from access.tokens import user_from_request
 from inference import api, complete, forms, limits
 from inference.models import CompletionUsage
 from studio.errors import StudioError
+from studio.streaming import streaming_response
 
 
 def error(status: int, code: str, message: str, request_id: str, **extra) -> JsonResponse:
@@ -59,10 +60,7 @@ def complete_view(request):
         return _service_error(exc, request_id, body.model if body else None)
     created = int(time.time())
     if body.stream:
-        response = StreamingHttpResponse(_events(result, request_id, created), content_type="text/event-stream")
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"
-        return response
+        return streaming_response(request, _events(result, request_id, created), "text/event-stream")
     return JsonResponse({
         "id": request_id,
         "created": created,

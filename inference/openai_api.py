@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -17,6 +17,7 @@ from access.tokens import user_from_request
 from inference import api, complete, forms, limits
 from inference.models import CompletionUsage
 from studio.errors import StudioError
+from studio.streaming import streaming_response
 
 # OpenAI's error type and code for each status the gateway answers with.
 ERROR_KINDS = {
@@ -76,10 +77,8 @@ def chat_completions(request):
         return _service_error(exc, request_id, chat.model if chat else None)
     created = int(time.time())
     if chat.stream:
-        response = StreamingHttpResponse(_chunks(result, request_id, created, chat.include_usage),
-                                         content_type="text/event-stream")
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"  # nginx: pass each event on as it comes
+        response = streaming_response(request, _chunks(result, request_id, created, chat.include_usage),
+                                      "text/event-stream")
     else:
         response = JsonResponse({
             "id": request_id,
