@@ -295,6 +295,27 @@ class Visibility:
                 if self.sees(object_type, name_of(item), owner_of_item(item) if owner_of_item else None)]
 
 
+class Held:
+    """has_privilege's answer for many objects at once, for listing what a session may use: the grants of
+    the session's roles are read in one query, and the caller passes each object's owner role (which it
+    has already loaded with the object) instead of one owner lookup per object."""
+
+    def __init__(self, session: Session, roles: set[str] | None = None) -> None:
+        self.roles = session_roles(session) if roles is None else roles
+        self.all = ACCOUNTADMIN in self.roles
+        self.granted: set[tuple[str, str, str]] = set()
+        if not self.all:
+            self.granted = set(Grant.objects.filter(grantee_type=ROLE, grantee_name__in=self.roles)
+                               .values_list("privilege", "object_type", "object_name"))
+
+    def has(self, privilege: str, object_type: str, object_name: str, owner_role: str | None) -> bool:
+        if self.all or (owner_role is not None and owner_role in self.roles):
+            return True
+        if privilege.upper() == "OWNERSHIP":
+            return False
+        return (privilege.upper(), object_type.upper(), object_name) in self.granted
+
+
 def visible_job_roles(session: Session) -> set[str] | None:
     """The creating roles whose fine-tuning jobs the session sees; None means every job (ACCOUNTADMIN)."""
     roles = session_roles(session)
