@@ -23,7 +23,6 @@ import duckdb
 from catalog import stages
 from catalog.identifiers import quote
 from catalog.models import LoadedFile
-from sqlengine.results import Result
 from studio.errors import StudioError
 
 RESULT_COLUMNS = ["file", "status", "rows_parsed", "rows_loaded", "error_limit", "errors_seen", "first_error",
@@ -79,6 +78,7 @@ class FileReport:
     error_limit: int = 1
     errors_seen: int = 0
     first: RowError | None = None
+    errors: list[RowError] = field(default_factory=list)  # every bad row; COPY's result shows the first
 
     def row(self) -> tuple:
         first = self.first
@@ -111,8 +111,10 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def copy_into(database: str, schema: str, table: str, location: stages.StageLocation, path: str,
-              fmt: FileFormat, options: CopyOptions) -> Result:
+def load_files(database: str, schema: str, table: str, location: stages.StageLocation, path: str,
+               fmt: FileFormat, options: CopyOptions) -> list[FileReport]:
+    """Load the staged files into the table; one report per file (none when every file was loaded before),
+    each with all of its bad rows."""
     staged = _select_files(location, path, options)
     digests = {f.relative: stages.md5_of(location, f) for f in staged}
     if not options.force:
@@ -120,7 +122,7 @@ def copy_into(database: str, schema: str, table: str, location: stages.StageLoca
                      .values_list("file", "md5"))
         staged = [f for f in staged if (location.prefix + f.relative, digests[f.relative]) not in loaded]
     if not staged:
-        return Result(["status"], [("Copy executed with 0 files processed.",)], ["TEXT"])
+        return []
 
     con = stages.open_database(database)
     try:
@@ -136,7 +138,7 @@ def copy_into(database: str, schema: str, table: str, location: stages.StageLoca
                    md5=digests[r.file[len(location.prefix):]], rows_loaded=r.rows_loaded)
         for r in reports if r.status in ("LOADED", "PARTIALLY_LOADED")
     ])
-    return Result(RESULT_COLUMNS, [r.row() for r in reports], RESULT_TYPES)
+    return reports
 
 
 def _select_files(location: stages.StageLocation, path: str, options: CopyOptions) -> list[stages.StagedFile]:
@@ -230,6 +232,7 @@ def _load_on_its_own(con, target: Target, location, staged: stages.StagedFile, f
         con.execute("ROLLBACK")
         report = FileReport(location.prefix + staged.relative, status="LOAD_FAILED", errors_seen=1,
                             first=RowError(None, None, None, _duckdb_message(exc)))
+        report.errors = [report.first]
         report.error_limit = options.skip_file_limit if options.on_error != "CONTINUE" else 0
         return report
     except BaseException:
@@ -255,7 +258,7 @@ def _load_file(con, target: Target, location, staged: stages.StagedFile, fmt: Fi
     loader = {"CSV": _load_csv, "JSON": _load_json, "PARQUET": _load_parquet}[fmt.type]
     parsed, loaded, errors = loader(con, target, target.sql, staged, fmt, options)
     return FileReport(location.prefix + staged.relative, rows_parsed=parsed, rows_loaded=loaded,
-                      errors_seen=len(errors), first=errors[0] if errors else None)
+                      errors_seen=len(errors), first=errors[0] if errors else None, errors=list(errors))
 
 
 def _column_list(target: Target) -> str:
@@ -395,10 +398,11 @@ def _load_json(con, target: Target, destination: str, staged, fmt: FileFormat, o
                     message = f"Value '{value}' cannot be converted to {kind}"
                 errors[int(line)] = RowError(int(line), None, target.column_label(name), message, row=int(line))
     parsed = con.execute("SELECT count(*) FROM _copy_lines").fetchone()[0] + len(bad)
-    bad_lines = ", ".join(str(line) for line in errors) or "NULL"
+    # Not `line NOT IN (NULL)` when every line is good: that is never true, and would load nothing.
+    good = f"WHERE line NOT IN ({', '.join(str(line) for line in errors)})" if errors else ""
     projection = ", ".join(f"CAST({expr} AS {dict(target.columns)[n]})" for n, expr in values)
     loaded = con.execute(f"INSERT INTO {destination} ({', '.join(_ident(n) for n, _ in values)}) "
-                         f"SELECT {projection} FROM _copy_lines WHERE line NOT IN ({bad_lines})").fetchone()[0]
+                         f"SELECT {projection} FROM _copy_lines {good}").fetchone()[0]
     con.execute("DROP TABLE _copy_lines")
     ordered = [errors[line] for line in sorted(errors)]
     return parsed, loaded, ordered

@@ -196,14 +196,25 @@ def copy(session, statement: exp.Copy) -> Result:
                           "(PUT or upload the file to a stage first; transformations are not supported).",
                           code=2019, sqlstate="0A000")
     database, schema, table = stages.qualify(name_parts(target), session, what="table")
-    roles = privileges.session_roles(session)
-    privileges.require_schema_usage(session, database, schema, roles=roles)
-    privileges.require(session, "INSERT", "TABLE", privileges.key(database, schema, table), roles=roles)
     ref = stages.StageRef.parse(sources[0].this.name)
-    location = stages.resolve(ref, session)
     fmt, options = _copy_options(statement)
     options.columns = columns
-    return copy_into.copy_into(database, schema, table, location, ref.path, fmt, options)
+    reports = copy_from_stage(session, (database, schema, table), ref, fmt, options)
+    if not reports:
+        return status("Copy executed with 0 files processed.")
+    return Result(copy_into.RESULT_COLUMNS, [r.row() for r in reports], copy_into.RESULT_TYPES)
+
+
+def copy_from_stage(session, table: tuple[str, str, str], ref: stages.StageRef, fmt: copy_into.FileFormat,
+                    options: copy_into.CopyOptions) -> list[copy_into.FileReport]:
+    """COPY INTO's service, for the statement and the Data page's upload alike: USAGE on the schema and
+    INSERT on the table, then the load; a report per file with every bad row."""
+    database, schema, name = table
+    roles = privileges.session_roles(session)
+    privileges.require_schema_usage(session, database, schema, roles=roles)
+    privileges.require(session, "INSERT", "TABLE", privileges.key(database, schema, name), roles=roles)
+    location = stages.resolve(ref, session)
+    return copy_into.load_files(database, schema, name, location, ref.path, fmt, options)
 
 
 def _copy_options(statement: exp.Copy) -> tuple[copy_into.FileFormat, copy_into.CopyOptions]:

@@ -188,6 +188,14 @@ def test_files_and_pattern_choose_what_is_loaded(account):
         sql("COPY INTO people FROM @~/d FILES=('zzz.csv')")
 
 
+def test_json_lines_without_a_bad_line_all_load(account):
+    write(account / "clean.jsonl", "".join(json.dumps({"prompt": f"p{i}", "completion": "c"}) + "\n" for i in range(3)))
+    sql(f"PUT file://{account}/clean.jsonl @~")
+    result = sql("COPY INTO examples FROM @~ FILE_FORMAT=(TYPE=JSON) MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE")
+    assert [r[:4] for r in result.rows] == [("clean.jsonl.gz", "LOADED", 3, 3)]
+    assert len(table_rows("EXAMPLES")) == 3
+
+
 def test_json_lines_load_by_column_name_and_report_bad_lines(account):
     lines = [json.dumps({"Prompt": "p1", "completion": "c1"}), "not json", json.dumps({"prompt": "p2", "extra": 1})]
     write(account / "examples.jsonl", "\n".join(lines) + "\n")

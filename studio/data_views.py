@@ -1,0 +1,135 @@
+"""The Data page: databases, schemas and tables as SHOW lists them for the role, a table's preview (its
+columns with types and first rows, read through the SQL engine) and uploading a file into a new or an
+existing table (catalog/uploads.py), with the load's per-row errors."""
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_POST
+
+from access.privileges import INSUFFICIENT_PRIVILEGES
+from access.web import session_for
+from catalog import uploads
+from catalog.identifiers import quote
+from catalog.stage_views import StageUploadHandler
+from sqlengine import show
+from sqlengine.executor import Executor
+from sqlengine.results import format_value
+from studio.data_forms import UploadForm, check_file_name
+from studio.errors import StudioError
+
+PREVIEW_ROWS = 20
+ERRORS_SHOWN = 100
+
+
+def _listing(session, kind: str) -> list[dict]:
+    result = show.run(session, show.ShowSpec(kind=kind, scope_kind="ACCOUNT"))
+    return [dict(zip(result.columns, row)) for row in result.rows]
+
+
+def _databases(session) -> list[dict]:
+    """Databases, their schemas and the tables and views in them, as SHOW lists them for the role."""
+    relations = _listing(session, "TABLES") + [v | {"kind": "VIEW", "rows": None} for v in _listing(session, "VIEWS")]
+    by_schema: dict[tuple[str, str], list[dict]] = {}
+    for relation in sorted(relations, key=lambda r: r["name"]):
+        by_schema.setdefault((relation["database_name"], relation["schema_name"]), []).append(relation)
+    schemas = _listing(session, "SCHEMAS")
+    return [{"name": db["name"], "owner": db["owner"], "schemas": [
+        {"name": s["name"], "owner": s["owner"], "relations": by_schema.get((db["name"], s["name"]), [])}
+        for s in schemas if s["database_name"] == db["name"]]}
+        for db in _listing(session, "DATABASES")]
+
+
+def _choices(databases: list[dict]) -> dict:
+    """What the upload form offers: schemas for a new table, tables (not views) to load into."""
+    schemas, tables = [], []
+    for database in databases:
+        for schema in database["schemas"]:
+            schemas.append(f"{quote(database['name'])}.{quote(schema['name'])}")
+            tables += [f"{schemas[-1]}.{quote(r['name'])}" for r in schema["relations"] if r["kind"] == "TABLE"]
+    return {"schema_choices": schemas, "table_choices": tables}
+
+
+def _page(request, status: int = 200, **context):
+    databases = _databases(session_for(request))
+    context.setdefault("form", UploadForm(initial={"mode": "new"}))
+    return render(request, "studio/data.html", {"databases": databases, **_choices(databases), **context},
+                  status=status)
+
+
+@login_required
+@require_GET
+def data(request):
+    return _page(request)
+
+
+# -- preview ---------------------------------------------------------------------------------------
+
+def table_preview(session, database: str, schema: str, table: str) -> dict:
+    """The table's columns (DESCRIBE) and first rows (SELECT … LIMIT), with the privileges SELECT needs."""
+    name = ".".join('"' + part.replace('"', '""') + '"' for part in (database, schema, table))
+    executor = Executor(session)
+    columns = [(row[0], row[1]) for row in executor.execute(f"DESCRIBE TABLE {name}")[0].rows]
+    rows = executor.execute(f"SELECT * FROM {name} LIMIT {PREVIEW_ROWS}")[0].rows
+    (count,), = executor.execute(f"SELECT COUNT(*) FROM {name}")[0].rows
+    return {"name": ".".join(quote(p) for p in (database, schema, table)), "columns": columns,
+            "rows": [[(format_value(v), v is None) for v in row] for row in rows], "row_count": count}
+
+
+@login_required
+@require_GET
+def table_page(request, database: str, schema: str, table: str):
+    try:
+        preview = table_preview(session_for(request), database, schema, table)
+        status, problem = 200, None
+    except StudioError as error:
+        preview, problem = None, error.message
+        status = 403 if error.code == INSUFFICIENT_PRIVILEGES else 404
+    context = {"preview": preview, "preview_problem": problem}
+    if request.htmx:
+        return render(request, "studio/_table_preview.html", context, status=status)
+    return _page(request, status, **context)
+
+
+# -- upload ----------------------------------------------------------------------------------------
+
+@csrf_exempt
+@login_required
+@require_POST
+def upload(request):
+    # The file streams to the stages' disk as it arrives (never whole into memory): the handler goes in
+    # before anything reads request.POST, the CSRF check included, as in catalog/stage_views.py.
+    request.upload_handlers = [StageUploadHandler(request)]
+    return csrf_protect(_upload)(request)
+
+
+def _upload(request):
+    handler = request.upload_handlers[0]
+    report, problem, status = None, None, 200
+    try:
+        form = UploadForm(request.POST)
+        valid = form.is_valid()
+        if handler.upload is None:
+            form.add_error(None, "Choose a file to upload.")
+        elif check_file_name(handler.upload[0]):
+            form.add_error(None, check_file_name(handler.upload[0]))
+        if valid and not form.errors:
+            file_name, path, _size, md5 = handler.upload
+            try:
+                report = uploads.load(session_for(request), uploads.Upload(file_name, path, md5),
+                                      form.cleaned_data["table"], create=form.cleaned_data["mode"] == "new")
+            except StudioError as error:
+                problem = error.message
+                status = 403 if error.code == INSUFFICIENT_PRIVILEGES else 400
+        else:
+            status = 400
+    finally:
+        handler.cleanup()
+    context = {"form": form, "report": report, "upload_problem": problem,
+               "report_errors": report.errors[:ERRORS_SHOWN] if report else []}
+    if request.htmx:
+        databases = _databases(session_for(request))
+        return render(request, "studio/_upload_result.html",
+                      {**context, "databases": databases, **_choices(databases), "oob": True}, status=status)
+    return _page(request, status, **context)
