@@ -13,10 +13,14 @@ until the statement's thread saves them (save_deferred).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from access.session import Session
@@ -101,3 +105,34 @@ def save_deferred(session: Session) -> None:
         setattr(session, DEFERRED_ATTRIBUTE, [])
     if pending:
         CompletionUsage.objects.bulk_create(pending)
+
+
+# Reading usage ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DayUsage:
+    day: datetime.date
+    input_tokens: int = 0
+    output_tokens: int = 0
+    calls: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+def tokens_per_day(model_name: str, first_day: datetime.date, last_day: datetime.date,
+                   user=None) -> list[DayUsage]:
+    """Every day from first_day to last_day (UTC) with the tokens COMPLETE calls on `model_name` (a base
+    model or a qualified model name, as answered) cost: one query, one entry per day, zero where none.
+    `user` narrows it to that user's calls. Failed calls count what they used, as the rate limits do."""
+    start = datetime.datetime.combine(first_day, datetime.time.min, tzinfo=datetime.UTC)
+    end = datetime.datetime.combine(last_day + datetime.timedelta(days=1), datetime.time.min, tzinfo=datetime.UTC)
+    rows = CompletionUsage.objects.filter(model_name=model_name, started_on__gte=start, started_on__lt=end)
+    if user is not None:
+        rows = rows.filter(user=user)
+    found = {r["day"]: r for r in rows.annotate(day=TruncDate("started_on", tzinfo=datetime.UTC)).values("day")
+             .annotate(input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"), calls=Count("pk"))}
+    days = [first_day + datetime.timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+    return [DayUsage(day, found[day]["input_tokens"], found[day]["output_tokens"], found[day]["calls"])
+            if day in found else DayUsage(day) for day in days]

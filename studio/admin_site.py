@@ -90,6 +90,7 @@ class StudioAdminSite(admin.AdminSite):
     site_header = "Fine-tuning Studio administration"
     site_title = "Fine-tuning Studio administration"
     index_title = "Account"
+    site_url = None  # the header's own links lead back to the studio
 
     def __init__(self, name: str = "admin") -> None:
         super().__init__(name)
@@ -150,6 +151,24 @@ class RoleAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return self._holds(request, self.change_role)
+
+
+def named_filter(field: str, title: str, names) -> type[admin.SimpleListFilter]:
+    """A list filter on `field` whose choices come from `names()` (a small table: base models,
+    warehouses) rather than from Django's SELECT DISTINCT over the whole listed table, which reads every
+    row of a big one (a job row carries its loss history)."""
+
+    class NamedFilter(admin.SimpleListFilter):
+        parameter_name = field
+
+        def lookups(self, request, model_admin):
+            return [(name, name) for name in names()]
+
+        def queryset(self, request, queryset):
+            return queryset.filter(**{field: self.value()}) if self.value() else queryset
+
+    NamedFilter.title = title
+    return NamedFilter
 
 
 class ReadOnlyRoleAdmin(RoleAdmin):

@@ -87,3 +87,58 @@ def _planned_epochs(history: list[dict]) -> float:
     if last.get("total_steps") and last.get("step"):
         return float(last["epoch"]) * last["total_steps"] / last["step"]
     return float(last["epoch"])
+
+
+@dataclass
+class Bar:
+    x: float  # left edge, pixels
+    y: float  # top edge
+    width: float
+    height: float
+    title: str  # the bar's tooltip: its slot and value in words
+
+
+@dataclass
+class BarChart:
+    width: int
+    height: int
+    left: int
+    top: int
+    right: int
+    bottom: int
+    bars: list[Bar] = field(default_factory=list)
+    x_ticks: list[Tick] = field(default_factory=list)
+    y_ticks: list[Tick] = field(default_factory=list)
+
+
+def bar_chart(labels: list[str], values: list[float], titles: list[str] | None = None, width: int = 720,
+              height: int = 200, max_x_ticks: int = 8) -> BarChart | None:
+    """One slot per label along x, a bar for each value above zero; None when every value is zero (the
+    page shows its empty state instead)."""
+    if not labels or not any(v > 0 for v in values):
+        return None
+    titles = titles or [f"{label}: {value:g}" for label, value in zip(labels, values)]
+    left, top, right, bottom = 56, 10, width - 12, height - 28
+    y_values = nice_ticks(0.0, max(values))
+    y_top = y_values[-1] or 1.0
+    slot = (right - left) / len(labels)
+    bar_width = max(1.0, slot * 0.7)
+
+    def y(value: float) -> float:
+        return bottom - value / y_top * (bottom - top)
+
+    bars = [Bar(round(left + i * slot + (slot - bar_width) / 2, 1), round(y(value), 1), round(bar_width, 1),
+                round(bottom - y(value), 1), title)
+            for i, (value, title) in enumerate(zip(values, titles)) if value > 0]
+    tick_step = max(1, math.ceil(len(labels) / max_x_ticks))
+    x_ticks = [Tick(round(left + (i + 0.5) * slot, 1), labels[i]) for i in range(0, len(labels), tick_step)]
+    return BarChart(width, height, left, top, right, bottom, bars=bars, x_ticks=x_ticks,
+                    y_ticks=[Tick(y(v), _compact(v)) for v in y_values])
+
+
+def _compact(value: float) -> str:
+    """Tick labels for counts: 950, 1.5k, 2M."""
+    for divisor, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if abs(value) >= divisor:
+            return f"{value / divisor:g}{suffix}"
+    return f"{value:g}"

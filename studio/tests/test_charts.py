@@ -29,3 +29,20 @@ def test_every_point_lies_inside_the_plot_area():
 
 def test_no_history_no_chart():
     assert loss_chart([], []) is None
+
+
+def test_a_bar_chart_has_one_bar_per_slot_above_zero_inside_the_plot():
+    from studio.charts import bar_chart
+
+    chart = bar_chart([f"d{i}" for i in range(30)], [0] * 27 + [1500, 0, 3000])
+    assert len(chart.bars) == 2
+    assert all(chart.left <= b.x and b.x + b.width <= chart.right and chart.top <= b.y
+               and b.y + b.height <= chart.bottom + 0.1 for b in chart.bars)
+    assert chart.bars[1].height == 2 * chart.bars[0].height
+    assert [t.label for t in chart.y_ticks][-1] == "3k" and len(chart.x_ticks) <= 8
+
+
+def test_no_values_no_bar_chart():
+    from studio.charts import bar_chart
+
+    assert bar_chart(["a", "b"], [0, 0]) is None and bar_chart([], []) is None
