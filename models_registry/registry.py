@@ -36,6 +36,15 @@ def _free_name(schema, requested: str) -> str:
     return f"{requested}_{n}"
 
 
+def name_if_finished_now(database: str, schema: str, requested: str) -> str:
+    """The name a model requested as `requested` in database.schema would be registered under if its job
+    finished now: `requested`, or `requested_1`, `_2`, … while those are taken."""
+    from catalog.models import Schema
+
+    found = Schema.objects.filter(database__name=database, name=schema).first()
+    return requested if found is None else _free_name(found, requested)
+
+
 def register(job, staging: Path, metrics: dict[str, Any]) -> FineTunedModel:
     """Move a finished adapter into the store and record it; the last step of a successful job."""
     schema = accountdata.get_schema(job.database, job.schema)

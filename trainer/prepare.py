@@ -159,30 +159,51 @@ def encode_rows(
     full_ids = tokenizer(full_texts, add_special_tokens=False)["input_ids"]
 
     examples: list[Example] = []
-    too_long_prompt: list[int] = []
-    too_long_completion: list[int] = []
-    for number, (p_ids, f_ids, p_text, f_text, (_, completion)) in enumerate(
-        zip(prompt_ids, full_ids, prompt_texts, full_texts, rows), 1
-    ):
+    for p_ids, f_ids, p_text, f_text, (_, completion) in zip(prompt_ids, full_ids, prompt_texts, full_texts, rows):
         if not (f_text.startswith(p_text) and f_ids[: len(p_ids)] == p_ids):
             # A template that renders the last user turn differently once an answer follows, or a BPE
             # merge across the boundary: train on prompt rendering + completion + eos instead, which
             # is exactly what generation will see after the prompt.
             eos = tokenizer.eos_token or ""
             f_ids = p_ids + tokenizer(completion + eos, add_special_tokens=False)["input_ids"]
-        n_completion = len(f_ids) - len(p_ids)
-        if max_prompt_tokens is not None and len(p_ids) > max_prompt_tokens:
-            too_long_prompt.append(number)
-        if max_completion_tokens is not None and n_completion > max_completion_tokens:
-            too_long_completion.append(number)
         labels = [IGNORE_INDEX] * len(p_ids) + list(f_ids[len(p_ids) :])
         examples.append(Example(input_ids=list(f_ids), labels=labels, template=kind))
 
+    message = limits_message(examples, max_prompt_tokens, max_completion_tokens)
+    if message:
+        raise DataError(message)
+    return examples
+
+
+def token_counts(example: Example) -> tuple[int, int]:
+    """(prompt tokens, completion tokens) of an encoded row, counted as the limits count them."""
+    n_prompt = sum(1 for label in example.labels if label == IGNORE_INDEX)
+    return n_prompt, len(example.input_ids) - n_prompt
+
+
+def rows_over_limits(
+    examples: Sequence[Example], max_prompt_tokens: int | None, max_completion_tokens: int | None
+) -> tuple[list[int], list[int]]:
+    """1-based row numbers whose prompt, and whose completion, is longer than its allotment."""
+    too_long_prompt: list[int] = []
+    too_long_completion: list[int] = []
+    for number, example in enumerate(examples, 1):
+        n_prompt, n_completion = token_counts(example)
+        if max_prompt_tokens is not None and n_prompt > max_prompt_tokens:
+            too_long_prompt.append(number)
+        if max_completion_tokens is not None and n_completion > max_completion_tokens:
+            too_long_completion.append(number)
+    return too_long_prompt, too_long_completion
+
+
+def limits_message(
+    examples: Sequence[Example], max_prompt_tokens: int | None, max_completion_tokens: int | None
+) -> str | None:
+    """The DataError text for rows over the token allotments, or None when every row fits."""
+    too_long_prompt, too_long_completion = rows_over_limits(examples, max_prompt_tokens, max_completion_tokens)
     problems = []
     if too_long_prompt:
         problems.append(_count_rows(too_long_prompt, f"a prompt longer than {max_prompt_tokens} tokens"))
     if too_long_completion:
         problems.append(_count_rows(too_long_completion, f"a completion longer than {max_completion_tokens} tokens"))
-    if problems:
-        raise DataError("; ".join(problems) + ".")
-    return examples
+    return "; ".join(problems) + "." if problems else None
