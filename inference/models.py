@@ -32,6 +32,7 @@ class CompletionUsage(models.Model):
         SQL = "sql", "SQL COMPLETE"
         OPENAI = "openai", "OpenAI API"
         CORTEX_REST = "cortex_rest", "Cortex REST API"
+        PLAYGROUND = "playground", "Studio playground"
 
     class Status(models.TextChoices):
         RUNNING = "RUNNING"  # an HTTP request still generating: counted by the rate limit already
