@@ -2,15 +2,30 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from studio import account, jobs_views, views, worksheet
+from studio import account, data_views, jobs_views, models_views, playground, views, wizard, worksheet
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("studio/fine-tune/", wizard.start, name="wizard"),
+    path("studio/fine-tune/start-over", wizard.start_over, name="wizard_start_over"),
+    path("studio/fine-tune/check-name", wizard.check_name, name="wizard_check_name"),
+    path("studio/fine-tune/preview/rows", wizard.preview_rows, name="wizard_preview_rows"),
+    path("studio/fine-tune/preview/examples", wizard.preview_examples, name="wizard_preview_examples"),
+    path("studio/fine-tune/started/<str:job_id>/", wizard.started, name="wizard_started"),
+    path("studio/fine-tune/<slug:step>/", wizard.step_view, name="wizard_step"),
     path("jobs/", jobs_views.job_list, name="jobs"),
     path("jobs/<str:job_id>/", jobs_views.job_detail, name="job_detail"),
     path("jobs/<str:job_id>/cancel", jobs_views.job_cancel, name="job_cancel"),
-    path("models/", views.model_list, name="models"),
-    path("data/", views.data, name="data"),
+    path("models/", models_views.model_list, name="models"),
+    path("models/<str:name>/", models_views.model_detail, name="model_detail"),
+    path("models/<str:name>/grant", models_views.model_grant, name="model_grant"),
+    path("models/<str:name>/revoke", models_views.model_revoke, name="model_revoke"),
+    path("data/", data_views.data, name="data"),
+    path("data/tables/<str:database>/<str:schema>/<str:table>/", data_views.table_page, name="data_table"),
+    path("data/upload", data_views.upload, name="data_upload"),
+    path("playground/", playground.playground, name="playground"),
+    path("playground/stream", playground.playground_stream, name="playground_stream"),
+    path("playground/clear", playground.playground_clear, name="playground_clear"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
@@ -23,5 +38,9 @@ urlpatterns = [
     path("api/v2/", include("sqlapi.urls")),
     path("", include("inference.urls")),  # /v1/chat/completions, /v1/models, /api/v2/cortex/inference:complete
     path("worksheets/", worksheet.worksheet, name="worksheet"),
+    path("worksheets/saved/", worksheet.save, name="worksheet_save"),
+    path("worksheets/saved/<int:pk>/", worksheet.open_saved, name="worksheet_open"),
+    path("worksheets/saved/<int:pk>/rename", worksheet.rename, name="worksheet_rename"),
+    path("worksheets/saved/<int:pk>/delete", worksheet.delete, name="worksheet_delete"),
     path("api/v2/stages/", include("catalog.stage_urls")),
 ]

@@ -72,9 +72,9 @@ def test_the_login_page_has_no_navigation(db):
 
 def test_the_navigation_offers_admin_to_console_users_only(account):
     admin_page = client_for("admin").get("/").content.decode()
-    assert [label for _, label in nav_links(admin_page)] == ["Studio", "Worksheets", "Data", "Models", "Jobs", "Admin"]
+    assert [label for _, label in nav_links(admin_page)] == ["Studio", "Worksheets", "Data", "Models", "Playground", "Jobs", "Admin"]
     ana_page = client_for("ana").get("/").content.decode()
-    assert [label for _, label in nav_links(ana_page)] == ["Studio", "Worksheets", "Data", "Models", "Jobs"]
+    assert [label for _, label in nav_links(ana_page)] == ["Studio", "Worksheets", "Data", "Models", "Playground", "Jobs"]
     assert 'href="/admin/"' not in ana_page
 
 
@@ -170,7 +170,7 @@ def test_an_empty_registry_says_where_models_come_from(account):
 def test_the_data_page_lists_what_the_role_may_see_with_row_counts(account):
     page = client_for("ana").get("/data/").content.decode()
     assert "<strong>SEEN</strong>" in page and "<code>SEEN.PUBLIC</code>" in page
-    assert re.search(r"<td><code>EXAMPLES</code></td><td>table</td><td>3</td>", page)
+    assert re.search(r'<code>EXAMPLES</code></a></td>\s*<td>table</td><td class="num">3</td>', page)
     assert "HIDDEN" not in page and "SECRETS" not in page
     admin_page = client_for("admin").get("/data/").content.decode()
     assert "<strong>HIDDEN</strong>" in admin_page and "SECRETS" in admin_page
