@@ -3,10 +3,18 @@ where Django would otherwise read a plain generator to its end before sending an
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from django.test import AsyncRequestFactory, RequestFactory
 
 from studio.streaming import streaming_response
+
+
+def run_coroutine(make):
+    """asyncio.run on a thread of its own: after the browser tests, Playwright's sync API keeps an event loop
+    running on the main thread, where asyncio.run refuses to start."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 def pieces(log: list[str]):
@@ -39,7 +47,7 @@ def test_under_asgi_each_piece_is_sent_before_the_next_is_made():
         rest = [part async for part in content]
         return first, made_before_first_was_sent, rest
 
-    first, made, rest = asyncio.run(read())
+    first, made, rest = run_coroutine(read)
     assert first == b"one " and made == ["made one"]
     assert rest == [b"two ", b"three"]
     assert log[-1] == "closed"
@@ -54,5 +62,5 @@ def test_under_asgi_a_client_that_goes_away_closes_the_generator():
         await anext(content)
         await content.aclose()
 
-    asyncio.run(read_one_then_leave())
+    run_coroutine(read_one_then_leave)
     assert log == ["made one", "closed"]
