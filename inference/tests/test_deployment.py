@@ -4,10 +4,7 @@ and base models that are disabled."""
 from __future__ import annotations
 
 import itertools
-import os
 import shutil
-import subprocess
-import sys
 import time
 from io import StringIO
 from pathlib import Path
@@ -25,7 +22,7 @@ from inference import deployment
 from inference.gateway import InferenceError
 from inference.models import InferenceServer
 from inference.server.tests._support import get_json, post_json
-from inference.server.tests.conftest import free_port, make_adapter, wait_healthy
+from inference.server.tests.conftest import free_port, make_adapter, server_process
 from jobs.models import FineTuneJob
 from models_registry.models import Deployment, FineTunedModel
 from sqlengine.executor import Executor
@@ -34,7 +31,6 @@ from tests.support.cortex import admin_session, sql_literal
 
 BASE = "tiny-llama"
 SERVER = "embedded-deployment-tests"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 State = Deployment.State
 QUESTION = "Where is my parcel?"
 MAX_TOKENS = 6
@@ -46,25 +42,11 @@ def server_url(tiny_llama_dir):
     """The embedded server as `manage.py serve` runs it: over the studio's adapter store."""
     adapters = settings.MODEL_STORE / "adapters"
     adapters.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     log = settings.DATA_DIR / "logs" / "deployment-tests-server.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "inference.server", "--base-model-dir", str(tiny_llama_dir), "--base-model-name",
-           BASE, "--port", str(port), "--adapters-dir", str(adapters), "--log-level", "warning"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, log=log)
+    with server_process(["--base-model-dir", str(tiny_llama_dir), "--base-model-name", BASE,
+                         "--adapters-dir", str(adapters), "--log-level", "warning"], log) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,14 +113,12 @@ def wait_healthy(url: str, proc: subprocess.Popen | None = None, timeout: float 
     raise RuntimeError(f"server at {url} not healthy after {timeout}s:\n{log.read_text() if log else ''}")
 
 
-@pytest.fixture(scope="session")
-def server_url(models: Models):
+@contextmanager
+def server_process(args: list[str], log: Path) -> Iterator[str]:
+    """`python -m inference.server ARGS --port N`, as `manage.py serve` runs it, until the block ends; yields
+    its URL once /health answers. Its output goes to `log`."""
     port = free_port()
-    log = models.root / "server.log"
-    cmd = [sys.executable, "-m", "inference.server", "--base-model-dir", str(models.base),
-           "--base-model-name", BASE_NAME, "--port", str(port), "--adapters-dir", str(models.adapters_dir),
-           "--adapter", f"{STATIC_ADAPTER}={models.static_adapter}",
-           "--max-new-tokens-limit", str(NEW_TOKENS_LIMIT), "--log-level", "warning"]
+    cmd = [sys.executable, "-m", "inference.server", *args, "--port", str(port)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -133,6 +133,16 @@ def server_url(models: Models):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server_url(models: Models):
+    with server_process(["--base-model-dir", str(models.base), "--base-model-name", BASE_NAME,
+                         "--adapters-dir", str(models.adapters_dir),
+                         "--adapter", f"{STATIC_ADAPTER}={models.static_adapter}",
+                         "--max-new-tokens-limit", str(NEW_TOKENS_LIMIT), "--log-level", "warning"],
+                        models.root / "server.log") as url:
+        yield url
 
 
 @pytest.fixture()

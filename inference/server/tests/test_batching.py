@@ -21,9 +21,8 @@ from inference.server.tests.conftest import (
     BASE_NAME,
     DIR_ADAPTER,
     STATIC_ADAPTER,
-    free_port,
     make_adapter,
-    wait_healthy,
+    server_process,
 )
 from inference.server.tests.test_metrics import scrape, scrape_until, value
 
@@ -358,33 +357,11 @@ def test_concurrent_server_requests_match_their_answers_alone_and_metrics_show_t
 @pytest.fixture(scope="module")
 def small_server(models):
     """A server with room for 3 requests in flight, 2 of them decoding together."""
-    import os
-    import subprocess
-    import sys
-
-    from inference.server.tests.conftest import REPO_ROOT
-
-    port = free_port()
-    log = models.root / "small-server.log"
-    cmd = [sys.executable, "-m", "inference.server", "--base-model-dir", str(models.base),
-           "--base-model-name", BASE_NAME, "--port", str(port),
-           "--adapter", f"{STATIC_ADAPTER}={models.static_adapter}",
-           "--max-concurrent-requests", "3", "--max-batch-size", "2", "--max-new-tokens-limit", "4000",
-           "--log-level", "warning"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, log=log)
+    with server_process(["--base-model-dir", str(models.base), "--base-model-name", BASE_NAME,
+                         "--adapter", f"{STATIC_ADAPTER}={models.static_adapter}",
+                         "--max-concurrent-requests", "3", "--max-batch-size", "2", "--max-new-tokens-limit", "4000",
+                         "--log-level", "warning"], models.root / "small-server.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _open_stream(url: str, prompt: str, adapter_id: str | None, max_new_tokens: int):

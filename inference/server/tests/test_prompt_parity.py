@@ -11,11 +11,7 @@ by under 4e-5. (The first message tried, "My printer is on fire...", had a step 
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,10 +21,8 @@ from inference.server.tests.conftest import (
     ADAPTER_TEMPLATE,
     BASE_NAME,
     DIR_ADAPTER,
-    REPO_ROOT,
     STATIC_ADAPTER,
-    free_port,
-    wait_healthy,
+    server_process,
 )
 
 PROMPT = "The support ticket says the printer is on fire. Category:"
@@ -174,26 +168,10 @@ def test_merged_and_unmerged_adapters_agree(references, merged, tokenizers):
         assert peft_generate(merged, prompt_ids) == peft_generate(references[DIR_ADAPTER], prompt_ids)
 
 
-@contextmanager
 def _serve(base_dir: Path, name: str, log: Path):
     """The real server on ``base_dir`` alone (no adapters), as conftest's ``server_url`` starts it."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "inference.server", "--base-model-dir", str(base_dir), "--base-model-name", name,
-           "--port", str(port), "--log-level", "warning"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, log=log)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return server_process(["--base-model-dir", str(base_dir), "--base-model-name", name, "--log-level", "warning"],
+                          log)
 
 
 @pytest.fixture(scope="module")
