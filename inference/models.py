@@ -58,7 +58,8 @@ class CompletionUsage(models.Model):
 
     class Meta:
         ordering = ["-started_on", "-pk"]
-        indexes = [models.Index(fields=["user", "entry_point", "started_on"], name="usage_user_window")]
+        indexes = [models.Index(fields=["user", "entry_point", "started_on"], name="usage_user_window"),  # limits
+                   models.Index(fields=["model_name", "started_on"], name="usage_model_days")]  # a model's chart
         verbose_name_plural = "completion usage"
 
     def __str__(self) -> str:

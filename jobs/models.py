@@ -65,7 +65,8 @@ class FineTuneJob(models.Model):
 
     class Meta:
         ordering = ["-created_on"]
-        indexes = [models.Index(fields=["status"])]
+        # status: the workers' sweeps; created_on: SHOW and the Jobs list, newest first.
+        indexes = [models.Index(fields=["status"]), models.Index(fields=["-created_on"], name="job_newest_first")]
 
     def __str__(self) -> str:
         return self.id

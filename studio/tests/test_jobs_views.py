@@ -155,7 +155,7 @@ def test_a_successful_job_links_its_model(admin_client, tmp_path):
     FineTunedModel.objects.create(schema=accountdata.get_schema("DEMO", "PUBLIC"), name="TRIAGE", job=job,
                                   base_model="smollm2-135m", owner_role="ACCOUNTADMIN", adapter_path=str(tmp_path))
     page = admin_client.get(f"/jobs/{job.id}/").content.decode()
-    assert '<a href="/models/?q=TRIAGE#demopublictriage"><code>DEMO.PUBLIC.TRIAGE</code></a>' in page
+    assert '<a href="/models/DEMO.PUBLIC.TRIAGE/"><code>DEMO.PUBLIC.TRIAGE</code></a>' in page
 
 
 def test_a_running_job_shows_the_time_left_and_polls_its_live_part(admin_client):

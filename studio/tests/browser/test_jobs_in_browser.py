@@ -105,9 +105,15 @@ def test_a_job_goes_to_success_on_its_page_without_a_reload(login, table):
     expect(page.locator("#cancel-job")).to_have_count(0)
     screenshot(page, "job-success")
 
-    # Its model link opens the registry at the model's row.
+    # Its model link opens the model's page; the registry lists it.
     page.click(".result a")
-    page.wait_for_url("**/models/?q=BROWSER_REPLIES#ui_browserpublicbrowser_replies")
+    page.wait_for_url("**/models/UI_BROWSER.PUBLIC.BROWSER_REPLIES/")
+    expect(page.locator("main")).to_contain_text("UI_BROWSER.PUBLIC.BROWSER_REPLIES")
+    expect(page.locator("main")).to_contain_text("tiny-llama")
+    page.click("nav.sidenav >> text=Models")
+    page.fill("#model-search", "BROWSER_REPLIES")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/models/?q=BROWSER_REPLIES")
     row = page.locator("tr#ui_browserpublicbrowser_replies")
     expect(row).to_contain_text("tiny-llama")
     expect(row).to_contain_text("ACCOUNTADMIN")
