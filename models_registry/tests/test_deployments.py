@@ -9,6 +9,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from access.bootstrap import bootstrap
 from catalog import accountdata
@@ -89,6 +90,21 @@ def test_tgi_redeploys_every_adapter_of_its_base_model_and_records_each_outcome(
                                              r"serves ranks up to 128. Once the cause is fixed, deploy it again "
                                              r"with: python manage.py deploy REG.PUBLIC.SECOND$"):
         server_for(BASE, second.pk)
+
+
+def test_deploying_every_model_restarts_tgi_once(session, tgi_server, redeploys, tmp_path):
+    """`manage.py deploy` without names: one TGI restart loads every adapter, so it is not repeated per model,
+    also for a model that restart refused."""
+    calls, refuse = redeploys
+    make_model("ONE", tmp_path), make_model("TWO", tmp_path), make_model("REFUSED", tmp_path)
+    refuse["REG.PUBLIC.REFUSED"] = "rank 256 is over 128"
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError, match="^1 deployment not ready.$"):
+        call_command("deploy", stdout=out, stderr=err)
+    assert [names for _, names, _ in calls] == [["REG.PUBLIC.ONE", "REG.PUBLIC.REFUSED", "REG.PUBLIC.TWO"]]
+    assert out.getvalue().splitlines() == ["REG.PUBLIC.ONE on tgi-tiny: ready",
+                                           "REG.PUBLIC.REFUSED on tgi-tiny: failed (rank 256 is over 128)",
+                                           "REG.PUBLIC.TWO on tgi-tiny: ready"]
 
 
 def test_dropping_a_model_redeploys_tgi_without_it(session, tgi_server, redeploys, tmp_path):

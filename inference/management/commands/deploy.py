@@ -28,8 +28,14 @@ class Command(BaseCommand):
             chosen = [m for m in FineTunedModel.objects.select_related("schema__database")
                       if self.needs_deploying(m)]
         failed = 0
+        redeployed_tgi: set[int] = set()  # TGI servers restarted in this run: one restart loads all their adapters
         for model in chosen:
-            deployments = deployment.deploy(model)
+            if not models and self.deployed_along(model, redeployed_tgi):
+                deployments = list(Deployment.objects.filter(model=model).select_related("server"))
+            else:
+                deployments = deployment.deploy(model)
+            redeployed_tgi |= {row.server_id for row in deployments
+                               if row.server.backend == InferenceServer.Backend.TGI}
             if not deployments:
                 self.stdout.write(f"{model.qualified_name}: no inference server serves base model "
                                   f"'{model.base_model}' (python manage.py serve --base-model {model.base_model})")
@@ -38,6 +44,14 @@ class Command(BaseCommand):
                 self.stdout.write(f"{model.qualified_name} on {row.server.name}: {row.label}")
         if failed:
             raise CommandError(f"{failed} deployment{'s' if failed != 1 else ''} not ready.")
+
+    @staticmethod
+    def deployed_along(model: FineTunedModel, redeployed_tgi: set[int]) -> bool:
+        """Whether an earlier model's TGI restart in this run already settled this one: every server where it
+        is not ready is a TGI server restarted since (restarting it again would change nothing)."""
+        states = dict(Deployment.objects.filter(model=model).values_list("server_id", "state"))
+        waiting = [s for s in deployment.servers_for(model) if states.get(s.pk) != Deployment.State.READY]
+        return all(s.backend == InferenceServer.Backend.TGI and s.pk in redeployed_tgi for s in waiting)
 
     @staticmethod
     def needs_deploying(model: FineTunedModel) -> bool:
