@@ -129,7 +129,7 @@ GATEWAY_TOKENS_PER_MINUTE = envint("STUDIO_GATEWAY_TOKENS_PER_MINUTE", 0)
 GATEWAY_MAX_REQUEST_BYTES = envint("STUDIO_GATEWAY_MAX_REQUEST_BYTES", 1024 * 1024)
 # Largest max_tokens a request may ask for (400 above it); without one a request gets COMPLETE's default.
 GATEWAY_MAX_TOKENS = envint("STUDIO_GATEWAY_MAX_TOKENS", 4096)
-# TGI backend (inference/tgi.py, docker/compose.yaml).
+# TGI backend (inference/tgi/, docker/compose.yaml).
 # The generated LORA_ADAPTERS list; the tgi service reads it at every start from docker/ mounted at /config.
 TGI_ENV_FILE = envpath("STUDIO_TGI_ENV_FILE", BASE_DIR / "docker" / "tgi.env")
 # Where MODEL_STORE is mounted inside the TGI container: LORA_ADAPTERS paths are written under it.

@@ -1,4 +1,4 @@
-"""The TGI backend (inference/tgi.py): which adapters TGI can serve, LORA_ADAPTERS, redeploys, the compose file.
+"""The TGI backend (inference/tgi/): which adapters TGI can serve, LORA_ADAPTERS, redeploys, the compose file.
 
 TGI itself needs a GPU and Docker, which the test machines do not have. The redeploy tests therefore
 restart our own TGI-compatible server (`python -m inference.server`) in its place: the restart command
@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from inference import gateway, tgi
+from inference.tgi.restarts import _post_json
 from inference.models import InferenceServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -467,7 +468,7 @@ def generate(url: str, adapter: str | None) -> tuple[int, dict]:
     parameters = {"max_new_tokens": 4, "details": True}
     if adapter:
         parameters["adapter_id"] = adapter
-    status, body = tgi._post_json(url + "/generate", {"inputs": "Hello", "parameters": parameters})
+    status, body = _post_json(url + "/generate", {"inputs": "Hello", "parameters": parameters})
     return status, body
 
 
