@@ -199,10 +199,27 @@ def rest_columns() -> dict[str, np.ndarray]:
     return columns
 
 
-def _create(con: duckdb.DuckDBPyConnection, view: str, columns: tuple[tuple[str, str], ...]) -> str:
+def _fill_rows(con: duckdb.DuckDBPyConnection, view: str, columns: tuple[tuple[str, str], ...], rows: list) -> None:
+    """Create a view's table and insert its rows (tuples in the columns' order)."""
     table = f'"{DATABASE}"."{SCHEMA}"."{view}"'
     con.execute(f"CREATE TABLE {table} ({', '.join(f'{n} {t}' for n, t in columns)})")
-    return table
+    if rows:
+        con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))})", rows)
+
+
+def _fill_columns(con: duckdb.DuckDBPyConnection, view: str, columns: tuple[tuple[str, str], ...],
+                  values: dict) -> None:
+    """Create a view's table and insert its rows given as one array per column (many rows at once)."""
+    table = f'"{DATABASE}"."{SCHEMA}"."{view}"'
+    con.execute(f"CREATE TABLE {table} ({', '.join(f'{n} {t}' for n, t in columns)})")
+    if not len(values[columns[0][0]]):
+        return
+    con.register("_view_rows", values)
+    try:
+        names = ", ".join(name for name, _ in columns)
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _view_rows")
+    finally:
+        con.unregister("_view_rows")
 
 
 def attach(con: duckdb.DuckDBPyConnection, views: list[str]) -> None:
@@ -210,34 +227,10 @@ def attach(con: duckdb.DuckDBPyConnection, views: list[str]) -> None:
     con.execute(f'ATTACH \':memory:\' AS "{DATABASE}"')
     con.execute(f'CREATE SCHEMA "{DATABASE}"."{SCHEMA}"')
     if VIEW in views:
-        table = f'"{DATABASE}"."{SCHEMA}"."{VIEW}"'
-        con.execute(f"CREATE TABLE {table} ({', '.join(f'{n} {t}' for n, t in COLUMNS)})")
-        data = rows()
-        if data:
-            con.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)", data)
+        _fill_rows(con, VIEW, COLUMNS, rows())
     if ACCESS_VIEW in views:
-        table = f'"{DATABASE}"."{SCHEMA}"."{ACCESS_VIEW}"'
-        con.execute(f"CREATE TABLE {table} ({', '.join(f'{n} {t}' for n, t in ACCESS_COLUMNS)})")
-        columns = access_columns()
-        if len(columns["EVENT_TIME"]):
-            con.register("_access_history_rows", columns)
-            try:
-                names = ", ".join(name for name, _ in ACCESS_COLUMNS)
-                con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _access_history_rows")
-            finally:
-                con.unregister("_access_history_rows")
+        _fill_columns(con, ACCESS_VIEW, ACCESS_COLUMNS, access_columns())
     if FUNCTIONS_VIEW in views:
-        table = _create(con, FUNCTIONS_VIEW, FUNCTIONS_COLUMNS)
-        data = functions_rows()
-        if data:
-            con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(FUNCTIONS_COLUMNS))})", data)
+        _fill_rows(con, FUNCTIONS_VIEW, FUNCTIONS_COLUMNS, functions_rows())
     if REST_VIEW in views:
-        table = _create(con, REST_VIEW, REST_COLUMNS)
-        columns = rest_columns()
-        if len(columns["START_TIME"]):
-            con.register("_rest_usage_rows", columns)
-            try:
-                names = ", ".join(name for name, _ in REST_COLUMNS)
-                con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _rest_usage_rows")
-            finally:
-                con.unregister("_rest_usage_rows")
+        _fill_columns(con, REST_VIEW, REST_COLUMNS, rest_columns())
