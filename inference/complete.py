@@ -167,9 +167,14 @@ def _complete(session: Session, target: Target, prompt_or_messages: Any, options
         "choices": [{"messages": text}],
         "created": int(time.time()),
         "model": target.display_name,
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "usage": usage_object(prompt_tokens, completion_tokens),
     }
+
+
+def usage_object(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    """The `usage` of COMPLETE's response object, and of the HTTP APIs' answers."""
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
 
 
 # The HTTP APIs (inference/openai_api.py, inference/cortex_rest.py) ---------------------------------

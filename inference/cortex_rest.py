@@ -66,13 +66,9 @@ def complete_view(request):
         "created": created,
         "model": result.target.display_name,
         "choices": [{"message": {"content": result.text}, "finish_reason": result.finish_reason}],
-        "usage": _usage(result.prompt_tokens, result.completion_tokens),
+        "usage": complete.usage_object(result.prompt_tokens, result.completion_tokens),
     })
 
-
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
 
 
 def _events(stream: complete.CompletionStream, request_id: str, created: int) -> Iterator[str]:
@@ -86,7 +82,7 @@ def _events(stream: complete.CompletionStream, request_id: str, created: int) ->
             yield "data: " + json.dumps(failure) + "\n\n"
             return
         last = {**head, "choices": [{"delta": {"content": ""}, "finish_reason": stream.finish_reason}],
-                "usage": _usage(stream.prompt_tokens, stream.completion_tokens)}
+                "usage": complete.usage_object(stream.prompt_tokens, stream.completion_tokens)}
         yield "data: " + json.dumps(last) + "\n\n"
     finally:
         stream.close()

@@ -87,15 +87,11 @@ def chat_completions(request):
             "model": result.target.display_name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
                          "finish_reason": result.finish_reason, "logprobs": None}],
-            "usage": _usage(result.prompt_tokens, result.completion_tokens),
+            "usage": complete.usage_object(result.prompt_tokens, result.completion_tokens),
         })
     response["x-request-id"] = request_id
     return response
 
-
-def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
 
 
 def _event(data: dict) -> str:
@@ -126,7 +122,8 @@ def _chunks(stream: complete.CompletionStream, request_id: str, created: int, in
             return
         yield chunk({}, stream.finish_reason)
         if include_usage:
-            yield _event({**head, "choices": [], "usage": _usage(stream.prompt_tokens, stream.completion_tokens)})
+            usage = complete.usage_object(stream.prompt_tokens, stream.completion_tokens)
+            yield _event({**head, "choices": [], "usage": usage})
         yield "data: [DONE]\n\n"
     finally:
         stream.close()  # a client that went away: the usage row says CANCELLED, with the tokens so far
