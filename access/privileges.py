@@ -271,30 +271,6 @@ def _is_view(database: str, schema: str, name: str) -> bool:
 
 # Visibility --------------------------------------------------------------------------------------
 
-class Visibility:
-    """Which objects a session may see in SHOW: those it owns or holds any privilege on. One query for
-    the grants, so listing many objects stays cheap."""
-
-    def __init__(self, session: Session) -> None:
-        self.roles = session_roles(session)
-        self.all = ACCOUNTADMIN in self.roles
-        self.granted: set[tuple[str, str]] = set()
-        if not self.all:
-            self.granted = set(Grant.objects.filter(grantee_type=ROLE, grantee_name__in=self.roles)
-                               .exclude(object_type__in=(ROLE, DATABASE_ROLE))
-                               .values_list("object_type", "object_name"))
-
-    def sees(self, object_type: str, object_name: str, owner_role: str | None = None) -> bool:
-        if self.all or (owner_role is not None and owner_role in self.roles):
-            return True
-        object_type = object_type.upper()
-        return (object_type.upper(), object_name) in self.granted
-
-    def filter(self, items: Iterable, object_type: str, name_of, owner_of_item=None) -> list:
-        return [item for item in items
-                if self.sees(object_type, name_of(item), owner_of_item(item) if owner_of_item else None)]
-
-
 class Held:
     """has_privilege's answer for many objects at once, for listing what a session may use: the grants of
     the session's roles are read in one query, and the caller passes each object's owner role (which it
@@ -314,6 +290,28 @@ class Held:
         if privilege.upper() == "OWNERSHIP":
             return False
         return (privilege.upper(), object_type.upper(), object_name) in self.granted
+
+
+class Visibility:
+    """Which objects a session may see in SHOW: those it owns or holds any privilege on; the grants come
+    from Held's one query, so listing many objects stays cheap."""
+
+    def __init__(self, session: Session) -> None:
+        held = Held(session)
+        self.roles = held.roles
+        self.all = held.all
+        self.granted: set[tuple[str, str]] = {(object_type, name) for _, object_type, name in held.granted
+                                              if object_type not in (ROLE, DATABASE_ROLE)}
+
+    def sees(self, object_type: str, object_name: str, owner_role: str | None = None) -> bool:
+        if self.all or (owner_role is not None and owner_role in self.roles):
+            return True
+        object_type = object_type.upper()
+        return (object_type.upper(), object_name) in self.granted
+
+    def filter(self, items: Iterable, object_type: str, name_of, owner_of_item=None) -> list:
+        return [item for item in items
+                if self.sees(object_type, name_of(item), owner_of_item(item) if owner_of_item else None)]
 
 
 def visible_job_roles(session: Session) -> set[str] | None:
