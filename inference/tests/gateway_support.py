@@ -23,6 +23,7 @@ from access import tokens
 from access.session import Session
 from models_registry.models import FineTunedModel
 from tests.support.cortex import admin_session, make_table, sql_literal, sql_value, wait_for_status
+from tests.support.web import serve_web_app
 
 DATABASE = "GW"
 MODEL = "GW.PUBLIC.GATEWAY_REPLIES"
@@ -118,16 +119,8 @@ def _cast() -> dict[str, str]:
 def web(live_db):
     """The web app over HTTP, as pytest-django's live_server serves it, but on the committed database
     (live_server would flush every table after each test, the stack's registrations included)."""
-    from django.test.testcases import LiveServerThread, _StaticFilesHandler
-
-    thread = LiveServerThread("127.0.0.1", _StaticFilesHandler, port=0)
-    thread.daemon = True
-    thread.start()
-    thread.is_ready.wait()
-    if thread.error:
-        raise thread.error
-    yield f"http://127.0.0.1:{thread.port}"
-    thread.terminate()
+    with serve_web_app() as url:
+        yield url
 
 
 @pytest.fixture

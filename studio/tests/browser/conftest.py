@@ -19,6 +19,7 @@ import pytest
 
 from studio.tests.browser.support import (ADMIN_PASSWORD, CHROMIUM, MISSING_CHROMIUM, TIMEOUT_MS, USER_PASSWORD,
                                           screenshot)
+from tests.support.web import serve_web_app
 
 
 @pytest.fixture(scope="session")
@@ -48,19 +49,8 @@ def chromium() -> Iterator:
 @pytest.fixture(scope="session")
 def web_url(live_db) -> Iterator[str]:
     """The web app over HTTP on the committed database, for the whole session."""
-    from django.contrib.staticfiles.handlers import StaticFilesHandler
-    from django.test.testcases import LiveServerThread
-
-    # StaticFilesHandler serves static/ through the finders, as StaticLiveServerTestCase does (the tests
-    # collect no static files).
-    thread = LiveServerThread("127.0.0.1", StaticFilesHandler, port=0)
-    thread.daemon = True
-    thread.start()
-    thread.is_ready.wait()
-    if thread.error:
-        raise thread.error
-    yield f"http://127.0.0.1:{thread.port}"
-    thread.terminate()
+    with serve_web_app() as url:
+        yield url
 
 
 @dataclass
