@@ -153,3 +153,12 @@ def stack_processes(live_db, tiny_llama_dir):
     finally:
         for process in reversed(list(started.values())):
             processes.stop(process)
+
+
+@pytest.fixture
+def low_account(db, tmp_path):
+    """The security review's cast (tests/support/security.py): role LOW, database PUB it may use and
+    database ACC with secret rows and staged files it may not."""
+    from tests.support.security import build
+
+    return build(tmp_path)
