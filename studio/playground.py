@@ -102,8 +102,13 @@ def _page_url(model: str) -> str:
 
 
 def _find(models: list[Target], name: str | None) -> Target | None:
-    wanted = (name or "").strip().lower()
-    return next((m for m in models if m.display_name.lower() == wanted), None) if wanted else None
+    """The model of that name; case-insensitively only when none has it exactly, since two quoted names
+    may differ only in case (DB.S."Aa" and DB.S."aA")."""
+    wanted = (name or "").strip()
+    if not wanted:
+        return None
+    exact = next((m for m in models if m.display_name == wanted), None)
+    return exact or next((m for m in models if m.display_name.lower() == wanted.lower()), None)
 
 
 def _page(request, session: Session, name: str | None = None, *, form: ChatForm | None = None, status: int = 200):

@@ -1,8 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, register_converter
 
 from studio import account, data_views, jobs_views, models_views, playground, views, wizard, worksheet
+from studio.converters import IdentifierConverter
+
+register_converter(IdentifierConverter, "ident")  # a database, schema, table or model name as one segment
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,11 +20,11 @@ urlpatterns = [
     path("jobs/<str:job_id>/", jobs_views.job_detail, name="job_detail"),
     path("jobs/<str:job_id>/cancel", jobs_views.job_cancel, name="job_cancel"),
     path("models/", models_views.model_list, name="models"),
-    path("models/<str:name>/", models_views.model_detail, name="model_detail"),
-    path("models/<str:name>/grant", models_views.model_grant, name="model_grant"),
-    path("models/<str:name>/revoke", models_views.model_revoke, name="model_revoke"),
+    path("models/<ident:name>/", models_views.model_detail, name="model_detail"),
+    path("models/<ident:name>/grant", models_views.model_grant, name="model_grant"),
+    path("models/<ident:name>/revoke", models_views.model_revoke, name="model_revoke"),
     path("data/", data_views.data, name="data"),
-    path("data/tables/<str:database>/<str:schema>/<str:table>/", data_views.table_page, name="data_table"),
+    path("data/tables/<ident:database>/<ident:schema>/<ident:table>/", data_views.table_page, name="data_table"),
     path("data/upload", data_views.upload, name="data_upload"),
     path("playground/", playground.playground, name="playground"),
     path("playground/stream", playground.playground_stream, name="playground_stream"),

@@ -21,7 +21,8 @@ def routes(resolver=None, prefix: str = "") -> list[str]:
             paths.append(route)
     samples = {"<str:job_id>": "ft_x", "<str:handle>": "00000000-0000-0000-0000-000000000000",
                "<path:object_id>": "1", "<str:stage>": "~", "<int:pk>": "1", "<str:app_label>": "access",
-               "<path:stage>": "~", "<int:token_id>": "1", "<int:token_pk>": "1"}
+               "<path:stage>": "~", "<int:token_id>": "1", "<int:token_pk>": "1", "<ident:database>": "DB",
+               "<ident:schema>": "S", "<ident:table>": "T", "<ident:name>": "DB.S.M"}
     concrete = []
     for path in paths:
         if path.startswith("^") or "(?P" in path:  # the admin's regex routes: covered by the admin's own pages
