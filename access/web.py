@@ -1,11 +1,10 @@
 """The session a signed-in browser user works in: the role and warehouse chosen in the header menus
-(kept in the Django session), else the user's defaults. Every web page builds its Session here."""
+(kept in the Django session), else the user's defaults. Every web page builds its Session here, and
+the menus switch role and warehouse through access/roles.use, USE's own checks."""
 from __future__ import annotations
 
-from access.roles import default_role, default_warehouse, may_use_role
+from access import roles
 from access.session import Session
-from studio.errors import StudioError
-from warehouses.models import Warehouse
 
 ROLE_KEY = "studio_role"
 WAREHOUSE_KEY = "studio_warehouse"
@@ -13,53 +12,50 @@ WAREHOUSE_KEY = "studio_warehouse"
 
 def current_role(request) -> str:
     role = request.session.get(ROLE_KEY)
-    if role and may_use_role(request.user, role):
+    if role and roles.may_use_role(request.user, role):
         return role
-    return default_role(request.user)
+    return roles.default_role(request.user)
 
 
-def current_warehouse(request) -> str | None:
+def current_warehouse(request, role: str | None = None) -> str | None:
+    """The chosen warehouse while the current role may still use it, else that role's default."""
+    session = Session(request.user, role=role or current_role(request))
     name = request.session.get(WAREHOUSE_KEY)
-    if name and Warehouse.objects.filter(name=name).exists():
+    if name and roles.may_use_warehouse(session, name):
         return name
-    return default_warehouse(request.user)
+    return roles.default_warehouse_for(session)
 
 
 def session_for(request) -> Session:
     """The user's current web session (entry point "web"). A role revoked since it was chosen falls
-    back to the default role; a dropped warehouse to the default warehouse."""
-    return Session(request.user, role=current_role(request), warehouse=current_warehouse(request),
-                   entry_point="web")
+    back to the default role; a warehouse dropped or no longer usable to the role's default."""
+    role = current_role(request)
+    return Session(request.user, role=role, warehouse=current_warehouse(request, role), entry_point="web")
 
 
 def set_role(request, role: str) -> str:
-    """Make `role` the current web role; StudioError when the user may not use it."""
-    role = role.strip()
-    if not may_use_role(request.user, role):
-        raise StudioError(f"Role '{role}' does not exist or not authorized.", code=2003, sqlstate="02000")
-    request.session[ROLE_KEY] = role
-    return role
+    """Make `role` the current web role; StudioError, as USE ROLE words it, when the user may not use it."""
+    session = roles.use(session_for(request), role=role.strip())
+    request.session[ROLE_KEY] = session.role
+    return session.role
 
 
 def set_warehouse(request, name: str) -> str:
-    """Make warehouse `name` the current web warehouse; StudioError when it does not exist."""
-    name = name.strip()
-    if not Warehouse.objects.filter(name=name).exists():
-        raise StudioError(f"Object does not exist, or operation cannot be performed: warehouse '{name}'.",
-                          code=2043, sqlstate="02000")
-    request.session[WAREHOUSE_KEY] = name
-    return name
+    """Make warehouse `name` the current web warehouse; StudioError, as USE WAREHOUSE words it, when the
+    role may not see or use it."""
+    session = roles.use(session_for(request), warehouse=name.strip())
+    request.session[WAREHOUSE_KEY] = session.warehouse
+    return session.warehouse
 
 
 def menus(request) -> dict:
     """Template context for the header's role and warehouse menus (a context processor): the roles
-    the user may switch to and the warehouses, with the current ones. Empty for anonymous users."""
-    from access.roles import usable_roles
-
+    the user may switch to and the warehouses the role sees (SHOW WAREHOUSES' list), with the current
+    ones. Empty for anonymous users."""
     if not request.user.is_authenticated:
         return {}
+    session = session_for(request)
     return {"web_session": {
-        "role": current_role(request), "roles": usable_roles(request.user),
-        "warehouse": current_warehouse(request),
-        "warehouses": list(Warehouse.objects.order_by("name").values_list("name", flat=True)),
+        "role": session.role, "roles": roles.usable_roles(request.user),
+        "warehouse": session.warehouse, "warehouses": roles.visible_warehouses(session),
     }}

@@ -1,9 +1,11 @@
 """The SQL worksheet: run statements in the browser, one result grid per statement; saved worksheets.
 
 The session (role, warehouse, database, schema), the text and the last statements' history live in the
-Django session, so USE carries over from one run to the next and a reload keeps what was typed. Saved
-worksheets are rows of studio.models.Worksheet that only their owner lists or opens. Works as plain form
-posts; with htmx only the results fragment is swapped.
+Django session, so USE carries over from one run to the next and a reload keeps what was typed. Each run
+opens its session from those names again through access/roles.open_session, with USE's checks: a database
+whose USAGE was revoked since is refused, not used. Saved worksheets are rows of studio.models.Worksheet
+that only their owner lists or opens. Works as plain form posts; with htmx only the results fragment is
+swapped.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from access.roles import open_session
 from access.session import Session
 from access.web import current_role, current_warehouse
 from sqlapi.resultsets import infer_type
@@ -216,10 +219,18 @@ def worksheet(request):
             context["problem"] = "Type one or more SQL statements first."
             status = 400
         else:
-            session = Session(request.user, **{name: state.get(name) for name in SESSION_FIELDS})
-            context["outcomes"] = run_statements(session, statements)
             context["ran"] = len(statements)
-            _remember(state, session, text, context["outcomes"])
+            try:
+                session = open_session(request.user, **{name: state.get(name) for name in SESSION_FIELDS},
+                                       entry_point="worksheet")
+            except StudioError as error:
+                # What earlier runs made current is no longer allowed (a grant revoked since, or a session
+                # edited by hand): nothing runs, and the next run starts from the header's role and warehouse.
+                context["outcomes"] = [Outcome(statements[0], 0, error=error)]
+                state.update(state["web"], database=None, schema=None, text=text)
+            else:
+                context["outcomes"] = run_statements(session, statements)
+                _remember(state, session, text, context["outcomes"])
         state["current"] = context["current"].pk if context["current"] else None
         request.session[SESSION_KEY] = state
     if request.htmx:

@@ -11,7 +11,7 @@ from django.test import Client
 
 from access.bootstrap import bootstrap
 from access.models import ApiToken, Role
-from access.web import ROLE_KEY, session_for
+from access.web import ROLE_KEY, WAREHOUSE_KEY, session_for
 from sqlengine.executor import Executor
 from tests.support.cortex import admin_session
 from warehouses.models import Warehouse
@@ -24,9 +24,10 @@ def setup_account(settings, tmp_path):
     settings.DUCKDB_DIR = tmp_path / "duckdb"
     bootstrap(password="pw-for-tests", demo=False)
     Warehouse.objects.create(name="TRAIN_WH")
+    Warehouse.objects.create(name="PRIVATE_WH")  # no grant to any of ann's roles
     admin = admin_session()
     for statement in ("CREATE ROLE analyst", "CREATE ROLE junior", "CREATE ROLE unrelated",
-                      "GRANT ROLE junior TO ROLE analyst",
+                      "GRANT ROLE junior TO ROLE analyst", "GRANT USAGE ON WAREHOUSE train_wh TO ROLE junior",
                       f"CREATE USER ann PASSWORD = '{PASSWORD}' DEFAULT_ROLE = analyst",
                       "GRANT ROLE analyst TO USER ann"):
         Executor(admin).execute(statement)
@@ -58,7 +59,9 @@ def test_the_role_menu_offers_only_the_roles_the_user_may_use(ann_client):
     assert roles == ["ANALYST", "JUNIOR", "PUBLIC"] and current == "ANALYST"  # DEFAULT_ROLE, and what it inherits
     assert "UNRELATED" not in page and "ACCOUNTADMIN" not in roles
     warehouses, current_wh = menu(page, "warehouse")
+    # SHOW WAREHOUSES' list for the role: COMPUTE_WH through PUBLIC, TRAIN_WH through JUNIOR, never PRIVATE_WH.
     assert warehouses == ["COMPUTE_WH", "TRAIN_WH"] and current_wh == "COMPUTE_WH"
+    assert "PRIVATE_WH" not in page
     assert 'action="/session/role"' in page and 'href="/accounts/password/"' in page and 'href="/account/tokens/"' in page
 
 
@@ -90,14 +93,35 @@ def test_session_for_falls_back_to_the_default_role_once_a_role_is_revoked(ann_c
     assert session_for(request).role == "PUBLIC"  # neither JUNIOR nor the default ANALYST is held now
 
 
-def test_switching_to_a_role_not_granted_is_refused(ann_client):
+def test_switching_to_a_role_not_granted_is_refused_as_use_role_refuses_it(ann_client):
     response = ann_client.post("/session/role", {"role": "UNRELATED"})
     assert response.status_code == 403
-    assert "Role &#x27;UNRELATED&#x27; does not exist or not authorized." in response.content.decode()
+    assert ("Requested role &#x27;UNRELATED&#x27; is not assigned to the executing user. Specify another role to "
+            "activate.") in response.content.decode()
     assert ROLE_KEY not in ann_client.session
     assert ann_client.post("/session/role", {"role": "ACCOUNTADMIN"}).status_code == 403
-    assert ann_client.post("/session/warehouse", {"warehouse": "NOPE_WH"}).status_code == 400
+    missing = ann_client.post("/session/role", {"role": "NOSUCH"})
+    assert "Role &#x27;NOSUCH&#x27; does not exist or not authorized." in missing.content.decode()
     assert ann_client.get("/session/role").status_code == 405
+
+
+def test_a_warehouse_the_role_cannot_see_reads_like_one_that_does_not_exist(ann_client):
+    hidden = ann_client.post("/session/warehouse", {"warehouse": "PRIVATE_WH"})
+    missing = ann_client.post("/session/warehouse", {"warehouse": "NOPE_WH"})
+    assert hidden.status_code == missing.status_code == 400
+    assert ("Object does not exist, or operation cannot be performed: warehouse &#x27;PRIVATE_WH&#x27;."
+            in hidden.content.decode())
+    assert ("Object does not exist, or operation cannot be performed: warehouse &#x27;NOPE_WH&#x27;."
+            in missing.content.decode())
+    assert WAREHOUSE_KEY not in ann_client.session
+
+
+def test_a_warehouse_the_next_role_cannot_use_falls_back_to_its_default(ann_client):
+    ann_client.post("/session/warehouse", {"warehouse": "TRAIN_WH"})
+    assert menu(ann_client.get("/").content.decode(), "warehouse")[1] == "TRAIN_WH"
+    ann_client.post("/session/role", {"role": "PUBLIC"})  # PUBLIC holds USAGE on COMPUTE_WH only
+    warehouses, current = menu(ann_client.get("/").content.decode(), "warehouse")
+    assert warehouses == ["COMPUTE_WH"] and current == "COMPUTE_WH"
 
 
 def test_a_switch_never_redirects_to_another_site(ann_client):

@@ -7,11 +7,10 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from access.session import Session
+from access.roles import identifier, open_session
 from sqlengine.executor import Executor
 from sqlengine.results import format_table, to_json
 from studio.errors import StudioError
-from warehouses.models import Warehouse
 
 
 class Command(BaseCommand):
@@ -21,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("-e", "--execute", help="statements to run")
         parser.add_argument("file", nargs="?", type=Path, help="a file of statements")
         parser.add_argument("--user", help="run as this user (default: the bootstrap administrator)")
-        parser.add_argument("--role", default=None)
+        parser.add_argument("--role", default=None, help="a role granted to the user (default: their DEFAULT_ROLE)")
         parser.add_argument("--warehouse", default=None)
         parser.add_argument("--database", default=None)
         parser.add_argument("--schema", default=None)
@@ -35,14 +34,15 @@ class Command(BaseCommand):
             text = file.read_text()
         else:
             text = sys.stdin.read()
-        session = Session(
-            user=self._user(user),
-            role=(role or "ACCOUNTADMIN").upper(),
-            warehouse=(warehouse or self._default_warehouse()),
-            database=database.upper() if database else None,
-            schema=(schema.upper() if schema else ("PUBLIC" if database else None)),
-        )
+
+        def name(option: str | None) -> str | None:
+            return identifier(option) if option else None
+
         try:
+            # The options open the session as a client's sign-in would, with USE's checks: --role must be
+            # granted to --user, --database and --schema must be ones that role may use.
+            session = open_session(self._user(user), role=name(role), warehouse=name(warehouse),
+                                   database=name(database), schema=name(schema), entry_point="cli")
             for result in Executor(session).execute_each(text):
                 if format == "json":
                     self.stdout.write(json.dumps(to_json(result), default=str))
@@ -59,6 +59,3 @@ class Command(BaseCommand):
                 raise CommandError(f"User '{name}' does not exist.")
             return found
         return User.objects.filter(is_superuser=True).order_by("pk").first()
-
-    def _default_warehouse(self) -> str | None:
-        return Warehouse.objects.values_list("name", flat=True).first()
