@@ -41,6 +41,8 @@ PRIVILEGES: dict[str, tuple[str, ...]] = {
     "TABLE": ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES"),
     "VIEW": ("SELECT", "REFERENCES"),
     "MODEL": ("USAGE",),
+    # Internal stages: READ (LIST, GET, COPY INTO <table>), WRITE (PUT, REMOVE); see catalog/stages.py.
+    "STAGE": ("READ", "WRITE"),
     "WAREHOUSE": ("USAGE", "OPERATE", "MONITOR", "MODIFY"),
 }
 OBJECT_TYPES = tuple(PRIVILEGES)
@@ -134,6 +136,19 @@ def resolve_object(session: Session, object_type: str, text: str) -> str:
         schema = accountdata.get_schema(database, parts[-1])
         return object_key([schema.database.name, schema.name])
     name = qualify(text, session.database, session.schema, what=object_type.lower())
+    if object_type == "STAGE":
+        from access import privileges
+        from catalog.models import Stage
+
+        owner = Stage.objects.filter(schema__database__name=name.database, schema__name=name.schema,
+                                     name=name.name).values_list("owner_role", flat=True).first()
+        # A stage the role may not see is one that does not exist, as LIST and PUT tell it (catalog/stages.py).
+        visibility = privileges.Visibility(session)
+        if owner is None or not (visibility.sees("STAGE", str(name), owner)
+                                 or visibility.roles & set(privileges.MANAGE_GRANTS_ROLES)):
+            raise StudioError(f"SQL compilation error: Stage '{name}' does not exist or not authorized.",
+                              code=2003, sqlstate="02000")
+        return str(name)
     if object_type == "MODEL":
         from models_registry.models import FineTunedModel
 
@@ -178,6 +193,39 @@ def privileges_for(object_type: str, privileges: Iterable[str]) -> list[str]:
         elif privilege not in out:
             out.append(privilege)
     return out
+
+
+def in_storing_order(object_type: str, privileges: list[str], *, revoking: bool) -> list[str]:
+    """One statement's privileges in the order they are stored: on a stage READ goes in before WRITE and
+    comes out after it, so GRANT WRITE, READ and REVOKE READ, WRITE keep Snowflake's order (out_of_order)."""
+    if object_type.upper() != "STAGE":
+        return list(privileges)
+    first = "WRITE" if revoking else "READ"
+    return sorted(privileges, key=lambda p: " ".join(p.upper().split()) != first)
+
+
+def out_of_order(object_type: str, object_name: str, grantee_name: str, privileges: list[str], *,
+                 revoking: bool) -> str | None:
+    """The privilege that would break Snowflake's order on a stage when `privileges` (expanded) are
+    granted or revoked together: WRITE without READ held or granted with it, or READ revoked while WRITE
+    stays. None when the order holds."""
+    if object_type.upper() != "STAGE":
+        return None
+    held = set(Grant.objects.filter(object_type="STAGE", object_name=object_name, grantee_type=ROLE,
+                                    grantee_name=grantee_name).values_list("privilege", flat=True))
+    if not revoking and "WRITE" in privileges and "READ" not in privileges and "READ" not in held:
+        return "WRITE"
+    if revoking and "READ" in privileges and "WRITE" not in privileges and "WRITE" in held:
+        return "READ"
+    return None
+
+
+def _order_violation(revoking: bool) -> StudioError:
+    if revoking:
+        return StudioError("SQL compilation error: Privilege order violation for the grants on stage. WRITE should "
+                           "be revoked before/simultaneously with READ.", code=3512, sqlstate="23001")
+    return StudioError("SQL compilation error: Privilege order violation for the grants on stage. READ should be "
+                       "granted before/simultaneously with WRITE.", code=3511, sqlstate="23001")
 
 
 # Who may grant ----------------------------------------------------------------------------------
@@ -251,6 +299,8 @@ def _grant(session: Session, privilege: str, object_type: str, object_name: str,
     to = grantee(ROLE, grantee_name)
     for p in privileges:
         _require_grant_authority(session, p, object_type, name)
+    if out_of_order(object_type, name, to, privileges, revoking=False):
+        raise _order_violation(revoking=False)
     return [_store(session, p, object_type, name, ROLE, to, grant_option) for p in privileges]
 
 
@@ -297,8 +347,11 @@ def _revoke(session: Session, privilege: str, object_type: str, object_name: str
     name = resolve_object(session, object_type, object_name)
     for p in privileges:
         _require_grant_authority(session, p, object_type, name)
+    to = grantee(grantee_type, grantee_name)
+    if not grant_option and out_of_order(object_type, name, to, privileges, revoking=True):
+        raise _order_violation(revoking=True)
     rows = Grant.objects.filter(privilege__in=privileges, object_type=object_type, object_name=name,
-                                grantee_type=grantee_type, grantee_name=grantee(grantee_type, grantee_name))
+                                grantee_type=grantee_type, grantee_name=to)
     if grant_option:
         return rows.filter(grant_option=True).update(grant_option=False)
     return rows.delete()[0]

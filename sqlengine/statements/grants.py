@@ -207,13 +207,21 @@ def _targets(session, tokens: Tokens) -> tuple[str, list[str]]:
 def _each_authorized(session, action, privileges, object_type, names, *args) -> None:
     """All or nothing: every (privilege, object) is checked before any is stored. A refused one is
     handed to `action` outside the transaction, which records the refusal in the access history (a
-    transaction rolled back would take the record with it) and raises it."""
+    transaction rolled back would take the record with it) and raises it. So is a stage's READ and WRITE
+    out of Snowflake's order (grants.out_of_order); in order, they are stored as in_storing_order says."""
+    revoking = action is grants.revoke
+    privileges = grants.in_storing_order(object_type, privileges, revoking=revoking)
+    grantee_type, grantee, grant_option = args
     for name in names:
         stored = grants.resolve_object(session, object_type, name)
         for privilege in privileges:
             for p in grants.privileges_for(object_type, [privilege]):
                 if not grants.may_grant(session, p, object_type, stored):
                     action(session, p, object_type, name, *args)
+        late = grants.out_of_order(object_type, stored, grants.grantee(grantee_type, grantee),
+                                   grants.privileges_for(object_type, privileges), revoking=revoking)
+        if late and not (revoking and grant_option):
+            action(session, late, object_type, name, *args)
     with transaction.atomic():
         for name in names:
             for privilege in privileges:

@@ -177,7 +177,10 @@ def test_a_role_cycle_is_refused(account):
     ("GRANT USAGE, SELECT ON SCHEMA public TO ROLE analyst", r"Invalid privilege SELECT on SCHEMA"),
     ("GRANT OWNERSHIP ON DATABASE gdb TO ROLE analyst", r"GRANT OWNERSHIP is not supported"),
     ("GRANT USAGE ON DATABASE gdb TO USER bob", r"privileges are granted to roles, not users"),
-    ("GRANT USAGE ON STAGE s TO ROLE analyst", r"expected DATABASE or SCHEMA or TABLE or VIEW or MODEL or WAREHOUSE"),
+    ("GRANT USAGE ON FILE FORMAT f TO ROLE analyst",
+     r"expected DATABASE or SCHEMA or TABLE or VIEW or MODEL or STAGE or WAREHOUSE"),
+    ("GRANT USAGE ON STAGE s TO ROLE analyst",
+     r"^SQL compilation error: Invalid privilege USAGE on STAGE\. Privileges on a STAGE: READ, WRITE, ALL\.$"),
     ("GRANT USAGE ON DATABASE gdb", r"expected TO, found the end of the statement"),
     ("GRANT USAGE ON DATABASE gdb TO ROLE analyst extra", r"expected the end of the statement, found 'extra'"),
 ])
