@@ -2,6 +2,10 @@
 
 The body is streamed to disk chunk by chunk (multipart `file` field, or the raw body with ?name=), into
 a temporary file that is renamed into the stage once complete; a 1 GB upload never sits in memory.
+
+The upload runs as the request's own role: ?role= when the user holds it, else the token user's default
+role (access/roles.py) or, for a signed-in browser, the role chosen in the header (access/web.py); it
+needs WRITE on the stage, checked by stages.resolve as for PUT.
 """
 from __future__ import annotations
 
@@ -12,12 +16,16 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
-from access import tokens
+from access import privileges, tokens
+from access.roles import default_role, may_use_role
 from access.session import Session
+from access.web import current_role
 from catalog import stages
+from catalog.identifiers import split_parts
 from studio.errors import StudioError
 
 CHUNK = 1024 * 1024
+ROLE_NOT_GRANTED = 390189  # the SQL API's code for a role the request names but the user does not hold
 
 
 class StageUploadHandler(FileUploadHandler):
@@ -67,33 +75,47 @@ def _error(message: str, status: int) -> JsonResponse:
 def upload(request, stage: str):
     user = tokens.user_from_request(request)
     if user is not None:
-        return _upload(request, stage, user)
+        return _upload(request, stage, user, default_role(user))
     if request.user.is_authenticated:
         # A browser session: CSRF applies, checked only after the upload handler is in place, so the
         # check's read of request.POST streams the file to disk rather than into memory.
         request.upload_handlers = [StageUploadHandler(request)]
-        return csrf_protect(lambda r: _upload(r, stage, r.user))(request)
+        return csrf_protect(lambda r: _upload(r, stage, r.user, current_role(r)))(request)
     return _error("Authentication required: send Authorization: Bearer <token> or log in.", 401)
 
 
-def _upload(request, stage: str, user) -> JsonResponse:
+def _upload(request, stage: str, user, role: str) -> JsonResponse:
     if not request.upload_handlers or not isinstance(request.upload_handlers[0], StageUploadHandler):
         request.upload_handlers = [StageUploadHandler(request)]
     handler = request.upload_handlers[0]
     try:
-        session = Session(user=user, database=_upper(request.GET.get("database")),
+        session = Session(user=user, role=_role(user, request.GET.get("role"), role), entry_point="api",
+                          database=_upper(request.GET.get("database")),
                           schema=_upper(request.GET.get("schema")) or ("PUBLIC" if request.GET.get("database") else None))
         ref = stages.StageRef.parse("@" + stage)  # Django has URL-decoded it already
-        location = stages.resolve(ref, session)
+        location = stages.resolve(ref, session, stages.WRITE)
         overwrite = request.GET.get("overwrite", "").lower() in ("1", "true", "yes")
         if request.content_type == "multipart/form-data":
             return _from_multipart(request, handler, location, ref, overwrite)
         return _from_body(request, location, ref, overwrite)
     except StudioError as exc:
-        status = 404 if "does not exist" in exc.message else 400
+        if exc.code in (privileges.INSUFFICIENT_PRIVILEGES, ROLE_NOT_GRANTED):
+            status = 403
+        else:
+            status = 404 if "does not exist" in exc.message else 400
         return _error(exc.message, status)
     finally:
         handler.cleanup()
+
+
+def _role(user, requested: str | None, default: str) -> str:
+    if not requested:
+        return default
+    parts = split_parts(requested)
+    if len(parts) != 1 or not may_use_role(user, parts[0]):
+        raise StudioError(f"Role '{'.'.join(parts)}' specified in the request does not exist or is not granted to "
+                          "this user.", code=ROLE_NOT_GRANTED, sqlstate="08004")
+    return parts[0]
 
 
 def _target_name(ref: stages.StageRef, name: str) -> str:

@@ -9,6 +9,14 @@ A stage is a folder of files under STAGE_DIR:
 beside each `files/` folder a `md5/` folder caches each file's MD5 (LIST shows it, COPY's load metadata
 keys on it) so a 1 GB file is hashed once, while it is written. Files arrive whole: writers stream into
 STAGE_DIR/.incoming and rename into place, so LIST and COPY never see half a file.
+
+Who may use a stage is decided here, in resolve(), for every entry point (LIST, GET, REMOVE, PUT, COPY's
+source, the upload endpoint, the Data page), with Snowflake's rules:
+- a named stage: USAGE on its database and schema, then READ (LIST, GET, DESCRIBE, COPY INTO <table>) or
+  WRITE (PUT, upload, REMOVE); its owner holds both. A role holding neither is told the stage does not
+  exist, as Snowflake tells it;
+- a table stage @db.s.%t: the table's owner only, except that COPY INTO t FROM @%t needs only INSERT on t;
+- the user stage @~: the session's own user, whatever the role; no name reaches another user's.
 """
 from __future__ import annotations
 
@@ -24,26 +32,33 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import formatdate
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 import duckdb
 from django.conf import settings
 
+from access import privileges
+from access.models import Grant
 from catalog import accountdata
 from catalog.identifiers import quote, split_parts
 from catalog.models import Stage
 from studio.errors import StudioError, compilation_error
 
 CHUNK = 1024 * 1024
+# The privileges on a stage (GRANT READ, WRITE ON STAGE …): what an operation needs, passed to resolve().
+READ, WRITE = "READ", "WRITE"
 # What PUT reports as source_compression, by file extension; AUTO_COMPRESS leaves these alone.
 COMPRESSIONS = {".gz": "GZIP", ".bz2": "BZ2", ".zst": "ZSTD", ".br": "BROTLI", ".deflate": "DEFLATE",
                 ".parquet": "PARQUET"}
 
 
 def _safe(name: str) -> str:
-    # Quoted identifiers may hold any character; keep folder names portable (as accountdata does).
-    return re.sub(r"[^A-Za-z0-9_.-]", lambda m: f"%{ord(m.group()):02X}", name)
+    # Quoted identifiers may hold any character; keep folder names portable (as accountdata does). A
+    # leading dot is encoded too: a user or database named "." or ".." would otherwise be a folder
+    # above its own, whose LIST walks into other stages.
+    safe = re.sub(r"[^A-Za-z0-9_.-]", lambda m: f"%{ord(m.group()):02X}", name)
+    return "%2E" + safe[1:] if safe.startswith(".") else safe
 
 
 @dataclass
@@ -121,21 +136,87 @@ def clean_relative(relative: str) -> str:
     return "/".join(parts)
 
 
-def resolve(ref: StageRef, session) -> StageLocation:
-    """Where the stage's files live; raises the Snowflake error when the stage or table does not exist."""
+def resolve(ref: StageRef, session, privilege: str, *, loading_into: tuple[str, str, str] | None = None
+            ) -> StageLocation:
+    """Where the stage's files live, once the session may use it for an operation needing `privilege`
+    (READ or WRITE); `loading_into` is the table a COPY loads, whose own stage its INSERT holders may
+    read. Raises Snowflake's error: the stage (or table) does not exist or not authorized when the role
+    may not see it, insufficient privileges when it may see but not do this."""
+    if privilege not in (READ, WRITE):
+        raise ValueError(f"a stage operation needs READ or WRITE, not {privilege!r}")
     base = Path(settings.STAGE_DIR)
     if ref.kind == "user":
-        return StageLocation("@~", "", base / "user" / _safe(session.user_name))
+        if session.user is None:
+            raise StudioError("The user stage @~ belongs to a user, and this session has none.",
+                              code=2003, sqlstate="02000")
+        return StageLocation("@~", "", base / "user" / _safe(session.user.get_username()))
     database, schema, name = qualify(ref.parts, session, what="stage")
+    roles = privileges.session_roles(session)
     if ref.kind == "table":
-        if not table_exists(database, schema, name):
-            raise StudioError(f"SQL compilation error: Table '{quote(database)}.{quote(schema)}.{quote(name)}' "
-                              "does not exist or not authorized.", code=2003, sqlstate="42S02")
+        _authorize_table_stage(session, roles, (database, schema, name), privilege, loading_into)
         return StageLocation(f"@{quote(database)}.{quote(schema)}.%{quote(name)}", "",
                              base / "table" / _safe(database) / _safe(schema) / _safe(name),
                              table=(database, schema, name))
-    stage = get_stage(database, schema, name)
+    stage = _authorized_stage(session, roles, database, schema, name, privilege)
     return StageLocation(f"@{quote(database)}.{quote(schema)}.{quote(name)}", f"{name.lower()}/", named_root(stage))
+
+
+def _uses_schema(session, roles: set[str], database: str, schema: str) -> bool:
+    return (privileges.has_privilege(session, "USAGE", "DATABASE", privileges.key(database), roles=roles)
+            and privileges.has_privilege(session, "USAGE", "SCHEMA", privileges.key(database, schema), roles=roles))
+
+
+def _authorized_stage(session, roles: set[str], database: str, schema: str, name: str, privilege: str) -> Stage:
+    if not _uses_schema(session, roles, database, schema):
+        raise stage_not_found(database, schema, name)
+    stage = get_stage(database, schema, name)
+    key = privileges.key(database, schema, name)
+    held = {p for p in (READ, WRITE) if privileges.has_privilege(session, p, "STAGE", key, roles=roles)}
+    if not held:
+        raise stage_not_found(database, schema, name)
+    if privilege not in held:
+        raise privileges.insufficient("stage", quote(name))
+    return stage
+
+
+def _authorize_table_stage(session, roles: set[str], table: tuple[str, str, str], privilege: str,
+                           loading_into: tuple[str, str, str] | None) -> None:
+    database, schema, name = table
+    if not _uses_schema(session, roles, database, schema) or not table_exists(database, schema, name):
+        raise _table_not_found(table)
+    key = privileges.key(database, schema, name)
+    if privileges.is_owner(session, "TABLE", key, roles=roles):
+        return
+    # Snowflake: files in a table stage are the table owner's, but whoever may load the table may load
+    # them into it (and only into it).
+    if privilege == READ and loading_into == table and privileges.has_privilege(
+            session, "INSERT", "TABLE", key, roles=roles):
+        return
+    if not privileges.Visibility(session).sees("TABLE", key):
+        raise _table_not_found(table)
+    raise privileges.insufficient("table stage", quote(name))
+
+
+def _table_not_found(table: tuple[str, str, str]) -> StudioError:
+    return StudioError(f"SQL compilation error: Table '{'.'.join(quote(p) for p in table)}' does not exist or not "
+                       "authorized.", code=2003, sqlstate="42S02")
+
+
+def stage_not_found(database: str, schema: str, name: str) -> StudioError:
+    return StudioError(f"SQL compilation error: Stage '{quote(database)}.{quote(schema)}.{quote(name)}' "
+                       "does not exist or not authorized.", code=2003, sqlstate="02000")
+
+
+def visible_stage(session, database: str, schema: str, name: str) -> Stage | None:
+    """The named stage when the session's roles may see it (USAGE on its schema and a privilege on it,
+    or its ownership); None when it does not exist or they may not."""
+    roles = privileges.session_roles(session)
+    try:
+        return _authorized_stage(session, roles, database, schema, name, READ)
+    except StudioError as exc:
+        if exc.code == privileges.INSUFFICIENT_PRIVILEGES:
+            return Stage.objects.get(schema__database__name=database, schema__name=schema, name=name)
+        return None
 
 
 def named_root(stage: Stage) -> Path:
@@ -166,16 +247,17 @@ def _no_database(what: str) -> StudioError:
 def get_stage(database: str, schema: str, name: str) -> Stage:
     stage = Stage.objects.filter(schema__database__name=database, schema__name=schema, name=name).first()
     if stage is None:
-        raise StudioError(f"SQL compilation error: Stage '{quote(database)}.{quote(schema)}.{quote(name)}' "
-                          "does not exist or not authorized.", code=2003, sqlstate="02000")
+        raise stage_not_found(database, schema, name)
     return stage
 
 
 # -- named stages ----------------------------------------------------------------------------------
 
-def create_stage(database: str, schema: str, name: str, *, owner_role: str, replace: bool = False,
+def create_stage(session, database: str, schema: str, name: str, *, replace: bool = False,
                  if_not_exists: bool = False, comment: str = "") -> tuple[Stage, bool]:
-    """Returns (stage, created); CREATE OR REPLACE empties the stage."""
+    """Returns (stage, created); the session's role owns it. CREATE STAGE on the schema is needed, and
+    CREATE OR REPLACE, which empties the stage, needs its ownership too."""
+    privileges.require_create_in_schema(session, "STAGE", database, schema)
     schema_row = accountdata.get_schema(database, schema)
     existing = Stage.objects.filter(schema=schema_row, name=name).first()
     if existing is not None:
@@ -184,13 +266,30 @@ def create_stage(database: str, schema: str, name: str, *, owner_role: str, repl
         if not replace:
             raise StudioError(f"SQL compilation error: Object '{quote(name)}' already exists.",
                               code=2002, sqlstate="42710")
-        drop_stage(existing)
-    stage = Stage.objects.create(schema=schema_row, name=name, owner_role=owner_role, comment=comment)
+        privileges.require_ownership(session, "STAGE", privileges.key(database, schema, name), display=quote(name))
+        _delete(existing)
+    stage = Stage.objects.create(schema=schema_row, name=name, owner_role=session.role, comment=comment)
     return stage, True
 
 
-def drop_stage(stage: Stage) -> None:
+def drop_stage(session, database: str, schema: str, name: str, *, if_exists: bool = False) -> bool:
+    """DROP STAGE: its owner only. False when IF EXISTS and the role sees no such stage; a stage the
+    role may not see is one that does not exist, so DROP does not reveal it either."""
+    stage = visible_stage(session, database, schema, name)
+    if stage is None:
+        if if_exists:
+            return False
+        raise stage_not_found(database, schema, name)
+    privileges.require_ownership(session, "STAGE", privileges.key(database, schema, name), display=quote(name))
+    _delete(stage)
+    return True
+
+
+def _delete(stage: Stage) -> None:
     root = named_root(stage)
+    # A stage created again under the same name starts without the old one's grants, as in Snowflake.
+    Grant.objects.filter(object_type="STAGE", object_name=privileges.key(
+        stage.schema.database.name, stage.schema.name, stage.name)).delete()
     stage.delete()
     shutil.rmtree(root, ignore_errors=True)
 
@@ -263,6 +362,24 @@ def remove_files(location: StageLocation, path: str = "", pattern: str | None = 
         staged.path.unlink(missing_ok=True)
         location.md5_path(staged.relative).unlink(missing_ok=True)
     return removed
+
+
+def download_files(location: StageLocation, path: str, pattern: str | None, folder: Path) -> list[tuple[StagedFile, Path]]:
+    """GET: copy the matching staged files into a local folder (made if missing), each under its own
+    name without the stage's folders, as Snowflake's clients write them."""
+    found = list_files(location, path, pattern)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for staged in found:
+        target = folder / PurePosixPath(staged.relative).name
+        temporary = folder / f".{target.name}.{uuid.uuid4().hex}.part"
+        try:
+            shutil.copyfile(staged.path, temporary)
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+        written.append((staged, target))
+    return written
 
 
 @contextlib.contextmanager

@@ -59,7 +59,7 @@ def file_type(name: str) -> str:
 def load(session: Session, upload: Upload, table: tuple[str, str, str], *, create: bool) -> LoadReport:
     """Load `upload` into `table` (database, schema, name); `create` makes it a new table first."""
     kind = file_type(upload.name)
-    location = stages.resolve(stages.StageRef("user", [], ""), session)
+    location = stages.resolve(stages.StageRef("user", [], ""), session, stages.WRITE)
     folder = f"{UPLOAD_FOLDER}/{uuid.uuid4().hex}"
     relative = stages.clean_relative(f"{folder}/{PurePath(upload.name).name}")
     staged = stages.publish(location, relative, upload.path, upload.md5)

@@ -1,7 +1,8 @@
-"""Loading data: stages (CREATE / DROP / SHOW STAGES, LIST, REMOVE), PUT and COPY INTO <table>.
+"""Loading data: stages (CREATE / DROP / SHOW / DESCRIBE STAGE, LIST, REMOVE), PUT, GET and COPY INTO <table>.
 
-The stage folders and file operations are in catalog/stages.py, the loading itself in
-catalog/copy_into.py; this module reads the statements' options out of sqlglot's tree.
+The stage folders, file operations and who may use a stage are in catalog/stages.py (every statement
+here names the privilege it needs to stages.resolve), the loading itself in catalog/copy_into.py; this
+module reads the statements' options out of sqlglot's tree.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from studio.errors import StudioError, compilation_error
 PUT_COLUMNS = ["source", "target", "source_size", "target_size", "source_compression", "target_compression",
                "status", "message"]
 LIST_COLUMNS = ["name", "size", "md5", "last_modified"]
+GET_COLUMNS = ["file", "size", "status", "message"]
+DESCRIBE_STAGE_COLUMNS = ["parent_property", "property", "property_type", "property_value", "property_default"]
 SHOW_STAGES_COLUMNS = ["created_on", "name", "database_name", "schema_name", "url", "has_credentials",
                        "has_encryption_key", "owner", "comment", "region", "type", "cloud", "storage_integration",
                        "endpoint", "owner_role_type", "directory_enabled"]
@@ -34,12 +37,12 @@ def handles(statement: exp.Expression) -> bool:
         return True
     if isinstance(statement, exp.Copy):
         return True
-    if isinstance(statement, (exp.Create, exp.Drop)):
+    if isinstance(statement, (exp.Create, exp.Drop, exp.Describe)):
         return str(statement.args.get("kind") or "").upper() == "STAGE"
     if isinstance(statement, exp.Show):
         return str(statement.this).upper() == "STAGES"
     if isinstance(statement, exp.Command):
-        return str(statement.this).upper() in ("REMOVE", "RM")
+        return str(statement.this).upper() in ("REMOVE", "RM", "GET")
     return False
 
 
@@ -51,8 +54,10 @@ def run(executor, statement: exp.Expression) -> Result:
         ref = stages.StageRef.parse(statement.this.name)
         pattern = constant(statement.args["pattern"]) if statement.args.get("pattern") else None
         return list_stage(session, ref, pattern)
+    if isinstance(statement, exp.Command) and str(statement.this).upper() == "GET":
+        return get(executor, _command_rest(statement))
     if isinstance(statement, exp.Command):
-        location, pattern = _remove_arguments(statement.expression.name if statement.expression else "")
+        location, pattern = _remove_arguments(_command_rest(statement))
         return remove(session, stages.StageRef.parse(location), pattern)
     if isinstance(statement, exp.Copy):
         return copy(session, statement)
@@ -60,7 +65,14 @@ def run(executor, statement: exp.Expression) -> Result:
         return create_stage(session, statement)
     if isinstance(statement, exp.Drop):
         return drop_stage(session, statement)
+    if isinstance(statement, exp.Describe):
+        return describe_stage(session, statement)
     return show_stages(session, statement)
+
+
+def _command_rest(statement: exp.Command) -> str:
+    rest = statement.expression
+    return rest.name if isinstance(rest, exp.Expression) else (rest or "")
 
 
 # -- stages ----------------------------------------------------------------------------------------
@@ -75,8 +87,7 @@ def create_stage(session, statement: exp.Create) -> Result:
             raise StudioError("External stages (URL = …) are not supported: this account has internal stages only. "
                               "Create the stage without URL and PUT or upload files into it.",
                               code=2019, sqlstate="0A000")
-    privileges.require_create_in_schema(session, "STAGE", database, schema)
-    _stage, created = stages.create_stage(database, schema, name, owner_role=session.role,
+    _stage, created = stages.create_stage(session, database, schema, name,
                                           replace=bool(statement.args.get("replace")),
                                           if_not_exists=bool(statement.args.get("exists")), comment=comment)
     if not created:
@@ -87,14 +98,21 @@ def create_stage(session, statement: exp.Create) -> Result:
 def drop_stage(session, statement: exp.Drop) -> Result:
     table = statement.this if statement.this is not None else statement.args["tables"][0]
     database, schema, name = stages.qualify(name_parts(table), session, what="stage")
-    found = Stage.objects.filter(schema__database__name=database, schema__name=schema, name=name).first()
-    if found is None:
-        if statement.args.get("exists"):
-            return status(f"Drop statement executed successfully ({quote(name)} already dropped).")
-        stages.get_stage(database, schema, name)  # raises the does-not-exist error
-    privileges.require_ownership(session, "STAGE", privileges.key(database, schema, name))
-    stages.drop_stage(found)
+    if not stages.drop_stage(session, database, schema, name, if_exists=bool(statement.args.get("exists"))):
+        return status(f"Drop statement executed successfully ({quote(name)} already dropped).")
     return status(f"{quote(name)} successfully dropped.")
+
+
+def describe_stage(session, statement: exp.Describe) -> Result:
+    """DESCRIBE STAGE: READ on it, as Snowflake asks of an internal stage. Stages here keep no file
+    format or copy options of their own, so each property shows its default."""
+    ref = stages.StageRef("named", name_parts(statement.this), "")
+    stages.resolve(ref, session, stages.READ)
+    rows = [("STAGE_FILE_FORMAT", "TYPE", "String", "CSV", "CSV"),
+            ("STAGE_COPY_OPTIONS", "ON_ERROR", "String", "ABORT_STATEMENT", "ABORT_STATEMENT"),
+            ("STAGE_LOCATION", "URL", "String", "", ""),
+            ("DIRECTORY", "ENABLE", "Boolean", "false", "false")]
+    return Result(DESCRIBE_STAGE_COLUMNS, rows, ["TEXT"] * len(DESCRIBE_STAGE_COLUMNS))
 
 
 def show_stages(session, statement: exp.Show) -> Result:
@@ -109,6 +127,10 @@ def show_stages(session, statement: exp.Show) -> Result:
             found = found.filter(schema__database__name=database, schema__name=parts[-1])
     elif kind != "ACCOUNT" and session.database:
         found = found.filter(schema__database__name=session.database)
+    # Snowflake lists the stages the role owns or holds a privilege on, IN ACCOUNT too.
+    found = privileges.Visibility(session).filter(
+        found, "STAGE", lambda s: privileges.key(s.schema.database.name, s.schema.name, s.name),
+        lambda s: s.owner_role)
     if statement.args.get("like") is not None:
         regex = _like_regex(constant(statement.args["like"]))
         found = [s for s in found if regex.fullmatch(s.name)]
@@ -123,14 +145,14 @@ def _like_regex(pattern: str) -> re.Pattern:
 
 
 def list_stage(session, ref: stages.StageRef, pattern: str | None) -> Result:
-    location = stages.resolve(ref, session)
+    location = stages.resolve(ref, session, stages.READ)
     rows = [(location.prefix + f.relative, f.size, stages.md5_of(location, f), stages.last_modified(f))
             for f in stages.list_files(location, ref.path, pattern)]
     return Result(LIST_COLUMNS, rows, ["TEXT", "NUMBER", "TEXT", "TEXT"])
 
 
 def remove(session, ref: stages.StageRef, pattern: str | None) -> Result:
-    location = stages.resolve(ref, session)
+    location = stages.resolve(ref, session, stages.WRITE)
     removed = stages.remove_files(location, ref.path, pattern)
     return Result(["name", "result"], [(location.prefix + f.relative, "removed") for f in removed], ["TEXT", "TEXT"])
 
@@ -160,7 +182,7 @@ def put(executor, statement: exp.Put) -> Result:
     if unknown:
         raise compilation_error(f"invalid PUT option {', '.join(sorted(unknown))}; supported: OVERWRITE, AUTO_COMPRESS.")
     ref = stages.StageRef.parse(statement.args["target"].name)
-    location = stages.resolve(ref, executor.session)
+    location = stages.resolve(ref, executor.session, stages.WRITE)
     pattern = source_text[len("file://"):]
     sources = sorted(Path(p) for p in glob.glob(str(Path(pattern).expanduser())) if Path(p).is_file())
     if not sources:
@@ -172,6 +194,33 @@ def put(executor, statement: exp.Put) -> Result:
         rows.append((outcome.source, outcome.target, outcome.source_size, outcome.target_size,
                      outcome.source_compression, outcome.target_compression, outcome.status, outcome.message))
     return Result(PUT_COLUMNS, rows, ["TEXT", "TEXT", "NUMBER", "NUMBER", "TEXT", "TEXT", "TEXT", "TEXT"])
+
+
+# -- GET -------------------------------------------------------------------------------------------
+
+_GET = re.compile(r"""\s*(?P<stage>'[^']*'|@(?:"[^"]*"|[^\s"'])+)\s+(?P<target>'[^']*'|file://\S+)
+    (?P<options>(?:\s+(?:PATTERN\s*=\s*'(?:[^']|'')*'|PARALLEL\s*=\s*\d+))*)\s*;?\s*""", re.IGNORECASE | re.VERBOSE)
+
+
+def get(executor, text: str) -> Result:
+    """GET @stage[/path] file://<folder> [PATTERN = '…']: READ on the stage; the command line only, as PUT."""
+    if getattr(executor, "entry_point", "cli") != "cli":
+        raise StudioError("GET writes files on the machine that runs it, so it works from the command line "
+                          "(manage.py sql) only.", code=2019, sqlstate="0A000")
+    match = _GET.fullmatch(text)
+    if match is None:
+        raise compilation_error(f"GET needs a stage and a local folder: GET @stage[/path] file://<folder> "
+                                f"[PATTERN = '…'], got '{text}'.")
+    target = match["target"].strip("'")
+    if not target.lower().startswith("file://"):
+        raise compilation_error(f"GET writes into a local folder given as file://<folder>, got '{target}'.")
+    pattern = re.search(r"PATTERN\s*=\s*'((?:[^']|'')*)'", match["options"], re.IGNORECASE)
+    ref = stages.StageRef.parse(match["stage"])
+    location = stages.resolve(ref, executor.session, stages.READ)
+    folder = Path(target[len("file://"):]).expanduser()
+    written = stages.download_files(location, ref.path, pattern[1].replace("''", "'") if pattern else None, folder)
+    return Result(GET_COLUMNS, [(staged.relative, staged.size, "DOWNLOADED", "") for staged, _path in written],
+                  ["TEXT", "NUMBER", "TEXT", "TEXT"])
 
 
 def _true(value) -> bool:
@@ -207,13 +256,13 @@ def copy(session, statement: exp.Copy) -> Result:
 
 def copy_from_stage(session, table: tuple[str, str, str], ref: stages.StageRef, fmt: copy_into.FileFormat,
                     options: copy_into.CopyOptions) -> list[copy_into.FileReport]:
-    """COPY INTO's service, for the statement and the Data page's upload alike: USAGE on the schema and
-    INSERT on the table, then the load; a report per file with every bad row."""
+    """COPY INTO's service, for the statement and the Data page's upload alike: USAGE on the schema,
+    INSERT on the table and READ on the source stage, then the load; a report per file with every bad row."""
     database, schema, name = table
     roles = privileges.session_roles(session)
     privileges.require_schema_usage(session, database, schema, roles=roles)
     privileges.require(session, "INSERT", "TABLE", privileges.key(database, schema, name), roles=roles)
-    location = stages.resolve(ref, session)
+    location = stages.resolve(ref, session, stages.READ, loading_into=(database, schema, name))
     return copy_into.load_files(database, schema, name, location, ref.path, fmt, options)
 
 

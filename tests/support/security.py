@@ -26,6 +26,9 @@ SECRET_ROWS = [(1, f"{SECRET}-alpha", "salary 250000"), (2, f"{SECRET}-beta", "s
 PUBLIC_ROWS = [(1, "public one"), (2, "public two")]
 SECRET_FILE = f"{SECRET}_payroll.csv"
 SECRET_FILE_BODY = f"id,name\n1,{SECRET}-in-a-file\n"
+# What admin staged, stage by stage: each stage's files and their bytes (see staged_files).
+STAGED_FILES = {"@ACC.S.SECRETSTAGE": {SECRET_FILE: SECRET_FILE_BODY.encode()},
+                "@ACC.S.%T": {SECRET_FILE: SECRET_FILE_BODY.encode()}}
 
 
 @dataclass
@@ -59,9 +62,10 @@ def build(tmp_path: Path) -> LowAccount:
     run("INSERT INTO acc.s.t VALUES " + ", ".join(f"({i}, '{n}', '{d}')" for i, n, d in SECRET_ROWS))
     run(f"CREATE TABLE acc.s.{SECRET}_names (name VARCHAR)")
     run("CREATE STAGE acc.s.secretstage")
-    for ref in ("@ACC.S.SECRETSTAGE", "@ACC.S.%T"):
-        location = stages.resolve(stages.StageRef.parse(ref), admin)
-        stages.store_stream(location, SECRET_FILE, [SECRET_FILE_BODY.encode()])
+    for ref, files in STAGED_FILES.items():
+        location = stages.resolve(stages.StageRef.parse(ref), admin, stages.WRITE)
+        for name, body in files.items():
+            stages.store_stream(location, name, [body])
     run("CREATE ROLE low")
     run("GRANT USAGE ON DATABASE pub TO ROLE low")
     run("GRANT USAGE ON SCHEMA pub.s TO ROLE low")
@@ -75,6 +79,15 @@ def build(tmp_path: Path) -> LowAccount:
     assert Role.objects.filter(name="LOW", users=user).exists()
     _token, secret = tokens.create_token(user, "security-tests")
     return LowAccount(admin=admin, user=user, token=secret)
+
+
+def staged_files(account: LowAccount) -> dict[str, dict[str, bytes]]:
+    """Every file in admin's two stages with its bytes, read as admin: STAGED_FILES until LOW changes one."""
+    found = {}
+    for ref in STAGED_FILES:
+        location = stages.resolve(stages.StageRef.parse(ref), account.admin, stages.READ)
+        found[ref] = {f.relative: f.path.read_bytes() for f in stages.list_files(location)}
+    return found
 
 
 def leaks(text: object) -> bool:
