@@ -1,8 +1,11 @@
 """Validating the body of POST /api/v2/statements."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+
+from django.conf import settings
+
+from studio import request_body
 
 DEFAULT_TIMEOUT = 45  # seconds a request waits before answering 202, as Snowflake does
 MAX_WAIT = 45  # never hold a web worker thread longer than this, whatever "timeout" asks
@@ -10,10 +13,11 @@ SESSION_FIELDS = ("database", "schema", "warehouse", "role")
 
 
 class BadRequest(Exception):
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, too_large: bool = False) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        self.status = 413 if too_large else 400
 
 
 @dataclass
@@ -31,13 +35,13 @@ class StatementRequest:
         return min(self.timeout or DEFAULT_TIMEOUT, MAX_WAIT)
 
     @classmethod
-    def from_body(cls, raw: bytes) -> StatementRequest:
+    def from_body(cls, request) -> StatementRequest:
+        """The request's body, read within Django's DATA_UPLOAD_MAX_MEMORY_SIZE (as request.body would)."""
         try:
-            body = json.loads(raw or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest("body", f"The request body is not valid JSON: {exc}.") from exc
-        if not isinstance(body, dict):
-            raise BadRequest("body", "The request body must be a JSON object with a 'statement' field.")
+            body = request_body.read_object(request, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0,
+                                            setting="DATA_UPLOAD_MAX_MEMORY_SIZE")
+        except request_body.BadBody as exc:
+            raise BadRequest(exc.field, exc.message, too_large=isinstance(exc, request_body.TooLarge)) from None
         statement = body.get("statement")
         if not isinstance(statement, str) or not statement.strip():
             raise BadRequest("statement", "Field 'statement' is required and must be a non-empty string.")

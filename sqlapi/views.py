@@ -34,9 +34,9 @@ def submit(request):
     if user is None:
         return responses.unauthorized()
     try:
-        body = StatementRequest.from_body(request.body)
+        body = StatementRequest.from_body(request)
     except BadRequest as exc:
-        return responses.error(400, "390142", exc.message, field=exc.field)
+        return responses.error(exc.status, "390142", exc.message, field=exc.field)
     request_id = request.GET.get("requestId") or str(uuid.uuid4())
     try:
         session = open_session(user, role=body.role, warehouse=body.warehouse, database=body.database,
