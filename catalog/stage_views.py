@@ -4,8 +4,9 @@ The body is streamed to disk chunk by chunk (multipart `file` field, or the raw 
 a temporary file that is renamed into the stage once complete; a 1 GB upload never sits in memory.
 
 The upload runs as the request's own role: ?role= when the user holds it, else the token user's default
-role (access/roles.py) or, for a signed-in browser, the role chosen in the header (access/web.py); it
-needs WRITE on the stage, checked by stages.resolve as for PUT.
+role or, for a signed-in browser, the role chosen in the header (access/web.py); its session opens
+through access/roles.open_session, as the SQL API's does, and the upload needs WRITE on the stage,
+checked by stages.resolve as for PUT.
 """
 from __future__ import annotations
 
@@ -16,16 +17,13 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
-from access import privileges, tokens
-from access.roles import default_role, may_use_role
-from access.session import Session
+from access import privileges, roles, tokens
 from access.web import current_role
 from catalog import stages
-from catalog.identifiers import split_parts
 from studio.errors import StudioError
 
 CHUNK = 1024 * 1024
-ROLE_NOT_GRANTED = 390189  # the SQL API's code for a role the request names but the user does not hold
+ROLE_NOT_GRANTED = 390189  # open_session's code for a role the request names but the user does not hold
 
 
 class StageUploadHandler(FileUploadHandler):
@@ -75,7 +73,7 @@ def _error(message: str, status: int) -> JsonResponse:
 def upload(request, stage: str):
     user = tokens.user_from_request(request)
     if user is not None:
-        return _upload(request, stage, user, default_role(user))
+        return _upload(request, stage, user, roles.default_role(user))
     if request.user.is_authenticated:
         # A browser session: CSRF applies, checked only after the upload handler is in place, so the
         # check's read of request.POST streams the file to disk rather than into memory.
@@ -89,9 +87,9 @@ def _upload(request, stage: str, user, role: str) -> JsonResponse:
         request.upload_handlers = [StageUploadHandler(request)]
     handler = request.upload_handlers[0]
     try:
-        session = Session(user=user, role=_role(user, request.GET.get("role"), role), entry_point="api",
-                          database=_upper(request.GET.get("database")),
-                          schema=_upper(request.GET.get("schema")) or ("PUBLIC" if request.GET.get("database") else None))
+        session = roles.open_session(user, role=_name(request.GET.get("role")) or role, entry_point="api",
+                                     database=_name(request.GET.get("database")),
+                                     schema=_name(request.GET.get("schema")))
         ref = stages.StageRef.parse("@" + stage)  # Django has URL-decoded it already
         location = stages.resolve(ref, session, stages.WRITE)
         overwrite = request.GET.get("overwrite", "").lower() in ("1", "true", "yes")
@@ -106,16 +104,6 @@ def _upload(request, stage: str, user, role: str) -> JsonResponse:
         return _error(exc.message, status)
     finally:
         handler.cleanup()
-
-
-def _role(user, requested: str | None, default: str) -> str:
-    if not requested:
-        return default
-    parts = split_parts(requested)
-    if len(parts) != 1 or not may_use_role(user, parts[0]):
-        raise StudioError(f"Role '{'.'.join(parts)}' specified in the request does not exist or is not granted to "
-                          "this user.", code=ROLE_NOT_GRANTED, sqlstate="08004")
-    return parts[0]
 
 
 def _target_name(ref: stages.StageRef, name: str) -> str:
@@ -156,5 +144,5 @@ def _created(location, relative: str, size: int, digest: str) -> JsonResponse:
                          "md5": digest}, status=201)
 
 
-def _upper(value: str | None) -> str | None:
-    return value.upper() if value else None
+def _name(value: str | None) -> str | None:
+    return roles.identifier(value) if value else None

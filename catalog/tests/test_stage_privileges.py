@@ -114,9 +114,12 @@ def test_describe_and_drop_of_a_stage_the_role_cannot_see_say_it_does_not_exist(
     assert admin_files(low_account) == STAGED_FILES
 
 
-def test_grant_and_show_grants_on_a_stage_the_role_cannot_see_say_it_does_not_exist(low_account):
-    assert refused(low_account, "GRANT READ ON STAGE acc.s.secretstage TO ROLE low").message == SECRET_STAGE_GONE
-    assert refused(low_account, "SHOW GRANTS ON STAGE acc.s.secretstage").message == SECRET_STAGE_GONE
+def test_grant_and_show_grants_on_a_stage_the_role_cannot_see_answer_as_for_a_missing_one(low_account):
+    for text in ("GRANT READ ON STAGE acc.s.{} TO ROLE low", "SHOW GRANTS ON STAGE acc.s.{}"):
+        hidden = refused(low_account, text.format("secretstage")).message
+        missing = refused(low_account, text.format("nosuch")).message
+        assert hidden.endswith("does not exist or not authorized.")
+        assert hidden.replace("SECRETSTAGE", "NOSUCH") == missing
     assert not Grant.objects.filter(object_type="STAGE").exists()
 
 

@@ -7,6 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
+from access.tokens import create_token
 from sqlengine.executor import Executor
 from tests.support.security import SECRET_FILE, SECRET_ROWS, STAGED_FILES, leaks
 from tests.support.security import staged_files as admin_files
@@ -51,9 +52,19 @@ def test_a_token_upload_over_another_owners_file_is_refused_and_the_file_is_unch
     assert admin_files(low_account) == STAGED_FILES
 
 
-def test_a_token_upload_runs_as_the_users_default_role_not_accountadmin(low_account, client):
-    # Before, the view's Session took the dataclass default ACCOUNTADMIN; the role must be LOW's.
+def test_a_database_the_role_may_not_use_reads_like_a_missing_one(low_account, client):
+    # The session opens as USE would: naming ACC in ?database= is refused before any stage is looked at.
     response = token_upload(client, low_account, "/api/v2/stages/s.secretstage/files?name=new.csv&database=acc")
+    assert_refused(response, 404, "Database 'ACC' does not exist or not authorized.")
+    assert admin_files(low_account) == STAGED_FILES
+
+
+def test_a_named_role_the_user_holds_is_the_one_the_upload_runs_as(low_account, client):
+    Executor(low_account.admin).execute("GRANT ROLE low TO USER admin")
+    # admin's token would run as ACCOUNTADMIN; ?role=low makes it LOW, which may not write ACC's stage.
+    _token, secret = create_token(low_account.admin.user, "as-low")
+    response = client.post(f"/api/v2/stages/ACC.S.SECRETSTAGE/files?name={SECRET_FILE}&overwrite=true&role=low",
+                           data=FORGED, content_type="text/csv", HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert_refused(response, 404, STAGE_GONE)
     assert admin_files(low_account) == STAGED_FILES
 
