@@ -6,12 +6,26 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from studio.private import generated_secret
+
 
 def envstr(name: str, default: str) -> str:
     file_name = os.environ.get(f"{name}_FILE")
     if file_name:
         return Path(file_name).read_text().strip()
     return os.environ.get(name, default)
+
+
+def envsecret(name: str, generated: Path) -> str:
+    """A secret from `name` or the file `name_FILE` names; when neither is set, the one generated on first use
+    and kept in `generated` (studio/private.py), so a deployment never runs on a secret shared with others."""
+    value = envstr(name, "")
+    if value:
+        return value
+    try:
+        return generated_secret(generated)
+    except (OSError, ValueError) as exc:
+        raise ImproperlyConfigured(f"{name} is not set and cannot be generated: {exc}") from None
 
 
 def envbool(name: str, default: bool) -> bool:
