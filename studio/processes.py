@@ -64,37 +64,54 @@ def _has_aof(data_dir: Path) -> bool:
     return (data_dir / "appendonly.aof").exists() or (data_dir / "appendonlydir").is_dir()
 
 
-def start_redis(port: int, data_dir: Path, **popen) -> subprocess.Popen:
-    """The embedded Redis, keeping its data in data_dir across restarts: every write goes to an append-only
-    file synced each second, so a restart (or a crash) loses at most the last second of queue changes.
-    The database stays the truth regardless: workers re-queue PENDING jobs Redis no longer has
-    (jobs/reconcile.py)."""
+def start_redis(port: int, data_dir: Path, *, password: str, **popen) -> subprocess.Popen:
+    """The embedded Redis, on 127.0.0.1 only and asking for `password`, keeping its data in data_dir across
+    restarts: every write goes to an append-only file synced each second, so a restart (or a crash) loses at
+    most the last second of queue changes. The database stays the truth regardless: workers re-queue PENDING
+    jobs Redis no longer has (jobs/reconcile.py)."""
+    if not password:
+        raise ValueError("the embedded Redis needs a password (settings.REDIS_PASSWORD)")
     data_dir.mkdir(parents=True, exist_ok=True)
     # A data dir from before append-only persistence holds only dump.rdb, which Redis 6 ignores when it
     # starts with appendonly yes: load the snapshot first, then switch AOF on at runtime (which writes it).
     migrate = (data_dir / "dump.rdb").exists() and not _has_aof(data_dir)
     process = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+        # "-": the rest of the configuration comes from stdin, so the password is not on a command line that
+        # every local user can read in ps.
+        [redis_server_binary(), "-", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
          # "--save", "60", "1": as one argument ("60 1") Redis 6 reads an empty save, i.e. no snapshots.
          "--save", "60", "1", "--appendonly", "no" if migrate else "yes", "--appendfsync", "everysec",
          "--protected-mode", "yes"],
-        **popen,
+        stdin=subprocess.PIPE, **popen,
     )
+    process.stdin.write(f"requirepass {_config_string(password)}\n".encode())
+    process.stdin.close()
     # PONG, not just an open port: while it loads its data, Redis answers -LOADING.
-    wait_until(lambda: _redis_command(port, "PING") == b"+PONG\r\n", 20, "redis-server", process)
+    wait_until(lambda: redis_command(port, "PING", password=password) == b"+PONG\r\n", 20, "redis-server", process)
     if migrate:
-        _redis_command(port, "CONFIG", "SET", "appendonly", "yes")
+        redis_command(port, "CONFIG", "SET", "appendonly", "yes", password=password)
     return process
 
 
-def _redis_command(port: int, *args: str) -> bytes:
-    """One command over RESP, without needing a client library (studio.processes imports no Django)."""
-    request = f"*{len(args)}\r\n".encode() + b"".join(f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args)
+def _config_string(value: str) -> str:
+    """`value` as one quoted argument of a Redis configuration line."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
+
+
+def redis_command(port: int, *args: str, password: str = "") -> bytes:
+    """One command over RESP, after AUTH when a password is given, without needing a client library
+    (studio.processes imports no Django). Only for commands whose reply is one line (PING, CONFIG SET)."""
+    commands = ([("AUTH", password)] if password else []) + [args]
+    request = b"".join(f"*{len(c)}\r\n".encode() + b"".join(f"${len(a.encode())}\r\n{a}\r\n".encode() for a in c)
+                       for c in commands)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(request)
-        reply = s.recv(4096)
-    if reply.startswith(b"-"):
-        raise RuntimeError(f"redis-server refused {' '.join(args)}: {reply.decode().strip()}")
+        replies = s.makefile("rb")
+        for command in commands:
+            reply = replies.readline()
+            if reply.startswith(b"-"):  # names the command only: AUTH's argument is the password
+                raise RuntimeError(f"redis-server refused {command[0]}: {reply.decode().strip()}")
     return reply
 
 

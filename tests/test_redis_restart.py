@@ -50,7 +50,8 @@ class SessionRedis:
         if wipe:
             shutil.rmtree(self.data_dir)
         log = open(self.stack.data_dir / "logs" / "redis.log", "ab")
-        self.stack.processes["redis"] = processes.start_redis(self.port, self.data_dir, stdout=log, stderr=log)
+        self.stack.processes["redis"] = processes.start_redis(self.port, self.data_dir, password=settings.REDIS_PASSWORD,
+                                                              stdout=log, stderr=log)
 
 
 @pytest.fixture

@@ -34,9 +34,12 @@ class Command(BaseCommand):
         try:
             if settings.REDIS_URL_IS_EMBEDDED:
                 if processes.port_open(settings.EMBEDDED_REDIS_PORT):
+                    # Fails here, not in every worker, if that Redis does not take this deployment's password.
+                    processes.redis_command(settings.EMBEDDED_REDIS_PORT, "PING", password=settings.REDIS_PASSWORD)
                     self.stdout.write(f"Redis already listening on port {settings.EMBEDDED_REDIS_PORT}; using it")
                 else:
-                    children.append(("redis", processes.start_redis(settings.EMBEDDED_REDIS_PORT, settings.DATA_DIR / "redis")))
+                    children.append(("redis", processes.start_redis(settings.EMBEDDED_REDIS_PORT, settings.DATA_DIR / "redis",
+                                                                    password=settings.REDIS_PASSWORD)))
             call_command("basemodels", "install", settings.DEFAULT_BASE_MODEL, "--if-missing")
             warehouses = list(Warehouse.objects.all())
             for warehouse in warehouses:
