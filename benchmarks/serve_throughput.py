@@ -37,6 +37,7 @@ import http.client
 import json
 import math
 import os
+import secrets
 import shutil
 import socket
 import statistics
@@ -54,6 +55,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE_NAME = "smollm2-135m"
 MODEL_DIRS = (ROOT / "var/models/base/smollm2-135m", Path.home() / ".cache/finetune-studio-tests/smollm2-135m")
 ADAPTERS = ("BENCH.PUBLIC.ADAPTER_A", "BENCH.PUBLIC.ADAPTER_B")
+TOKEN = secrets.token_urlsafe(32)  # the server this run starts asks for it (inference/server/auth.py)
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # Raw-text prompts (9-15 tokens) that both adapters (seeds 1 and 2) continue greedily for 64 tokens or more.
 PROMPTS = (
     "The customer called about a broken screen and said that",
@@ -98,7 +101,9 @@ def start_server(model_dir: Path, adapters: dict[str, Path], port: int, args, lo
         cmd += ["--decode-threads", str(args.decode_threads)]
     for adapter_id, path in adapters.items():
         cmd += ["--adapter", f"{adapter_id}={path}"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               STUDIO_INFERENCE_TOKEN=TOKEN)
+    env.pop("STUDIO_INFERENCE_TOKEN_FILE", None)
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
@@ -125,7 +130,8 @@ def cpu_seconds(pid: int) -> float:
 def scrape(port: int) -> dict[str, float]:
     from prometheus_client.parser import text_string_to_metric_families
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+    with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=AUTH),
+                                timeout=30) as response:
         text = response.read().decode()
     samples = {}
     for family in text_string_to_metric_families(text):
@@ -157,7 +163,7 @@ class Client(threading.Thread):
                 body = json.dumps({"inputs": prompt, "parameters": {
                     "max_new_tokens": self.new_tokens, "adapter_id": adapter, "details": True}})
                 started = time.perf_counter()
-                connection.request("POST", "/generate", body, {"Content-Type": "application/json"})
+                connection.request("POST", "/generate", body, {"Content-Type": "application/json", **AUTH})
                 response = connection.getresponse()
                 payload = response.read()
                 self.latencies.append(time.perf_counter() - started)

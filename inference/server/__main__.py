@@ -1,4 +1,6 @@
-"""python -m inference.server --base-model-dir DIR --base-model-name NAME [options]"""
+"""python -m inference.server --base-model-dir DIR --base-model-name NAME [options]
+
+The token callers must send comes from STUDIO_INFERENCE_TOKEN or STUDIO_INFERENCE_TOKEN_FILE (auth.py)."""
 from __future__ import annotations
 
 import argparse
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     from inference.server.app import create_app
+    from inference.server.auth import token_from_environment
 
     hf_logging.disable_progress_bar()
     if args.num_threads > 0:
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.num_threads)
     try:
-        app = create_app(args.base_model_dir, args.base_model_name, args.adapters_dir, dict(args.adapters),
+        token = token_from_environment()
+        app = create_app(args.base_model_dir, args.base_model_name, args.adapters_dir, dict(args.adapters), token=token,
                          max_concurrent_requests=args.max_concurrent_requests,
                          max_new_tokens_limit=args.max_new_tokens_limit, max_input_tokens=args.max_input_tokens,
                          max_total_tokens=args.max_total_tokens, max_stop_sequences=args.max_stop_sequences,

@@ -4,7 +4,8 @@ Routes: ``GET /health``, ``GET /info``, ``GET /v1/models``, ``POST /generate``, 
 ``POST /`` (TGI's compat route: ``stream`` picks one of the two), ``POST /v1/chat/completions``,
 ``POST /v1/completions``, ``POST /tokenize``, ``GET /metrics`` (Prometheus text, see ``metrics.py``), and the
 studio's own ``POST /adapters/load`` / ``POST /adapters/unload`` (``{"adapter_id": ...}``) that deployment uses.
-Errors are TGI's ``{"error": ..., "error_type": ...}`` JSON.
+Errors are TGI's ``{"error": ..., "error_type": ...}`` JSON. Every route but ``/health`` wants the studio's token
+as ``Authorization: Bearer`` (``auth.py``); ``/info`` names no path on this machine.
 
 Adapter selection: ``parameters.adapter_id`` on the TGI routes; on chat and completions, a body ``adapter_id``
 (TGI-style) or else ``model``, where the base model's name, ``"tgi"`` or no model mean the base model and any
@@ -38,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from inference.server.auth import BearerAuth
 from inference.server.engine import Engine, GenResult, SamplingParams, Target
 from inference.server.errors import (AdapterNotFound, Cancelled, Overloaded, ServerError, UnknownAdapterParameter,
                                     ValidationError)
@@ -499,18 +501,21 @@ def _holdback(text: str, stops: list[str]) -> int:
 
 
 def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: str | Path | None = None,
-               static_adapters: dict[str, str | Path] | None = None, *, max_concurrent_requests: int = 32,
+               static_adapters: dict[str, str | Path] | None = None, *, token: str, max_concurrent_requests: int = 32,
                max_new_tokens_limit: int = 1024, max_input_tokens: int | None = None,
                max_total_tokens: int | None = None, max_stop_sequences: int = 4, device: str = "cpu",
                dtype: str = "float32", max_batch_size: int = 16, decode_threads: int | None = None,
                engine: Engine | None = None) -> Starlette:
     """Load the base model (and adapters) and return the TGI-compatible Starlette app.
 
+    ``token`` is the secret every request but ``/health`` must send as ``Authorization: Bearer``.
     ``static_adapters`` maps adapter id -> adapter directory (TGI's LORA_ADAPTERS); adapters under
     ``adapters_dir`` whose studio_adapter.json names ``base_model_name`` are loaded too, and rescanned for
     on a request for an adapter id that is not loaded yet. ``app.state.server`` / ``app.state.engine`` /
     ``app.state.metrics`` expose the internals.
     """
+    if not token:  # before loading anything: Starlette builds its middleware only at the first request
+        raise ValueError("the inference server needs a token")
     if engine is None:
         engine = Engine(base_model_dir, base_model_name, adapters_dir, static_adapters, device=device, dtype=dtype,
                         max_input_tokens=max_input_tokens, max_total_tokens=max_total_tokens,
@@ -542,7 +547,6 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
             "sha": None,
             "docker_label": None,
             "adapters": [t.adapter_id for t in engine.loaded_adapters()],
-            "adapters_dir": str(engine.adapters_dir) if engine.adapters_dir else None,
         })
 
     async def models(request: Request) -> JSONResponse:
@@ -790,7 +794,9 @@ def create_app(base_model_dir: str | Path, base_model_name: str, adapters_dir: s
         yield
         server.executor.shutdown(wait=False, cancel_futures=True)
 
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(MetricsMiddleware, metrics=metrics)])
+    # Authentication outermost: a request without the token reaches nothing, the metrics included.
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(BearerAuth, token=token),
+                                                                  Middleware(MetricsMiddleware, metrics=metrics)])
     app.state.server = server
     app.state.engine = engine
     app.state.metrics = metrics

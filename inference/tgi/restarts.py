@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from inference.credentials import auth_headers
 from inference.tgi.launch import _entry, write_env_file
 from inference.tgi.servable import NotServable, check_servable
 
@@ -66,7 +67,7 @@ def _redeploy_lock() -> Iterator[None]:
 
 def _get(url: str, timeout: float = 5.0) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=auth_headers()), timeout=timeout) as response:
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", "replace")
@@ -74,7 +75,7 @@ def _get(url: str, timeout: float = 5.0) -> tuple[int, str]:
 
 def _post_json(url: str, body: dict, timeout: float = 60.0) -> tuple[int, Any]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **auth_headers()})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, text = response.status, response.read().decode("utf-8", "replace")

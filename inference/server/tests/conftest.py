@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from inference.server.tests._support import TOKEN
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BASE_NAME = "tiny-llama"
 NEW_TOKENS_LIMIT = 64
@@ -114,12 +116,14 @@ def wait_healthy(url: str, proc: subprocess.Popen | None = None, timeout: float 
 
 
 @contextmanager
-def server_process(args: list[str], log: Path) -> Iterator[str]:
-    """`python -m inference.server ARGS --port N`, as `manage.py serve` runs it, until the block ends; yields
-    its URL once /health answers. Its output goes to `log`."""
+def server_process(args: list[str], log: Path, token: str = TOKEN) -> Iterator[str]:
+    """`python -m inference.server ARGS --port N`, as `manage.py serve` runs it (asking callers for `token`),
+    until the block ends; yields its URL once /health answers. Its output goes to `log`."""
     port = free_port()
     cmd = [sys.executable, "-m", "inference.server", *args, "--port", str(port)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+               STUDIO_INFERENCE_TOKEN=token)
+    env.pop("STUDIO_INFERENCE_TOKEN_FILE", None)
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -149,4 +153,4 @@ def server_url(models: Models):
 def client(server_url):
     from huggingface_hub import InferenceClient
 
-    return InferenceClient(base_url=server_url, timeout=60)
+    return InferenceClient(base_url=server_url, api_key=TOKEN, timeout=60)

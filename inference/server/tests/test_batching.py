@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from inference.server.tests._support import post_json
+from inference.server.tests._support import AUTH, post_json
 from inference.server.tests.conftest import (
     BASE_NAME,
     DIR_ADAPTER,
@@ -369,13 +369,13 @@ def _open_stream(url: str, prompt: str, adapter_id: str | None, max_new_tokens: 
     if adapter_id:
         parameters["adapter_id"] = adapter_id
     request = urllib.request.Request(url + "/generate_stream", method="POST",
-                                     headers={"Content-Type": "application/json"},
+                                     headers={"Content-Type": "application/json", **AUTH},
                                      data=json.dumps({"inputs": prompt, "parameters": parameters}).encode())
     return urllib.request.urlopen(request, timeout=60)
 
 
 def test_over_the_limit_is_overloaded_and_the_batch_queues_the_rest(small_server):
-    info = json.loads(urllib.request.urlopen(small_server + "/info").read())
+    info = json.loads(urllib.request.urlopen(urllib.request.Request(small_server + "/info", headers=AUTH)).read())
     assert info["max_concurrent_requests"] == 3 and info["max_batch_size"] == 2
     streams = [_open_stream(small_server, PROMPTS[i], adapter, 4000)
                for i, adapter in enumerate((None, STATIC_ADAPTER, None))]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference.server.tests._support import post_json, sse_events
+from inference.server.tests._support import TOKEN, post_json, sse_events
 from inference.server.tests.conftest import BASE_NAME, DIR_ADAPTER, FOREIGN_ADAPTER, STATIC_ADAPTER
 
 PROMPT = "The support ticket says the printer is on fire. Category:"
@@ -134,7 +134,7 @@ def test_seeded_sampling_is_reproducible(server_url):
 
 def test_openai_sdk(server_url):
     openai = pytest.importorskip("openai")
-    client = openai.OpenAI(base_url=server_url + "/v1", api_key="x")
+    client = openai.OpenAI(base_url=server_url + "/v1", api_key=TOKEN)
     out = client.completions.create(model=DIR_ADAPTER, prompt=PROMPT, max_tokens=6, temperature=0)
     assert out.choices[0].text == _generate(server_url, PROMPT, 6, DIR_ADAPTER)["generated_text"]
     stream = client.completions.create(model=DIR_ADAPTER, prompt=PROMPT, max_tokens=6, temperature=0, stream=True)

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from inference.server.tests._support import get_json, post_json
+from inference.server.tests._support import AUTH, TOKEN, get_json, post_json
 from inference.server.tests.conftest import BASE_NAME, free_port
 
 PROMPT = "Hello there, how are you"
@@ -19,7 +19,7 @@ PROMPT = "Hello there, how are you"
 def app(models):
     from inference.server import create_app
 
-    return create_app(models.base, BASE_NAME, max_concurrent_requests=1, max_new_tokens_limit=1024)
+    return create_app(models.base, BASE_NAME, token=TOKEN, max_concurrent_requests=1, max_new_tokens_limit=1024)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_overloaded_and_health_while_generating(app, url, monkeypatch):
 def test_disconnected_stream_frees_its_slot(url):
     body = {"inputs": PROMPT, "parameters": {"max_new_tokens": 1000}}
     request = urllib.request.Request(url + "/generate_stream", data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **AUTH})
     response = urllib.request.urlopen(request, timeout=30)
     assert response.readline().startswith(b"data:")
     response.close()  # the client goes away mid-stream

@@ -6,7 +6,7 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from inference.server.tests._support import post_json
+from inference.server.tests._support import AUTH, TOKEN, open_url, post_json
 from inference.server.tests.conftest import BASE_NAME
 
 PROMPT = "The support ticket says the printer is on fire. Category:"
@@ -14,7 +14,7 @@ PROMPT = "The support ticket says the printer is on fire. Category:"
 
 def scrape(server_url: str) -> dict:
     """{(sample name, sorted labels): value} from /metrics, checked to parse as Prometheus text."""
-    with urllib.request.urlopen(server_url + "/metrics", timeout=30) as response:
+    with open_url(server_url + "/metrics", timeout=30) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain")
         text = response.read().decode()
@@ -79,7 +79,7 @@ def test_streams_and_other_routes_are_counted(server_url):
     status, _ = post_json(server_url + "/generate", {"inputs": PROMPT, "parameters": {"max_new_tokens": 2}})
     assert status == 200
     with urllib.request.urlopen(urllib.request.Request(
-            server_url + "/generate_stream", method="POST", headers={"Content-Type": "application/json"},
+            server_url + "/generate_stream", method="POST", headers={"Content-Type": "application/json", **AUTH},
             data=b'{"inputs": "' + PROMPT.encode() + b'", "parameters": {"max_new_tokens": 4}}')) as response:
         response.read()
     urllib.request.urlopen(server_url + "/health").read()
@@ -99,8 +99,8 @@ def test_streams_and_other_routes_are_counted(server_url):
 def test_each_app_has_its_own_registry(models):
     from inference.server import create_app
 
-    first = create_app(models.base, BASE_NAME)
-    second = create_app(models.base, BASE_NAME, engine=first.state.engine)  # no duplicate-metric error
+    first = create_app(models.base, BASE_NAME, token=TOKEN)
+    second = create_app(models.base, BASE_NAME, token=TOKEN, engine=first.state.engine)  # no duplicate-metric error
     assert first.state.metrics.registry is not second.state.metrics.registry
     first.state.metrics.observe_generation(4, 2)
     names = {f.name: f for f in text_string_to_metric_families(second.state.metrics.render().decode())}

@@ -14,6 +14,7 @@ from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.errors import ValidationError as HfValidationError
 
+from inference.server.tests._support import TOKEN
 from inference.server.tests.conftest import BASE_NAME, DIR_ADAPTER, FOREIGN_ADAPTER, STATIC_ADAPTER
 
 openai = pytest.importorskip("openai")
@@ -33,7 +34,7 @@ def not_found_message(model: str) -> str:
 @pytest.fixture()
 def oai(server_url):
     # no retries: an error must reach the test as the server sent it, at once
-    return openai.OpenAI(base_url=server_url + "/v1", api_key="-", max_retries=0, timeout=60)
+    return openai.OpenAI(base_url=server_url + "/v1", api_key=TOKEN, max_retries=0, timeout=60)
 
 
 def _tokens(tokens) -> list[tuple]:
@@ -192,7 +193,7 @@ def test_clients_running_together_get_the_answers_they_get_alone(server_url):
     (one batch on a batching server): each answer equals the same request made alone."""
 
     def hf_generate(adapter_id, stream):
-        c = InferenceClient(base_url=server_url, timeout=120)
+        c = InferenceClient(base_url=server_url, api_key=TOKEN, timeout=120)
         if stream:
             return [e.token.id for e in c.text_generation(PROMPT, adapter_id=adapter_id, max_new_tokens=NEW_TOKENS,
                                                           stream=True, details=True)]
@@ -200,7 +201,7 @@ def test_clients_running_together_get_the_answers_they_get_alone(server_url):
         return [t.id for t in out.details.tokens]
 
     def oai_chat(model, stream):
-        c = openai.OpenAI(base_url=server_url + "/v1", api_key="-", max_retries=0, timeout=120)
+        c = openai.OpenAI(base_url=server_url + "/v1", api_key=TOKEN, max_retries=0, timeout=120)
         kwargs = dict(model=model, messages=MESSAGES, max_tokens=NEW_TOKENS, temperature=0)
         if stream:
             return "".join(ch.choices[0].delta.content or "" for ch in c.chat.completions.create(stream=True, **kwargs)

@@ -43,6 +43,7 @@ def test_health_info_and_models(server_url, models):
     assert info["router"] and info["version"]
     assert {DIR_ADAPTER, STATIC_ADAPTER} <= set(info["adapters"])
     assert FOREIGN_ADAPTER not in info["adapters"]
+    assert "adapters_dir" not in info and str(models.root) not in json.dumps(info)  # test_auth.py: no path at all
 
     status, listing = get_json(server_url + "/v1/models")
     assert status == 200 and listing["object"] == "list"
