@@ -7,9 +7,11 @@ import http.cookiejar
 import os
 import re
 import signal
+import stat
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -67,8 +69,20 @@ def test_bin_start_runs_the_whole_stack_and_prints_url_and_login(tmp_path, smoll
 
         # Every component answers: Redis, the inference server (TGI's /info) and the web app.
         assert processes.port_open(redis_port)
-        info = urllib.request.urlopen(f"http://127.0.0.1:{inference_port}/info", timeout=10).read().decode()
-        assert "smollm2-135m" in info
+        info_url = f"http://127.0.0.1:{inference_port}/info"
+        with pytest.raises(urllib.error.HTTPError) as refused:  # only with the deployment's token
+            urllib.request.urlopen(info_url, timeout=10)
+        assert refused.value.code == 401
+        token = (data / "inference-token.txt").read_text().strip()
+        info = urllib.request.urlopen(urllib.request.Request(info_url, headers={"Authorization": f"Bearer {token}"}),
+                                      timeout=10).read().decode()
+        assert "smollm2-135m" in info and str(tmp_path) not in info
+
+        # What it generated and keeps is its user's alone.
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        for name in ("admin-password.txt", "secret-key.txt", "inference-token.txt", "redis-password.txt",
+                     "studio.sqlite3"):
+            assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
 
         # The printed login works, and the home page shows the bootstrapped account.
         jar = http.cookiejar.CookieJar()

@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from inference import gateway, tgi
+from inference.credentials import auth_headers
 from inference.tgi.restarts import _post_json
 from inference.models import InferenceServer
 
@@ -274,18 +275,67 @@ def test_compose_mounts_the_model_store_and_the_env_file_where_the_settings_say(
     assert settings.TGI_ENV_FILE == REPO_ROOT / "docker/tgi.env"
 
 
+def tgi_entrypoint(compose, env_file: Path, token_file: Path) -> list[str]:
+    """The tgi service's entrypoint with its files moved to `env_file` and `token_file`, and printenv standing
+    in for TGI's own entrypoint."""
+    entrypoint = compose["services"]["tgi"]["entrypoint"]
+    script = (entrypoint[2].replace("$$", "$").replace("/config/tgi.env", str(env_file))
+              .replace("/studio/inference-token.txt", str(token_file)).replace("/tgi-entrypoint.sh", "printenv"))
+    return ["/bin/sh", "-c", script, entrypoint[3]]
+
+
 def test_the_tgi_entrypoint_loads_the_generated_list_verbatim(compose, tmp_path):
     """The entrypoint sources the env file with sh: odd quoted names must reach TGI unchanged."""
     names = ['DB.PUBLIC."$HOME and `x` and \\"q\\""', "DB.PUBLIC.PLAIN"]
     setting = ",".join(f"{tgi.adapter_id(n)}=/studio/models/adapters/ft_{i}" for i, n in enumerate(names))
     env_file = tgi.write_env_file(setting, tmp_path / "tgi.env")
-    entrypoint = compose["services"]["tgi"]["entrypoint"]
-    script = (entrypoint[2].replace("$$", "$").replace("/config/tgi.env", str(env_file))
-              .replace("/tgi-entrypoint.sh", "printenv"))
-    out = subprocess.run(["/bin/sh", "-c", script, entrypoint[3], "LORA_ADAPTERS"], capture_output=True, text=True,
-                         check=True, env={"PATH": os.environ["PATH"]})
-    assert out.stdout == setting + "\n"
-    assert [tgi.qualified_name_for(e.partition("=")[0]) for e in out.stdout.strip().split(",")] == names
+    (tmp_path / "token").write_text("the-studios-token\n")
+    out = subprocess.run([*tgi_entrypoint(compose, env_file, tmp_path / "token"), "LORA_ADAPTERS", "API_KEY"],
+                         capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]})
+    assert out.stdout == setting + "\n" + "the-studios-token\n"
+    assert [tgi.qualified_name_for(e.partition("=")[0]) for e in out.stdout.splitlines()[0].split(",")] == names
+
+
+def test_compose_publishes_only_the_web_app_and_tgi_asks_for_the_studios_token(compose, tmp_path):
+    services = compose["services"]
+    assert [name for name, service in services.items() if "ports" in service] == ["web"]
+    # The studio writes its token into the data volume (STUDIO_DATA_DIR), which TGI mounts at /studio.
+    assert "studio-data:/studio:ro" in services["tgi"]["volumes"]
+    for name in ("init", "web", "worker"):
+        assert services[name]["environment"]["STUDIO_DATA_DIR"] == "/data" and "STUDIO_INFERENCE_TOKEN" not in (
+            services[name]["environment"])
+    assert "/studio/inference-token.txt" in services["tgi"]["entrypoint"][2]
+    # Without the token TGI does not start, rather than serve everyone.
+    for token_file in (tmp_path / "missing", tmp_path / "empty"):
+        if token_file.name == "empty":
+            token_file.write_text("")
+        out = subprocess.run([*tgi_entrypoint(compose, tmp_path / "no-env-file", token_file), "API_KEY"],
+                             capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+        assert out.returncode == 1 and out.stdout == ""
+
+
+def test_compose_redis_asks_for_its_password_given_off_the_command_line(compose, tmp_path):
+    """The redis service's command, run with the embedded redis-server in the image's entrypoint's place."""
+    from studio.processes import free_port, redis_command, redis_server_binary, stop, wait_until
+
+    services = compose["services"]
+    assert services["redis"]["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    for name in ("init", "web", "worker"):
+        assert services[name]["environment"]["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?")
+    assert "ports" not in services["redis"]
+    port, password = free_port(), "c0mposePassw0rd"
+    script = (services["redis"]["command"][2].replace("$$", "$").replace(
+        "docker-entrypoint.sh redis-server -", f"{redis_server_binary()} - --port {port} --bind 127.0.0.1 "
+                                               f"--dir {tmp_path}"))
+    server = subprocess.Popen(["/bin/sh", "-c", script], env={"PATH": os.environ["PATH"], "REDIS_PASSWORD": password},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: redis_command(port, "PING", password=password) == b"+PONG\r\n", 20, "redis-server", server)
+        with pytest.raises(RuntimeError, match="refused PING: -NOAUTH Authentication required"):
+            redis_command(port, "PING")
+        assert password not in Path(f"/proc/{server.pid}/cmdline").read_bytes().decode()
+    finally:
+        stop(server)
 
 
 # -- draining and restarting ---------------------------------------------------------------------------------------
@@ -405,8 +455,9 @@ argv = [sys.executable, "-m", "inference.server", "--base-model-dir", conf["base
 for entry in filter(None, setting.split(",")):
     adapter_id, _, path = entry.partition("=")
     argv += ["--adapter", adapter_id + "=" + conf["host_store"] + path[len(conf["container_store"]):]]
-with open(conf["log"], "ab") as log:
-    server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+with open(conf["log"], "ab") as log:  # the token TGI would take as its API_KEY
+    server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                              env={**os.environ, "STUDIO_INFERENCE_TOKEN_FILE": conf["token_file"]})
 pid_file.write_text(str(server.pid))
 '''
 
@@ -433,7 +484,9 @@ def standin(settings, tiny_llama_dir, tmp_path):
     port = free_port()
     conf = {"env_file": str(tmp_path / "tgi.env"), "pid_file": str(tmp_path / "server.pid"), "port": port,
             "base_dir": str(tiny_llama_dir), "base_name": BASE, "container_store": "/studio/models",
-            "host_store": str(settings.MODEL_STORE), "log": str(tmp_path / "server.log"), "ignore_env": False}
+            "host_store": str(settings.MODEL_STORE), "log": str(tmp_path / "server.log"), "ignore_env": False,
+            "token_file": str(tmp_path / "inference-token.txt")}
+    Path(conf["token_file"]).write_text(settings.INFERENCE_TOKEN)
     settings.TGI_ENV_FILE = Path(conf["env_file"])
     settings.TGI_MODEL_STORE = conf["container_store"]
     settings.TGI_DRAIN_TIMEOUT = 5
@@ -491,7 +544,7 @@ def test_redeploy_serves_the_adapters_tgi_can_serve_and_says_why_not_for_the_oth
         "TGIDB.PUBLIC.GOOD_A=/studio/models/adapters/tgi-tests/good_a,"
         "TGIDB.PUBLIC.GOOD_B=/studio/models/adapters/tgi-tests/good_b,"
         "TGIDB.PUBLIC.UNTRAINED=/studio/models/adapters/tgi-tests/untrained")
-    with urllib.request.urlopen(standin.url + "/info") as response:
+    with urllib.request.urlopen(urllib.request.Request(standin.url + "/info", headers=auth_headers())) as response:
         assert sorted(json.load(response)["adapters"]) == [
             "TGIDB.PUBLIC.GOOD_A", "TGIDB.PUBLIC.GOOD_B", "TGIDB.PUBLIC.UNTRAINED"]
     _, base = generate(standin.url, None)
