@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from access import tokens, web
@@ -52,6 +53,7 @@ def switch_warehouse(request):
     return _back(request)
 
 
+@never_cache  # the answer to a POST shows the new token's secret: no cache, nor the back button, may keep it
 @login_required
 @require_http_methods(["GET", "POST"])
 def api_tokens(request):
