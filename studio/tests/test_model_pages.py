@@ -103,6 +103,7 @@ def test_it_shows_the_state_on_each_server_of_the_base_model_with_the_reason(mod
     assert [re.search(r"<code>(.*?)</code>", r).group(1) for r in rows] == ["a-ready", "b-failed", "c-idle"]
     assert ">ready<" in rows[0] and ">failed<" in rows[1] and "adapter rank 64 exceeds max 32" in rows[1]
     assert ">not deployed<" in rows[2]
+    assert "127.0.0.1" not in deployments  # servers are named, never located, outside the admin console
 
 
 def test_without_a_server_it_says_how_to_deploy(model):
