@@ -143,7 +143,8 @@ def stack_processes(live_db, tiny_llama_dir):
 
     started: dict[str, subprocess.Popen] = {}
     try:
-        started["redis"] = processes.start_redis(settings.EMBEDDED_REDIS_PORT, settings.DATA_DIR / "redis", **log("redis"))
+        started["redis"] = processes.start_redis(settings.EMBEDDED_REDIS_PORT, settings.DATA_DIR / "redis",
+                                                 password=settings.REDIS_PASSWORD, **log("redis"))
         started["worker"] = processes.manage("worker", "--warehouse", "COMPUTE_WH", **log("worker"))
         port = processes.free_port()
         started["inference"] = processes.manage("serve", "--base-model", TINY_LLAMA, "--port", str(port), **log("inference"))

@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from inference.credentials import auth_headers
 from inference.gateway import InferenceError
 from inference.models import InferenceServer
 from models_registry.models import Deployment, FineTunedModel
@@ -260,12 +261,12 @@ def _stale(row: Deployment) -> bool:
 
 def _post(server: InferenceServer, path: str, body: dict[str, Any]) -> dict[str, Any]:
     request = urllib.request.Request(server.url.rstrip("/") + path, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **auth_headers()})
     return _send(request)
 
 
 def _get(server: InferenceServer, path: str) -> dict[str, Any]:
-    return _send(urllib.request.Request(server.url.rstrip("/") + path))
+    return _send(urllib.request.Request(server.url.rstrip("/") + path, headers=auth_headers()))
 
 
 def _send(request: urllib.request.Request) -> dict[str, Any]:

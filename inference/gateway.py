@@ -55,7 +55,7 @@ def server_for(base_model: str, model_id: int | None = None) -> InferenceServer:
 
 
 def client_for(server: InferenceServer) -> InferenceClient:
-    return InferenceClient(base_url=server.url, timeout=settings.INFERENCE_TIMEOUT)
+    return InferenceClient(base_url=server.url, api_key=settings.INFERENCE_TOKEN, timeout=settings.INFERENCE_TIMEOUT)
 
 
 def requested_model(server: InferenceServer, target: Target) -> str:

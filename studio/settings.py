@@ -3,10 +3,13 @@ the whole stack on one machine with embedded components (SQLite, DuckDB files, a
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from studio.env import envbool, envint, envpath, envstr
+from studio.env import envbool, envint, envpath, envsecret, envstr
+from studio.private import make_private
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -17,8 +20,16 @@ MODEL_STORE = envpath("STUDIO_MODEL_STORE", DATA_DIR / "models")
 # Internal stages (@~, @%table, named stages): files PUT or uploaded, waiting for COPY INTO.
 STAGE_DIR = envpath("STUDIO_STAGE_DIR", DATA_DIR / "stages")
 
-SECRET_KEY = envstr("SECRET_KEY", "dev-only-secret-key-change-me-in-production-0123456789")
+# Other local users must not read sessions, tables or secrets: from here on this process creates its files
+# 0600 and directories 0700, and these directories lose any group or other access they had.
+make_private([DATA_DIR, DUCKDB_DIR, MODEL_STORE, STAGE_DIR])
+
 DEBUG = envbool("DEBUG", False)
+# Generated per deployment unless set: a key anyone can read would let them sign cookies this app trusts.
+SECRET_KEY = envsecret("SECRET_KEY", DATA_DIR / "secret-key.txt")
+if SECRET_KEY.startswith("dev-only-secret-key"):
+    raise ImproperlyConfigured("SECRET_KEY is the development key once published with this code; unset it to use "
+                               f"the one generated in {DATA_DIR / 'secret-key.txt'}, or set a new random one")
 ALLOWED_HOSTS = envstr("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -107,7 +118,11 @@ STATIC_ROOT = DATA_DIR / "staticfiles"
 # Redis for the RQ queues. Unset: `manage.py runstack` starts an embedded redis-server on this port.
 REDIS_URL_IS_EMBEDDED = not envstr("REDIS_URL", "")
 EMBEDDED_REDIS_PORT = envint("STUDIO_REDIS_PORT", 6390)
-REDIS_URL = envstr("REDIS_URL", "") or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
+# The embedded Redis asks for this password: workers unpickle what is queued, so a local process that could
+# enqueue would run code as them. An operator's REDIS_URL carries its own.
+REDIS_PASSWORD = envsecret("STUDIO_REDIS_PASSWORD", DATA_DIR / "redis-password.txt") if REDIS_URL_IS_EMBEDDED else ""
+REDIS_URL = (envstr("REDIS_URL", "")
+             or f"redis://:{quote(REDIS_PASSWORD, safe='')}@127.0.0.1:{EMBEDDED_REDIS_PORT}/0")
 RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 24 * 3600}}
 # A training run saves its state this often (seconds) under MODEL_STORE/checkpoints, so a job whose worker
 # was stopped or killed carries on from there instead of starting over. 0 saves after every step.
@@ -117,6 +132,9 @@ CHECKPOINT_INTERVAL_S = envint("STUDIO_CHECKPOINT_INTERVAL_S", 60)
 INFERENCE_HOST = envstr("STUDIO_INFERENCE_HOST", "127.0.0.1")
 INFERENCE_PORT = envint("STUDIO_INFERENCE_PORT", 8081)
 INFERENCE_TIMEOUT = envint("STUDIO_INFERENCE_TIMEOUT", 300)
+# What the web app and workers send every inference server as `Authorization: Bearer`: the embedded server
+# refuses any request without it, and docker/compose.yaml makes it TGI's API_KEY.
+INFERENCE_TOKEN = envsecret("STUDIO_INFERENCE_TOKEN", DATA_DIR / "inference-token.txt")
 DEFAULT_BASE_MODEL = envstr("STUDIO_DEFAULT_BASE_MODEL", "smollm2-135m")
 # How long COMPLETE waits (seconds) for a fine-tuned model another caller is still loading on its server.
 DEPLOYMENT_WAIT_S = envint("STUDIO_DEPLOYMENT_WAIT_S", 30)

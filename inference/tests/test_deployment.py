@@ -19,9 +19,10 @@ from access.bootstrap import bootstrap
 from catalog import accountdata
 from catalog.models import BaseModel
 from inference import deployment
+from inference.credentials import auth_headers
 from inference.gateway import InferenceError
 from inference.models import InferenceServer
-from inference.server.tests._support import get_json, post_json
+from inference.server.tests import _support
 from inference.server.tests.conftest import free_port, make_adapter, server_process
 from jobs.models import FineTuneJob
 from models_registry.models import Deployment, FineTunedModel
@@ -45,7 +46,8 @@ def server_url(tiny_llama_dir):
     log = settings.DATA_DIR / "logs" / "deployment-tests-server.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with server_process(["--base-model-dir", str(tiny_llama_dir), "--base-model-name", BASE,
-                         "--adapters-dir", str(adapters), "--log-level", "warning"], log) as url:
+                         "--adapters-dir", str(adapters), "--log-level", "warning"], log,
+                        token=settings.INFERENCE_TOKEN) as url:
         yield url
 
 
@@ -93,9 +95,17 @@ def complete(session, model: str) -> str:
 
 def server_answer(url: str, model: str) -> str:
     """What the server itself answers for the adapter (or the base model), greedy as COMPLETE asks."""
-    output = InferenceClient(base_url=url, timeout=60).chat_completion(
+    output = InferenceClient(base_url=url, api_key=settings.INFERENCE_TOKEN, timeout=60).chat_completion(
         messages=[{"role": "user", "content": QUESTION}], model=model, max_tokens=MAX_TOKENS, temperature=0)
     return output.choices[0].message.content
+
+
+def get_json(url: str) -> tuple[int, object]:
+    return _support.get_json(url, headers=auth_headers())  # the server here asks for the studio's own token
+
+
+def post_json(url: str, body: dict) -> tuple[int, object]:
+    return _support.post_json(url, body, headers=auth_headers())
 
 
 def state(model: FineTunedModel, server: InferenceServer) -> tuple[str, str]:

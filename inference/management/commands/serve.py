@@ -3,10 +3,12 @@ from __future__ import annotations
 import os
 import sys
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog import base_models
 from inference.models import InferenceServer
+from inference.server.auth import TOKEN_ENV
 from models_registry.registry import adapters_dir
 from studio.errors import StudioError
 
@@ -40,5 +42,7 @@ class Command(BaseCommand):
                 "--adapters-dir", str(adapters)]
         self.stdout.write(f"Serving {base.name} at {url}")
         self.stdout.flush()
+        # The token goes in the environment, which only this user can read, not on the command line.
+        env = {k: v for k, v in os.environ.items() if k != f"{TOKEN_ENV}_FILE"} | {TOKEN_ENV: settings.INFERENCE_TOKEN}
         # Replace this process: signals sent to `manage.py serve` reach the server itself.
-        os.execv(sys.executable, argv)
+        os.execve(sys.executable, argv, env)
