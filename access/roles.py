@@ -25,6 +25,7 @@ from studio.errors import StudioError
 from warehouses.models import Warehouse
 
 SESSION_FIELDS = ("role", "warehouse", "database", "schema")
+WAREHOUSE_PRIVILEGES = ("USAGE", "OPERATE", "MONITOR", "MODIFY")
 
 
 def _profile(user) -> UserProfile | None:
@@ -54,20 +55,33 @@ def may_use_warehouse(session: Session, name: str) -> bool:
     return name in usable_warehouses(session)
 
 
+def warehouse_access(session: Session) -> tuple[list[str], list[str]]:
+    """(the warehouses the session sees, by name; those of them it may use, oldest first), in three
+    queries however many warehouses there are: the header's menus read this on every page. Any privilege
+    on a warehouse (USAGE, OPERATE, MONITOR, MODIFY) or owning it shows it, as SHOW WAREHOUSES lists
+    them; USE WAREHOUSE needs USAGE. SYSADMIN owns every warehouse (privileges.WAREHOUSE_OWNER)."""
+    held = privileges.Held(session)
+    seen: list[str] = []
+    usable: list[tuple[int, str]] = []
+    for pk, name in Warehouse.objects.order_by("name").values_list("pk", "name"):
+        key = privileges.key(name)
+        if held.has("USAGE", "WAREHOUSE", key, privileges.WAREHOUSE_OWNER):
+            seen.append(name)
+            usable.append((pk, name))
+        elif any(held.has(p, "WAREHOUSE", key, None) for p in WAREHOUSE_PRIVILEGES):
+            seen.append(name)
+    return seen, [name for _, name in sorted(usable)]
+
+
 def visible_warehouses(session: Session) -> list[str]:
-    """The warehouses the session may see, by name: any privilege on one (USAGE, OPERATE, MONITOR,
-    MODIFY) or owning it shows it, as SHOW WAREHOUSES lists them. The header's menu, the wizard and USE
-    WAREHOUSE read this list too, so none of them reveals a warehouse SHOW WAREHOUSES hides."""
-    visibility = privileges.Visibility(session)
-    return [name for name in Warehouse.objects.order_by("name").values_list("name", flat=True)
-            if visibility.sees("WAREHOUSE", privileges.key(name), privileges.WAREHOUSE_OWNER)]
+    """The warehouses SHOW WAREHOUSES lists for the session; the header's menu, the wizard and USE
+    WAREHOUSE read the same list, so none of them reveals a warehouse SHOW WAREHOUSES hides."""
+    return warehouse_access(session)[0]
 
 
 def usable_warehouses(session: Session) -> list[str]:
-    """The warehouses the session's role may make current (USAGE), of those it sees, by name."""
-    roles = privileges.session_roles(session)
-    return [name for name in visible_warehouses(session)
-            if privileges.has_privilege(session, "USAGE", "WAREHOUSE", privileges.key(name), roles=roles)]
+    """The warehouses the session's role may make current (USAGE), oldest first."""
+    return warehouse_access(session)[1]
 
 
 def default_role(user) -> str:
@@ -88,16 +102,15 @@ def default_warehouse(user=None) -> str | None:
     return Warehouse.objects.order_by("pk").values_list("name", flat=True).first()
 
 
-def default_warehouse_for(session: Session) -> str | None:
+def default_warehouse_for(session: Session, usable: list[str] | None = None) -> str | None:
     """The warehouse a session of this role starts in: default_warehouse when the role may use it, else
     the first one it may use, else none (Snowflake, too, starts a session without a warehouse its role
-    cannot use rather than refusing the sign-in)."""
-    usable = usable_warehouses(session)
-    preferred = default_warehouse(session.user)
-    if preferred in usable:
-        return preferred
-    first = Warehouse.objects.filter(name__in=usable).order_by("pk").values_list("name", flat=True).first()
-    return first
+    cannot use rather than refusing the sign-in). `usable`: usable_warehouses(session), when read already."""
+    usable = usable_warehouses(session) if usable is None else usable
+    profile = _profile(session.user)
+    if profile is not None and profile.default_warehouse in usable:
+        return profile.default_warehouse
+    return usable[0] if usable else None
 
 
 def usable_roles(user) -> list[str]:

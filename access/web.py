@@ -17,13 +17,15 @@ def current_role(request) -> str:
     return roles.default_role(request.user)
 
 
-def current_warehouse(request, role: str | None = None) -> str | None:
-    """The chosen warehouse while the current role may still use it, else that role's default."""
+def current_warehouse(request, role: str | None = None, usable: list[str] | None = None) -> str | None:
+    """The chosen warehouse while the current role may still use it, else that role's default.
+    `usable`: the role's usable warehouses, when read already."""
     session = Session(request.user, role=role or current_role(request))
+    usable = roles.usable_warehouses(session) if usable is None else usable
     name = request.session.get(WAREHOUSE_KEY)
-    if name and roles.may_use_warehouse(session, name):
+    if name and name in usable:
         return name
-    return roles.default_warehouse_for(session)
+    return roles.default_warehouse_for(session, usable)
 
 
 def session_for(request) -> Session:
@@ -54,8 +56,9 @@ def menus(request) -> dict:
     ones. Empty for anonymous users."""
     if not request.user.is_authenticated:
         return {}
-    session = session_for(request)
+    role = current_role(request)
+    seen, usable = roles.warehouse_access(Session(request.user, role=role))
     return {"web_session": {
-        "role": session.role, "roles": roles.usable_roles(request.user),
-        "warehouse": session.warehouse, "warehouses": roles.visible_warehouses(session),
+        "role": role, "roles": roles.usable_roles(request.user),
+        "warehouse": current_warehouse(request, role, usable), "warehouses": seen,
     }}
