@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 from access import privileges
+from access.grants import PRIVILEGES
 from access.models import Role, UserProfile
 from access.session import Session
 from catalog import accountdata
@@ -25,7 +26,6 @@ from studio.errors import StudioError
 from warehouses.models import Warehouse
 
 SESSION_FIELDS = ("role", "warehouse", "database", "schema")
-WAREHOUSE_PRIVILEGES = ("USAGE", "OPERATE", "MONITOR", "MODIFY")
 
 
 def _profile(user) -> UserProfile | None:
@@ -50,11 +50,6 @@ def may_use_role(user, role: str) -> bool:
     return privileges.may_use_role(user, role)
 
 
-def may_use_warehouse(session: Session, name: str) -> bool:
-    """USE WAREHOUSE would accept it: the session's role sees the warehouse and holds USAGE on it."""
-    return name in usable_warehouses(session)
-
-
 def warehouse_access(session: Session) -> tuple[list[str], list[str]]:
     """(the warehouses the session sees, by name; those of them it may use, oldest first), in three
     queries however many warehouses there are: the header's menus read this on every page. Any privilege
@@ -68,7 +63,7 @@ def warehouse_access(session: Session) -> tuple[list[str], list[str]]:
         if held.has("USAGE", "WAREHOUSE", key, privileges.WAREHOUSE_OWNER):
             seen.append(name)
             usable.append((pk, name))
-        elif any(held.has(p, "WAREHOUSE", key, None) for p in WAREHOUSE_PRIVILEGES):
+        elif any(held.has(p, "WAREHOUSE", key, None) for p in PRIVILEGES["WAREHOUSE"]):
             seen.append(name)
     return seen, [name for _, name in sorted(usable)]
 
