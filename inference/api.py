@@ -2,7 +2,6 @@
 its size limit, and the HTTP status of a service error."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +12,7 @@ from access.session import Session
 from inference import limits
 from inference.gateway import InferenceError
 from sqlapi.sessions import open_session
+from studio import request_body
 from studio.errors import StudioError
 
 UNAUTHORIZED = ("Invalid or missing API token. Send 'Authorization: Bearer <token>' with a token created on "
@@ -36,20 +36,12 @@ def read_json(request) -> dict[str, Any]:
     """The request's JSON object, refusing a body over STUDIO_GATEWAY_MAX_REQUEST_BYTES before reading
     more of it than the limit."""
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    limits.check_request_size(declared)
-    limit = settings.GATEWAY_MAX_REQUEST_BYTES
-    raw = request.read(limit + 1) if limit > 0 else request.read()
-    limits.check_request_size(len(raw))
-    try:
-        body = json.loads(raw or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    return body
+        return request_body.read_object(request, limit=settings.GATEWAY_MAX_REQUEST_BYTES,
+                                        setting="STUDIO_GATEWAY_MAX_REQUEST_BYTES")
+    except request_body.TooLarge as exc:
+        raise limits.RequestTooLarge(exc.message) from None
+    except request_body.BadBody as exc:
+        raise BadRequest(exc.message, None if exc.field == "body" else exc.field) from None
 
 
 def status_for(error: StudioError) -> int:
@@ -58,6 +50,8 @@ def status_for(error: StudioError) -> int:
     if isinstance(error, limits.RequestTooLarge):
         return 413
     if isinstance(error, InferenceError):
+        if error.invalid_request:
+            return 400
         return 502 if error.permanent else 503  # refused by the inference server / not reachable
     if error.code == INSUFFICIENT_PRIVILEGES:
         return 403

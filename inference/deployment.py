@@ -31,6 +31,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from inference.credentials import auth_headers
+from inference import addresses
 from inference.gateway import InferenceError
 from inference.models import InferenceServer
 from models_registry.models import Deployment, FineTunedModel
@@ -107,11 +108,15 @@ def _claim(row: Deployment) -> bool:
 
 
 def _set(row: Deployment, state: str, reason: str = "") -> None:
+    # The reason is the server's or the TGI launcher's own words, shown on the model's page and in COMPLETE's
+    # errors: the server is named there, never located (inference/addresses.py).
+    reason = addresses.hide(reason, row.server) if reason else reason
     Deployment.objects.filter(pk=row.pk).update(state=state, reason=reason, updated_on=timezone.now())
 
 
 def unreachable(server: InferenceServer, exc: BaseException) -> str:
-    return f"Inference server '{server.name}' at {server.url} is not reachable ({exc})."
+    log.warning("inference server %s at %s is not reachable: %r", server.name, server.url, exc)
+    return f"Inference server '{server.name}' is not reachable ({addresses.hide(str(exc), server)})."
 
 
 def _redeploy_tgi(server: InferenceServer, dropped: str | None = None) -> str | None:
@@ -280,4 +285,4 @@ def _send(request: urllib.request.Request) -> dict[str, Any]:
             message = json.loads(raw).get("error") or ""
         except (ValueError, AttributeError):
             message = raw.decode(errors="replace")[:500]
-        raise ServerRefused(message or f"HTTP {exc.code} from {request.full_url}") from None
+        raise ServerRefused(message or f"HTTP {exc.code} {exc.reason}") from None

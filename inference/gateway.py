@@ -1,6 +1,7 @@
 """Which inference server answers for a model, and the TGI-protocol client that talks to it."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -9,15 +10,21 @@ from django.conf import settings
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, TextGenerationError
 
-from inference import tgi
+from inference import addresses, tgi
 from inference.models import InferenceServer
 from studio.errors import StudioError
 
+log = logging.getLogger(__name__)
+
 
 class InferenceError(StudioError):
-    def __init__(self, message: str, *, permanent: bool = True) -> None:
+    """`invalid_request`: the server refused what was asked (TGI's 422: a prompt longer than the model
+    takes, a parameter out of its range), which the caller must change, rather than failing itself."""
+
+    def __init__(self, message: str, *, permanent: bool = True, invalid_request: bool = False) -> None:
         super().__init__(message, code=100351, sqlstate="P0001")
         self.permanent = permanent
+        self.invalid_request = invalid_request
 
 
 # huggingface_hub talks httpx2, whose connection errors and timeouts are not OSErrors.
@@ -81,14 +88,28 @@ def chat(target: Target, messages: list[dict[str, str]], *, max_tokens: int, tem
             top_p=top_p,
         )
     except HfHubHTTPError as exc:
-        detail = exc.server_message or str(exc)
-        raise InferenceError(f"Inference server {server.url} refused the request for {target.display_name}: {detail}") from exc
+        raise _refused(server, target, exc) from exc
     except UNREACHABLE as exc:  # connection refused, timeouts
-        raise InferenceError(f"Inference server {server.url} for base model '{target.base_model}' is not reachable: {exc}",
-                             permanent=False) from exc
+        raise _unreachable(server, target, exc) from exc
     choice = output.choices[0]
     usage = output.usage
     return (choice.message.content or "", usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
+
+
+def _refused(server: InferenceServer, target: Target, exc: HfHubHTTPError) -> InferenceError:
+    status = exc.response.status_code if exc.response is not None else None
+    log.warning("inference server %s at %s refused the request for %s: %s", server.name, server.url,
+                target.display_name, exc)
+    # str(exc) names the URL it requested: only the server's own words (or the status) reach the caller.
+    detail = addresses.hide(exc.server_message or f"HTTP {status}", server)
+    return InferenceError(f"Inference server '{server.name}' refused the request for {target.display_name}: {detail}",
+                          invalid_request=status == 422)
+
+
+def _unreachable(server: InferenceServer, target: Target, exc: BaseException) -> InferenceError:
+    log.warning("inference server %s at %s is not reachable: %r", server.name, server.url, exc)
+    return InferenceError(f"Inference server '{server.name}' for base model '{target.base_model}' is not reachable: "
+                          f"{addresses.hide(str(exc), server) or type(exc).__name__}", permanent=False)
 
 
 @dataclass(frozen=True)
@@ -118,12 +139,10 @@ def chat_stream(target: Target, messages: list[dict[str, str]], *, max_tokens: i
         )
     except HfHubHTTPError as exc:
         client.close()
-        detail = exc.server_message or str(exc)
-        raise InferenceError(f"Inference server {server.url} refused the request for {target.display_name}: {detail}") from exc
+        raise _refused(server, target, exc) from exc
     except UNREACHABLE as exc:
         client.close()
-        raise InferenceError(f"Inference server {server.url} for base model '{target.base_model}' is not reachable: {exc}",
-                             permanent=False) from exc
+        raise _unreachable(server, target, exc) from exc
     return _deltas(server, target, client, chunks)
 
 
@@ -140,11 +159,15 @@ def _deltas(server: InferenceServer, target: Target, client: InferenceClient,
                 if text or choice.finish_reason:
                     yield ChatDelta(text, choice.finish_reason)
     except (HfHubHTTPError, TextGenerationError) as exc:
-        raise InferenceError(f"Inference server {server.url} failed while generating for {target.display_name}: "
-                             f"{getattr(exc, 'server_message', None) or exc}") from exc
+        log.warning("inference server %s at %s failed while generating for %s: %s", server.name, server.url,
+                    target.display_name, exc)
+        detail = addresses.hide(str(getattr(exc, "server_message", None) or exc), server)
+        raise InferenceError(f"Inference server '{server.name}' failed while generating for {target.display_name}: "
+                             f"{detail}") from exc
     except UNREACHABLE as exc:
-        raise InferenceError(f"Inference server {server.url} for base model '{target.base_model}' went away while "
-                             f"generating: {exc}", permanent=False) from exc
+        log.warning("inference server %s at %s went away while generating: %r", server.name, server.url, exc)
+        raise InferenceError(f"Inference server '{server.name}' for base model '{target.base_model}' went away while "
+                             f"generating: {addresses.hide(str(exc), server)}", permanent=False) from exc
     finally:
         client.close()  # also when the caller stops early: the server sees the request go away
     # TGI streams one token per chunk: the count stands in for a server that reports no usage.

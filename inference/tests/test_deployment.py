@@ -203,8 +203,8 @@ def test_the_deploy_command_without_names_deploys_every_model_not_ready(session,
     out, err = StringIO(), StringIO()
     call_command("deploy", stdout=out, stderr=err)
     assert out.getvalue() == f"DEPLOY.PUBLIC.NEVER_DEPLOYED on {SERVER}: ready\n"
-    assert err.getvalue().startswith(f"embedded-elsewhere: Inference server 'embedded-elsewhere' at {down.url} is "
-                                     "not reachable")
+    assert err.getvalue().startswith("embedded-elsewhere: Inference server 'embedded-elsewhere' is not reachable")
+    assert down.url not in err.getvalue()
     assert state(waiting, server) == (State.READY, "")
 
 
