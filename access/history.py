@@ -12,10 +12,6 @@ from access.models import AccessEvent
 from access.session import Session
 from studio.errors import StudioError
 
-# Snowflake's "Insufficient privileges" errors carry this code; they are recorded as REFUSED.
-INSUFFICIENT_PRIVILEGES_CODE = 3001
-
-
 def record(session: Session, action: str, object_type: str = "", object_name: str = "", *,
            outcome: str = AccessEvent.Outcome.SUCCESS, message: str = "") -> AccessEvent:
     return AccessEvent.objects.create(
@@ -30,9 +26,8 @@ def recorded(session: Session, action: str, object_type: str = "", object_name: 
     try:
         yield
     except StudioError as exc:
-        refused = exc.code == INSUFFICIENT_PRIVILEGES_CODE
         record(session, action, object_type, object_name, message=exc.message,
-               outcome=AccessEvent.Outcome.REFUSED if refused else AccessEvent.Outcome.FAILED)
+               outcome=AccessEvent.Outcome.REFUSED if exc.refused else AccessEvent.Outcome.FAILED)
         raise
     except Exception as exc:
         record(session, action, object_type, object_name, outcome=AccessEvent.Outcome.FAILED,

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlglot import exp
-
 from access.grants import DATABASE_ROLE, ROLE, USER, inherited_roles, object_key, role_edges
 from access.models import Grant, Role
 from access.session import Session
@@ -207,66 +205,6 @@ def require_create_in_schema(session: Session, kind: str, database: str, schema:
 
 def require_warehouse_usage(session: Session, warehouse: str) -> None:
     require(session, "USAGE", "WAREHOUSE", key(warehouse))
-
-
-# Queries -----------------------------------------------------------------------------------------
-
-# Databases whose views are answered by the service itself, not read from a user's DuckDB file.
-VIRTUAL_DATABASES = ("SNOWFLAKE",)
-
-
-def tables_read(statement: exp.Expression, database: str | None, schema: str | None) -> list[tuple[str, str, str]]:
-    """(database, schema, name) of every table or view a query reads, resolved as the query will be
-    against the session's database and schema; CTE names and table functions are not tables."""
-    from sqlengine.parsing import name_parts
-
-    ctes = {name_parts(cte.args["alias"].this)[0] for cte in statement.find_all(exp.CTE)
-            if cte.args.get("alias") is not None and isinstance(cte.args["alias"].this, exp.Identifier)}
-    found: list[tuple[str, str, str]] = []
-    for table in statement.find_all(exp.Table):
-        if not isinstance(table.this, exp.Identifier):
-            continue  # TABLE(GENERATOR(…)), a stage, a function
-        parts = name_parts(table)
-        if len(parts) == 1 and parts[0] in ctes:
-            continue
-        if len(parts) == 1 and database and schema:
-            parts = [database, schema, parts[0]]
-        elif len(parts) == 2 and database:
-            parts = [database, *parts]
-        if len(parts) != 3 or parts[0] in VIRTUAL_DATABASES:
-            continue  # unresolvable names fail in the query itself, with its own error
-        if tuple(parts) not in found:
-            found.append(tuple(parts))
-    return found
-
-
-def require_read(session: Session, statement: exp.Expression, database: str | None, schema: str | None) -> None:
-    """SELECT on each table or view the query reads, and USAGE on their databases and schemas.
-    Objects that do not exist are left to the query, which reports them as Snowflake does."""
-    from catalog.models import Database, Schema
-
-    roles = session_roles(session)
-    if ACCOUNTADMIN in roles:
-        return
-    for db, sch, name in tables_read(statement, database, schema):
-        if not Database.objects.filter(name=db).exists():
-            continue
-        require(session, "USAGE", "DATABASE", key(db), roles=roles)
-        if not Schema.objects.filter(database__name=db, name=sch).exists():
-            continue
-        require(session, "USAGE", "SCHEMA", key(db, sch), roles=roles)
-        object_type = "VIEW" if _is_view(db, sch, name) else "TABLE"
-        require(session, "SELECT", object_type, key(db, sch, name), roles=roles)
-
-
-def _is_view(database: str, schema: str, name: str) -> bool:
-    from catalog.models import SchemaObject
-
-    kind = SchemaObject.objects.filter(schema__database__name=database, schema__name=schema, name=name) \
-        .values_list("kind", flat=True).first()
-    if kind is not None:
-        return kind == SchemaObject.Kind.VIEW
-    return Grant.objects.filter(object_type="VIEW", object_name=key(database, schema, name)).exists()
 
 
 # Visibility --------------------------------------------------------------------------------------

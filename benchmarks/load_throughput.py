@@ -132,9 +132,10 @@ def case_read_fetchall(source: Path) -> int:
 
 
 def case_read_rows(source: Path) -> int:
+    from access.session import Session
     from jobs.training_data import read_rows
 
-    rows = read_rows(QUERY, DATABASE, "PUBLIC")
+    rows = read_rows(Session(user=None, role="ACCOUNTADMIN", database=DATABASE, schema="PUBLIC"), QUERY)
     return sum(1 for _ in rows)
 
 

@@ -1,7 +1,9 @@
-"""Account data: databases, schemas and tables, one DuckDB file per database.
+"""Account data: databases, schemas and tables, one DuckDB file per database, attached under its own
+name so that three-part names (db.schema.table) resolve as in Snowflake.
 
-Statements arrive in Snowflake's dialect and are transpiled by sqlglot. Queries attach every database
-file under its name, so three-part names (db.schema.table) resolve as in Snowflake.
+User SQL never runs here: it runs in a sandbox (sandbox/box.py) that attaches only what the statement
+may read. connect() is for the studio's own listings (SHOW, GRANT … ON ALL), which read every
+database's catalog and filter by privilege afterwards.
 """
 from __future__ import annotations
 
@@ -83,10 +85,32 @@ def _open_file(database: str) -> duckdb.DuckDBPyConnection:
     return _with_lock_retry(database, lambda: duckdb.connect(str(database_file(database))))
 
 
-def _attach(con: duckdb.DuckDBPyConnection, database: str, *, read_only: bool) -> None:
+def attach(con: duckdb.DuckDBPyConnection, database: str, *, read_only: bool) -> None:
     path = str(database_file(database)).replace("'", "''")
     mode = " (READ_ONLY)" if read_only else ""
     _with_lock_retry(database, lambda: con.execute(f"ATTACH '{path}' AS {_ident(database)}{mode}"))
+
+
+# DuckDB's own catalogs, and the databases and schemas the studio answers itself (SNOWFLAKE, each
+# database's INFORMATION_SCHEMA): no user object may take their names.
+RESERVED_DATABASES = ("SNOWFLAKE", "SYSTEM", "TEMP", "MAIN", "MEMORY")
+RESERVED_SCHEMAS = ("INFORMATION_SCHEMA", "PG_CATALOG")
+
+
+def _refuse_reserved(name: str, reserved: tuple[str, ...], kind: str) -> None:
+    if name.upper() in reserved:
+        raise StudioError(f"SQL compilation error: '{quote(name)}' is reserved and cannot name a {kind}.",
+                          code=2003, sqlstate="42939")
+
+
+def _refuse_case_twin(name: str, existing, kind: str) -> None:
+    """DuckDB matches names regardless of case, so "sales" and SALES cannot both exist: the second
+    would silently open the first."""
+    twin = next((other for other in existing if other.upper() == name.upper() and other != name), None)
+    if twin is not None:
+        raise StudioError(f"SQL compilation error: {kind.capitalize()} '{quote(name)}' would differ from the "
+                          f"existing {kind} '{quote(twin)}' only in case, which this studio's storage cannot "
+                          "tell apart. Choose another name.", code=2002, sqlstate="42710")
 
 
 def create_database(name: str, owner_role: str = "ACCOUNTADMIN", *, if_not_exists: bool = False,
@@ -97,6 +121,8 @@ def create_database(name: str, owner_role: str = "ACCOUNTADMIN", *, if_not_exist
         if if_not_exists:
             return existing
         raise StudioError(f"Object '{quote(db_name)}' already exists.", code=2002, sqlstate="42710")
+    _refuse_reserved(db_name, RESERVED_DATABASES, "database")
+    _refuse_case_twin(db_name, Database.objects.values_list("name", flat=True), "database")
     settings.DUCKDB_DIR.mkdir(parents=True, exist_ok=True)
     with transaction.atomic():
         database = Database.objects.create(name=db_name, owner_role=owner_role, comment=comment)
@@ -116,6 +142,8 @@ def create_schema(database: str, name: str, owner_role: str = "ACCOUNTADMIN", *,
         if if_not_exists:
             return existing
         raise StudioError(f"Object '{quote(db.name)}.{quote(name)}' already exists.", code=2002, sqlstate="42710")
+    _refuse_reserved(name, RESERVED_SCHEMAS, "schema")
+    _refuse_case_twin(name, Schema.objects.filter(database=db).values_list("name", flat=True), "schema")
     with transaction.atomic():
         schema = Schema.objects.create(database=db, name=name, owner_role=owner_role)
         con = _open_file(db.name)
@@ -184,7 +212,8 @@ def load_table(database: str, schema: str, table: str, source: Path, *, replace:
 @contextlib.contextmanager
 def connect(database: str | None, schema: str | None, *, read_only: bool = True,
             write: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB session with every account database attached under its own name.
+    """An in-memory DuckDB session with every account database attached under its own name, for the
+    studio's own SQL only (never a user's: see the module's docstring).
 
     `write` names the one database a statement changes: only its file is attached read-write, so a
     statement locks out other processes from that database alone and only while it runs."""
@@ -193,7 +222,7 @@ def connect(database: str | None, schema: str | None, *, read_only: bool = True,
         for db_name in Database.objects.values_list("name", flat=True):
             path = database_file(db_name)
             if path.exists():
-                _attach(con, db_name, read_only=read_only and db_name != write)
+                attach(con, db_name, read_only=read_only and db_name != write)
         if database and Database.objects.filter(name=database).exists():
             con.execute(f"USE {_ident(database)}.{_ident(schema or DEFAULT_SCHEMA)}")
         if read_only:
@@ -219,44 +248,12 @@ def check_read_only_query(sql: str) -> exp.Expression:
     return statement
 
 
-def to_duckdb(statement: exp.Expression) -> str:
-    return statement.sql(dialect="duckdb")
-
-
-def run_query(sql: str, database: str | None, schema: str | None) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run a read-only SELECT in Snowflake's dialect; returns (column names, rows)."""
-    statement = check_read_only_query(sql)
-    with connect(database, schema) as con:
-        try:
-            cursor = con.execute(to_duckdb(statement))
-        except duckdb.Error as exc:
-            raise query_error(exc, statement, database, schema) from exc
-        columns = [d[0] for d in cursor.description]
-        return columns, cursor.fetchall()
-
-
-def _duckdb_message(exc: duckdb.Error) -> str:
-    text = str(exc).split("\n")[0]
-    return re.sub(r"^[A-Za-z ]+Error: ", "", text)
-
-
-def query_error(exc: duckdb.Error, statement: exp.Expression | None, database: str | None,
-                schema: str | None) -> StudioError:
-    """A DuckDB error as Snowflake words it. DuckDB names a missing table by its last part, as written;
-    Snowflake names it in full, so the name is looked up in the statement and qualified."""
-    text = _duckdb_message(exc)
-    missing = re.match(r'Table with name "?(.+?)"? does not exist', text)
-    if missing and statement is not None:
-        wanted = missing.group(1).split(".")[-1].lower()
-        for table in statement.find_all(exp.Table):
-            parts = [p.name if isinstance(p, exp.Identifier) and p.quoted else p.name.upper() for p in table.parts]
-            if parts and parts[-1].lower() == wanted:
-                context = [p for p in (database, schema) if p][: max(0, 3 - len(parts))]
-                if len(parts) == 2 and database:
-                    context = [database]
-                name = ".".join(quote(p) for p in [*context, *parts])
-                return compilation_error(f"Object '{name}' does not exist or not authorized.")
-    return compilation_error(text)
+def duckdb_message(exc: Exception) -> str:
+    """DuckDB's error in one line, without its class prefix or any of the server's paths."""
+    text = re.sub(r"^[A-Za-z ]+Error: ", "", str(exc).split("\n")[0])
+    for directory in (settings.DUCKDB_DIR, settings.STAGE_DIR, settings.MODEL_STORE, settings.DATA_DIR):
+        text = text.replace(str(directory), "<data>")
+    return text
 
 
 def drop_database(name: str) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from catalog import stages
+from catalog.accountdata import duckdb_message
 from catalog.identifiers import quote
 from catalog.models import LoadedFile
 from studio.errors import StudioError
@@ -213,7 +214,7 @@ def _load_all_or_nothing(con, target: Target, location, staged: list, fmt: FileF
     except duckdb.Error as exc:
         con.execute("ROLLBACK")
         raise StudioError(f"COPY INTO {quote(target.table)} failed on file '{location.prefix}{staged_file.relative}': "
-                          f"{_duckdb_message(exc)}\n  {ON_ERROR_HINT}", code=100038, sqlstate="22018") from exc
+                          f"{duckdb_message(exc)}\n  {ON_ERROR_HINT}", code=100038, sqlstate="22018") from exc
     except BaseException:
         con.execute("ROLLBACK")
         raise
@@ -231,7 +232,7 @@ def _load_on_its_own(con, target: Target, location, staged: stages.StagedFile, f
     except duckdb.Error as exc:
         con.execute("ROLLBACK")
         report = FileReport(location.prefix + staged.relative, status="LOAD_FAILED", errors_seen=1,
-                            first=RowError(None, None, None, _duckdb_message(exc)))
+                            first=RowError(None, None, None, duckdb_message(exc)))
         report.errors = [report.first]
         report.error_limit = options.skip_file_limit if options.on_error != "CONTINUE" else 0
         return report
@@ -263,11 +264,6 @@ def _load_file(con, target: Target, location, staged: stages.StagedFile, fmt: Fi
 
 def _column_list(target: Target) -> str:
     return ", ".join(_ident(c) for c, _ in target.columns)
-
-
-def _duckdb_message(exc: Exception) -> str:
-    text = str(exc).split("\n")[0]
-    return re.sub(r"^[A-Za-z ]+Error: ", "", text)
 
 
 def _compression(fmt: FileFormat) -> str:

@@ -92,8 +92,7 @@ def record_checked(session: Session) -> None:
     for model, error in (getattr(session, CHECKED_ATTRIBUTE, None) or {}).items():
         outcome = AccessEvent.Outcome.SUCCESS
         if error is not None:
-            outcome = (AccessEvent.Outcome.REFUSED if error.code == history.INSUFFICIENT_PRIVILEGES_CODE
-                       else AccessEvent.Outcome.FAILED)
+            outcome = AccessEvent.Outcome.REFUSED if error.refused else AccessEvent.Outcome.FAILED
         history.record(session, "COMPLETE", "MODEL", model[:767], outcome=outcome,
                        message=error.message if error is not None else "")
     setattr(session, CHECKED_ATTRIBUTE, {})

@@ -15,7 +15,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from access import privileges
 from access.session import Session
 from catalog import accountdata
 from catalog.base_models import install_command
@@ -88,8 +87,7 @@ class DataPreview:
 def preview(session: Session, base: BaseModel, query: str, *, purpose: str = "training") -> DataPreview:
     """Check `query` as FINETUNE CREATE will (StudioError when it refuses) and preview its rows."""
     statement = accountdata.check_read_only_query(query)
-    privileges.require_read(session, statement, session.database, session.schema)
-    count = check_query(query, session.database, session.schema, purpose=purpose)
+    count = check_query(session, query, purpose=purpose)
     result = DataPreview(base_model=base, row_count=count)
     if not base.is_installed:
         result.needs_install = (f"The preview renders rows with {base.name}'s tokenizer and chat template, so it "
@@ -99,7 +97,7 @@ def preview(session: Session, base: BaseModel, query: str, *, purpose: str = "tr
     from trainer.prepare import encode_rows, rows_over_limits, limits_message, token_counts
 
     limited = f"SELECT prompt, completion FROM ({statement.sql(dialect='snowflake')}) AS q LIMIT {PREVIEW_ROWS}"
-    rows = read_rows(limited, session.database, session.schema)
+    rows = read_rows(session, limited)
     result.rows_read = len(rows)
     try:
         check_rows(rows, base.training_data_limit_bytes)

@@ -116,15 +116,11 @@ def _create(session: Session, name: str, base_model: str, training_query: str, v
     accountdata.get_schema(target.database, target.schema)
     warehouse = _warehouse(session)
     privileges.require_warehouse_usage(session, warehouse.name)
-    for query in (training_query, validation_query):
-        if query and query.strip():
-            # Checked before the query runs: check_query below reads the data.
-            privileges.require_read(session, accountdata.check_read_only_query(query), session.database,
-                                    session.schema)
     privileges.require_create_in_schema(session, "MODEL", target.database, target.schema)
-    check_query(training_query, session.database, session.schema, purpose="training")
+    # Each query runs in a sandbox that checks every name it reads before reading anything.
+    check_query(session, training_query, purpose="training")
     if validation_query:
-        check_query(validation_query, session.database, session.schema, purpose="validation")
+        check_query(session, validation_query, purpose="validation")
 
     with transaction.atomic():
         job = FineTuneJob.objects.create(

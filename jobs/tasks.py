@@ -119,7 +119,7 @@ def cpu_threads(warehouse_name: str) -> int:
 def run_finetune_job(job_id: str) -> str:
     """Train one job. Never raises for job-level failures: they are recorded on the row."""
     from catalog.models import BaseModel
-    from jobs.training_data import read_rows
+    from jobs.training_data import job_session, read_rows
     from models_registry import registry
     from trainer import DataError, TrainConfig, TrainingCancelled, auto_epochs, check_rows, split_validation, train
     from trainer.out_of_memory import TrainingOutOfMemory
@@ -136,12 +136,12 @@ def run_finetune_job(job_id: str) -> str:
     try:
         base = BaseModel.objects.get(name=job.base_model)
         hooks.on_phase("reading data")
-        rows = read_rows(job.training_data, job.query_database or None, job.query_schema or None)
+        rows = read_rows(job_session(job), job.training_data)
         # Checked before anything is split, so row numbers in messages are positions in the query result.
         check_rows(rows, max_training_bytes=base.training_data_limit_bytes)
         if job.validation_data:
             train_rows = rows
-            val_rows = read_rows(job.validation_data, job.query_database or None, job.query_schema or None)
+            val_rows = read_rows(job_session(job), job.validation_data, purpose="validation")
             try:
                 check_rows(val_rows)
             except DataError as exc:

@@ -1,9 +1,15 @@
-"""Checking and reading the prompt/completion rows a training or validation query returns."""
+"""Checking and reading the prompt/completion rows a training or validation query returns.
+
+The query runs in a sandbox as the role that asked for it (sandbox/box.py): when the job is created,
+and again when a worker reads its rows, so a grant revoked in between stops the job from reading.
+"""
 from __future__ import annotations
 
 import duckdb
 
+from access.session import Session
 from catalog import accountdata
+from sandbox.box import Sandbox
 from studio.errors import StudioError, compilation_error
 
 REQUIRED_COLUMNS = ("prompt", "completion")
@@ -11,23 +17,32 @@ REQUIRED_COLUMNS = ("prompt", "completion")
 TEXT_TYPES = {"VARCHAR", "JSON"}
 
 
-def _wrapped(sql: str) -> str:
-    inner = accountdata.to_duckdb(accountdata.check_read_only_query(sql))
+def _wrapped(inner: str) -> str:
     return f"SELECT CAST(prompt AS VARCHAR), CAST(completion AS VARCHAR) FROM ({inner}) AS training_rows"
 
 
-def check_query(sql: str, database: str | None, schema: str | None, *, purpose: str) -> int:
+def _prepared(box: Sandbox, sql: str, purpose: str) -> str:
+    """The query's DuckDB SQL, once the sandbox has checked it and attached what it reads; a refusal
+    says which of the job's queries it concerns."""
+    try:
+        return box.prepare(accountdata.check_read_only_query(sql)).sql(dialect="duckdb")
+    except StudioError as error:
+        reason = error.message.removeprefix("SQL compilation error: ")
+        raise StudioError(f"SQL compilation error: the {purpose} query failed: {reason}", code=error.code,
+                          sqlstate=error.sqlstate, refused=error.refused) from None
+
+
+def check_query(session: Session, sql: str, *, purpose: str) -> int:
     """Validate a training/validation query before a job exists; returns its row count."""
     if not sql or not sql.strip():
         raise StudioError(f"The {purpose} query is empty: give a SELECT that returns prompt and completion columns.",
                           code=100357, sqlstate="22023")
-    statement = accountdata.check_read_only_query(sql)
-    with accountdata.connect(database, schema) as con:
+    with Sandbox(session) as box:
+        inner = _prepared(box, sql, purpose)
         try:
-            cursor = con.execute(f"SELECT * FROM ({accountdata.to_duckdb(statement)}) AS q LIMIT 0")
+            cursor = box.execute(f"SELECT * FROM ({inner}) AS q LIMIT 0")
         except duckdb.Error as exc:
-            error = accountdata.query_error(exc, statement, database, schema)
-            raise compilation_error(f"the {purpose} query failed: {error.message.removeprefix('SQL compilation error: ')}") from exc
+            raise compilation_error(f"the {purpose} query failed: {accountdata.duckdb_message(exc)}") from exc
         columns = [d[0] for d in cursor.description]
         types = {d[0].lower(): str(d[1]) for d in cursor.description}
         lowered = {c.lower() for c in columns}
@@ -44,13 +59,20 @@ def check_query(sql: str, database: str | None, schema: str | None, *, purpose: 
                 f"the {purpose} query's PROMPT and COMPLETION columns must be text; {', '.join(not_text)}. "
                 "Cast them, e.g. SELECT TO_VARCHAR(label) AS completion"
             )
-        count = con.execute(f"SELECT count(*) FROM ({_wrapped(sql)}) AS c").fetchone()[0]
+        count = box.execute(f"SELECT count(*) FROM ({_wrapped(inner)}) AS c").fetchone()[0]
     if count == 0:
         raise StudioError(f"The {purpose} query returned no rows: a fine-tuning job needs at least one "
                           "prompt/completion example.", code=100357, sqlstate="22023")
     return int(count)
 
 
-def read_rows(sql: str, database: str | None, schema: str | None) -> list[tuple[str | None, str | None]]:
-    with accountdata.connect(database, schema) as con:
-        return [(p, c) for p, c in con.execute(_wrapped(sql)).fetchall()]
+def read_rows(session: Session, sql: str, *, purpose: str = "training") -> list[tuple[str | None, str | None]]:
+    with Sandbox(session) as box:
+        return [(p, c) for p, c in box.execute(_wrapped(_prepared(box, sql, purpose))).fetchall()]
+
+
+def job_session(job) -> Session:
+    """The session a job's queries run in: its creator, with the role and the database and schema the
+    job was created in."""
+    return Session(user=job.user, role=job.role, warehouse=job.warehouse, database=job.query_database or None,
+                   schema=job.query_schema or None, entry_point="worker")

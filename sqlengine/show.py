@@ -16,6 +16,7 @@ from catalog import accountdata
 from catalog.identifiers import split_parts
 from catalog.models import Database, Schema, SchemaObject
 from models_registry.models import FineTunedModel
+from sandbox import names
 from sqlengine.parsing import constant, name_parts
 from sqlengine.results import Result
 from studio.errors import StudioError, compilation_error
@@ -112,8 +113,6 @@ def like_matches(pattern: str, value: str) -> bool:
 
 def _scope(session, spec: ShowSpec) -> tuple[str | None, str | None]:
     """(database, schema) the listing is limited to; None for no limit."""
-    from sqlengine.statements.catalog import no_current
-
     action = f"SHOW {spec.kind}"
     if spec.scope_kind == "ACCOUNT":
         return None, None
@@ -134,7 +133,7 @@ def _scope(session, spec: ShowSpec) -> tuple[str | None, str | None]:
         if Database.objects.filter(name=name).exists():
             return name, None
         if not session.database:
-            raise no_current(action, "database")
+            raise names.no_current(action, "database")
         accountdata.get_schema(session.database, name)
     # Without IN, Snowflake lists the current database, or the whole account when there is none.
     return session.database, None

@@ -569,7 +569,7 @@ class TableStep(StepHandler):
         first_rows(session, table)  # SELECT privilege on the table, checked by the query itself
         if self.which == "validation":
             # CREATE's own check of the validation query: the same columns must exist there.
-            check_query(draft.query(table), session.database, session.schema, purpose="validation")
+            check_query(session, draft.query(table), purpose="validation")
         draft.update(**{self.which: table})
 
     def context(self, draft, session, form):

@@ -39,8 +39,10 @@ def test_revoke_takes_effect_on_the_next_statement_of_the_same_session(admin, an
     sql(admin, "REVOKE SELECT ON TABLE mdb.public.training FROM ROLE analyst")
     with pytest.raises(StudioError) as caught:
         sql(analyst, finetune_sql("mdb.public.second"))
-    assert caught.value.message == "Insufficient privileges to operate on table 'TRAINING'"
-    with pytest.raises(StudioError, match=r"^Insufficient privileges to operate on table 'TRAINING'"):
+    assert caught.value.message == ("SQL compilation error: the training query failed: Object "
+                                    "'MDB.PUBLIC.TRAINING' does not exist or not authorized.")
+    with pytest.raises(StudioError, match=r"^SQL compilation error: Object 'MDB.PUBLIC.TRAINING' does not exist or "
+                                          r"not authorized\.$"):
         sql(analyst, "SELECT COUNT(*) FROM training")
 
 

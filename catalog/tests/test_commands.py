@@ -4,8 +4,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from catalog import accountdata
 from catalog.models import BaseModel
+from sqlengine.executor import Executor
+from tests.support.cortex import admin_session
 
 
 def test_basemodels_list_says_which_models_are_installed(db, smollm2_dir, capsys):
@@ -47,10 +48,9 @@ def test_load_table_creates_a_queryable_table_from_jsonl_and_csv(db, tmp_path, c
     csv = tmp_path / "more.csv"
     csv.write_text("prompt,completion\nhello,world\n")
     call_command("load_table", "loaddb.staging.more", str(csv), "--create", "--replace")
-    columns, rows = accountdata.run_query("SELECT completion FROM loaddb.staging.more", None, None)
-    assert rows == [("world",)]
-    columns, rows = accountdata.run_query("SELECT count(*) AS n FROM examples", "LOADDB", "PUBLIC")
-    assert rows == [(5,)]
+    admin = Executor(admin_session(database="LOADDB", schema="PUBLIC"))
+    assert admin.execute("SELECT completion FROM loaddb.staging.more")[-1].rows == [("world",)]
+    assert admin.execute("SELECT count(*) AS n FROM examples")[-1].rows == [(5,)]
 
 
 def test_load_table_refuses_to_overwrite_without_replace(db, tmp_path):

@@ -14,7 +14,6 @@ import duckdb
 import sqlglot
 from django.db import transaction
 from sqlglot import exp
-from sqlglot.optimizer.qualify_tables import qualify_tables
 
 from access import privileges
 from catalog import accountdata
@@ -22,6 +21,8 @@ from catalog.identifiers import QualifiedName, quote, split_parts
 from catalog.models import SchemaObject
 from inference import deployment
 from models_registry.models import FineTunedModel
+from sandbox import names
+from sandbox.box import Sandbox
 from sqlengine import datatypes, show
 from sqlengine.parsing import constant, name_parts
 from sqlengine.results import Result, status
@@ -76,32 +77,16 @@ def _command_text(statement: exp.Command) -> str:
 
 # Names ------------------------------------------------------------------------------------------------
 
-def no_current(action: str, what: str) -> StudioError:
-    return StudioError(
-        f"Cannot perform {action}. This session does not have a current {what}. "
-        f"Call 'USE {what.upper()}', or use a qualified name.",
-        code=90105, sqlstate="22000",
-    )
+no_current = names.no_current
 
 
 def resolve(session, node: exp.Expression, action: str) -> QualifiedName:
     """db.schema.name of a one-, two- or three-part name, against the session's database and schema."""
-    parts = name_parts(node)
-    if not parts or len(parts) > 3:
-        raise compilation_error(f"invalid object name '{node.sql(dialect='snowflake')}'.")
-    return resolve_parts(session, parts, action)
+    return resolve_parts(session, name_parts(node), action)
 
 
 def resolve_parts(session, parts: list[str], action: str) -> QualifiedName:
-    if len(parts) == 3:
-        return QualifiedName(*parts)
-    if not session.database:
-        raise no_current(action, "database")
-    if len(parts) == 2:
-        return QualifiedName(session.database, *parts)
-    if not session.schema:
-        raise no_current(action, "schema")
-    return QualifiedName(session.database, session.schema, parts[0])
+    return names.qualify(parts, session.database, session.schema, action)
 
 
 def _table_node(statement: exp.Expression) -> exp.Table:
@@ -111,14 +96,6 @@ def _table_node(statement: exp.Expression) -> exp.Table:
     if not isinstance(node, exp.Table):
         raise compilation_error(f"expected a table name in '{statement.sql(dialect='snowflake')[:80]}'.")
     return node
-
-
-def _duckdb_table(target: QualifiedName, alias: exp.Expression | None = None) -> exp.Table:
-    table = exp.Table(this=exp.to_identifier(target.name, quoted=True), db=exp.to_identifier(target.schema, quoted=True),
-                      catalog=exp.to_identifier(target.database, quoted=True))
-    if alias is not None:
-        table.set("alias", alias)
-    return table
 
 
 def _object_kind(con: duckdb.DuckDBPyConnection, target: QualifiedName) -> str | None:
@@ -144,29 +121,28 @@ def _already_exists(name: str) -> StudioError:
     return StudioError(f"SQL compilation error: Object '{name}' already exists.", code=2002, sqlstate="42710")
 
 
-def _execute(con: duckdb.DuckDBPyConnection, sql: str, source: exp.Expression | None = None,
-             context: tuple[str | None, str | None] = (None, None)):
-    """Run DuckDB SQL; `source` (the parsed statement it came from) and the (database, schema) its
-    names resolve in let errors name objects in full."""
+def _execute(con: duckdb.DuckDBPyConnection, sql: str):
     try:
         return con.execute(sql)
     except duckdb.Error as exc:
-        raise accountdata.query_error(exc, source, *context) from exc
+        raise compilation_error(accountdata.duckdb_message(exc)) from exc
 
 
 @transaction.atomic
-def _write(target: QualifiedName, session, steps) -> object:
-    """Run `steps(con)` in one DuckDB transaction on a connection where only `target.database` is
-    writable; Django changes made by `steps` roll back with it."""
-    with accountdata.connect(session.database, session.schema, write=target.database) as con:
-        con.execute("BEGIN")
-        try:
-            outcome = steps(con)
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
-        return outcome
+def _write(target: QualifiedName, box: Sandbox, steps) -> object:
+    """Run `steps(con)` in one DuckDB transaction of the statement's sandbox, where only
+    `target.database` is writable; Django changes made by `steps` roll back with it."""
+    box.attach(target.database)
+    box.seal()
+    con = box.con
+    con.execute("BEGIN")
+    try:
+        outcome = steps(con)
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+    return outcome
 
 
 # CREATE -----------------------------------------------------------------------------------------------
@@ -277,27 +253,6 @@ def _columns(definitions: list[exp.Expression]) -> list[_Column]:
     return columns
 
 
-def _normalized(node: exp.Expression, database: str | None = None, schema: str | None = None) -> exp.Expression:
-    """A copy with Snowflake's identifier rules applied for DuckDB: unquoted table names and column
-    aliases upper-cased (so a CREATE TABLE AS SELECT or a view has the column names Snowflake would
-    give it, and errors name objects as Snowflake does). With database and schema, every table name is
-    also qualified, so that a view keeps reading what its creator meant from whatever session reads it."""
-    node = node.copy()
-    if database and schema:
-        node = qualify_tables(node, db=exp.to_identifier(schema, quoted=True),
-                              catalog=exp.to_identifier(database, quoted=True), dialect="snowflake")
-    for table in node.find_all(exp.Table):
-        for key in ("this", "db", "catalog"):
-            part = table.args.get(key)
-            if isinstance(part, exp.Identifier) and not part.quoted:
-                table.set(key, exp.to_identifier(part.name.upper(), quoted=True))
-    for alias in node.find_all(exp.Alias):
-        ident = alias.args.get("alias")
-        if isinstance(ident, exp.Identifier) and not ident.quoted:
-            alias.set("alias", exp.to_identifier(ident.name.upper(), quoted=True))
-    return node
-
-
 def _create_relation(executor, statement: exp.Create, kind: str) -> Result:
     session = executor.session
     target = resolve(session, _table_node(statement), f"CREATE {kind}")
@@ -308,16 +263,31 @@ def _create_relation(executor, statement: exp.Create, kind: str) -> Result:
         raise compilation_error("CREATE VIEW needs AS SELECT ….")
     if kind == "TABLE" and query is None and not definitions:
         raise compilation_error("CREATE TABLE needs a column list or AS SELECT ….")
-    if kind == "VIEW":
-        view_columns = [name_parts(d)[0] for d in definitions]
-        columns = []
-    else:
-        columns = _columns(definitions)
-    replace, if_not_exists = bool(statement.args.get("replace")), bool(statement.args.get("exists"))
+    view_columns = [name_parts(d)[0] for d in definitions] if kind == "VIEW" else []
+    columns = _columns(definitions) if kind != "VIEW" else []
     privileges.require_create_in_schema(session, kind, target.database, target.schema)
+    with Sandbox(session, write=target.database, action=f"CREATE {kind}") as box:
+        steps = _creation_steps(session, box, statement, kind, target, schema, columns, view_columns)
+        created = _write(target, box, steps)
+    if not created:
+        return status(f"{quote(target.name)} already exists, statement succeeded.")
+    return status(f"{kind.title()} {quote(target.name)} successfully created.")
+
+
+def _creation_steps(session, box: Sandbox, statement: exp.Create, kind: str, target: QualifiedName, schema,
+                    columns: list[_Column], view_columns: list[str]):
+    """What CREATE TABLE / VIEW does inside its DuckDB transaction, once its query is prepared."""
+    query = statement.expression
+    replace, if_not_exists = bool(statement.args.get("replace")), bool(statement.args.get("exists"))
+    prepared = None
     if query is not None:
-        privileges.require_read(session, query, session.database, session.schema)
-    context = (session.database, session.schema)
+        # A view's unqualified names mean what they mean in the view's own schema, whoever reads it.
+        context = (target.database, target.schema) if kind == "VIEW" else (session.database, session.schema)
+        prepared = box.prepare(query, database=context[0], schema=context[1])
+        if kind == "VIEW" and any(read.kind == "VIRTUAL" for read in box.reads):
+            raise StudioError("SQL compilation error: a view cannot read INFORMATION_SCHEMA or "
+                              "SNOWFLAKE.ACCOUNT_USAGE here: they are answered per query, not stored.",
+                              code=2003, sqlstate="0A000")
     relation = accountdata.qualified_ident(target.database, target.schema, target.name)
 
     def steps(con):
@@ -333,9 +303,7 @@ def _create_relation(executor, statement: exp.Create, kind: str) -> Result:
             _execute(con, f"DROP {kind} {relation}")
         if kind == "VIEW":
             names = f" ({', '.join(accountdata._ident(c) for c in view_columns)})" if view_columns else ""
-            _execute(con, f"CREATE VIEW {relation}{names} AS "
-                          f"{_normalized(query, target.database, target.schema).sql(dialect='duckdb')}",
-                     query, (target.database, target.schema))
+            _execute(con, f"CREATE VIEW {relation}{names} AS {prepared.sql(dialect='duckdb')}")
         elif columns:
             _execute(con, f"CREATE TABLE {relation} ({', '.join(c.duckdb_sql for c in columns)})")
             for column in columns:
@@ -343,10 +311,10 @@ def _create_relation(executor, statement: exp.Create, kind: str) -> Result:
                     # COMMENT ON takes no parameters in DuckDB.
                     text = "'" + column.comment.replace("'", "''") + "'"
                     _execute(con, f"COMMENT ON COLUMN {relation}.{accountdata._ident(column.name)} IS {text}")
-            if query is not None:
-                _execute(con, f"INSERT INTO {relation} {_normalized(query).sql(dialect='duckdb')}", query, context)
+            if prepared is not None:
+                _execute(con, f"INSERT INTO {relation} {prepared.sql(dialect='duckdb')}")
         else:
-            _execute(con, f"CREATE TABLE {relation} AS {_normalized(query).sql(dialect='duckdb')}", query, context)
+            _execute(con, f"CREATE TABLE {relation} AS {prepared.sql(dialect='duckdb')}")
         SchemaObject.objects.filter(schema=schema, name=target.name).delete()
         SchemaObject.objects.create(
             schema=schema, name=target.name, kind=kind, owner_role=session.role, comment=_comment(statement),
@@ -355,10 +323,7 @@ def _create_relation(executor, statement: exp.Create, kind: str) -> Result:
         )
         return True
 
-    created = _write(target, session, steps)
-    if not created:
-        return status(f"{quote(target.name)} already exists, statement succeeded.")
-    return status(f"{kind.title()} {quote(target.name)} successfully created.")
+    return steps
 
 
 # DROP -------------------------------------------------------------------------------------------------
@@ -418,7 +383,9 @@ def _drop(executor, statement: exp.Drop) -> Result:
         SchemaObject.objects.filter(schema=schema, name=target.name).delete()
         return True
 
-    if not _write(target, session, steps):
+    with Sandbox(session, write=target.database, action=f"DROP {kind}") as box:
+        dropped = _write(target, box, steps)
+    if not dropped:
         return _dropped_already(quote(target.name))
     return status(f"{quote(target.name)} successfully dropped.")
 
@@ -464,14 +431,12 @@ def _existing_table(con, target: QualifiedName) -> None:
         raise compilation_error(f"'{target}' is a view; only tables can be changed.")
 
 
-def _require_change(session, privilege: str, target: QualifiedName, reads: exp.Expression | None) -> None:
-    """INSERT / UPDATE / DELETE / TRUNCATE on the target table (its owner holds them all), USAGE on its
-    database and schema, and SELECT on whatever else the statement reads."""
+def _require_change(session, privilege: str, target: QualifiedName) -> None:
+    """INSERT / UPDATE / DELETE / TRUNCATE on the target table (its owner holds them all) and USAGE on
+    its database and schema. What else the statement reads, the sandbox checks as it prepares it."""
     roles = privileges.session_roles(session)
     privileges.require_schema_usage(session, target.database, target.schema, roles=roles)
     privileges.require(session, privilege, "TABLE", str(target), roles=roles)
-    if reads is not None:
-        privileges.require_read(session, reads, session.database, session.schema)
 
 
 def _insert(executor, statement: exp.Insert) -> Result:
@@ -479,26 +444,22 @@ def _insert(executor, statement: exp.Insert) -> Result:
     node = _table_node(statement)
     target = resolve(session, node, "INSERT")
     accountdata.get_schema(target.database, target.schema)
-    _require_change(session, "INSERT", target, statement.expression)
-    rewritten = _normalized(statement)
-    new_table = _duckdb_table(target, node.args.get("alias"))
-    if isinstance(rewritten.this, exp.Schema):
-        rewritten.this.set("this", new_table)
-        rewritten.this.set("expressions", [exp.to_identifier(name_parts(c)[0], quoted=True)
-                                           for c in rewritten.this.expressions])
-    else:
-        rewritten.set("this", new_table)
-    overwrite = bool(rewritten.args.get("overwrite"))
-    rewritten.set("overwrite", False)
+    _require_change(session, "INSERT", target)
+    with Sandbox(session, write=target.database, action="INSERT") as box:
+        rewritten = box.prepare(statement)
+        if isinstance(rewritten.this, exp.Schema):
+            rewritten.this.set("expressions", [exp.to_identifier(name_parts(c)[0], quoted=True)
+                                               for c in rewritten.this.expressions])
+        overwrite = bool(rewritten.args.get("overwrite"))
+        rewritten.set("overwrite", False)
 
-    def steps(con):
-        _existing_table(con, target)
-        if overwrite:
-            _execute(con, f"DELETE FROM {accountdata.qualified_ident(*_parts(target))}")
-        return _execute(con, rewritten.sql(dialect="duckdb"), statement, context).fetchone()[0]
+        def steps(con):
+            _existing_table(con, target)
+            if overwrite:
+                _execute(con, f"DELETE FROM {accountdata.qualified_ident(*_parts(target))}")
+            return _execute(con, rewritten.sql(dialect="duckdb")).fetchone()[0]
 
-    context = (session.database, session.schema)
-    inserted = _write(target, session, steps)
+        inserted = _write(target, box, steps)
     return Result(["number of rows inserted"], [(int(inserted),)], ["NUMBER"])
 
 
@@ -508,18 +469,15 @@ def _update_or_delete(executor, statement: exp.Update | exp.Delete) -> Result:
     action = "UPDATE" if isinstance(statement, exp.Update) else "DELETE"
     target = resolve(session, node, action)
     accountdata.get_schema(target.database, target.schema)
-    reads = statement.copy()
-    reads.set("this", None)  # the other tables it reads (FROM / USING, subqueries), not its target
-    _require_change(session, action, target, reads)
-    rewritten = _normalized(statement)
-    rewritten.set("this", _duckdb_table(target, node.args.get("alias")))
+    _require_change(session, action, target)
+    with Sandbox(session, write=target.database, action=action) as box:
+        rewritten = box.prepare(statement)
 
-    def steps(con):
-        _existing_table(con, target)
-        return _execute(con, rewritten.sql(dialect="duckdb"), statement, context).fetchone()[0]
+        def steps(con):
+            _existing_table(con, target)
+            return _execute(con, rewritten.sql(dialect="duckdb")).fetchone()[0]
 
-    context = (session.database, session.schema)
-    count = int(_write(target, session, steps))
+        count = int(_write(target, box, steps))
     if action == "UPDATE":
         return Result(["number of rows updated", "number of multi-joined rows updated"], [(count, 0)],
                       ["NUMBER", "NUMBER"])
@@ -534,7 +492,7 @@ def _truncate(executor, statement: exp.TruncateTable) -> Result:
                 database__name=target.database, name=target.schema).exists():
             continue
         accountdata.get_schema(target.database, target.schema)
-        _require_change(session, "TRUNCATE", target, None)
+        _require_change(session, "TRUNCATE", target)
 
         def steps(con, target=target):
             if statement.args.get("exists") and _object_kind(con, target) is None:
@@ -542,7 +500,8 @@ def _truncate(executor, statement: exp.TruncateTable) -> Result:
             _existing_table(con, target)
             _execute(con, f"DELETE FROM {accountdata.qualified_ident(*_parts(target))}")
 
-        _write(target, session, steps)
+        with Sandbox(session, write=target.database, action="TRUNCATE TABLE") as box:
+            _write(target, box, steps)
     return status("Statement executed successfully.")
 
 
@@ -556,16 +515,15 @@ def _describe(executor, statement: exp.Describe) -> Result:
     session = executor.session
     kind = str(statement.args.get("kind") or "TABLE").upper()
     target = resolve(session, statement.this, f"DESCRIBE {kind}")
-    accountdata.get_schema(target.database, target.schema)
-    privileges.require_schema_usage(session, target.database, target.schema)
     record = SchemaObject.objects.filter(schema__database__name=target.database, schema__name=target.schema,
                                          name=target.name).first()
     declared = record.column_types if record else {}
-    with accountdata.connect(session.database, session.schema) as con:
-        found = _object_kind(con, target)
-        if found is None or (kind == "VIEW" and found != "VIEW"):
+    with Sandbox(session, action=f"DESCRIBE {kind}") as box:
+        # Any privilege on the object lets a role describe it; without one it does not exist for the role.
+        found, _owner = box.relation(target, privilege=None)
+        if kind == "VIEW" and found != "VIEW":
             raise does_not_exist(target)
-        rows = con.execute(
+        rows = box.execute(
             "SELECT column_name, data_type, is_nullable, column_default, comment FROM duckdb_columns() "
             "WHERE database_name = ? AND schema_name = ? AND table_name = ? ORDER BY column_index",
             list(_parts(target))).fetchall()

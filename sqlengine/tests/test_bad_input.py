@@ -59,10 +59,11 @@ BAD_STATEMENTS = [
     (f"SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'tiny-llama', '{Q}; DROP TABLE examples')", r"exactly one SELECT"),
     ("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'tiny-llama', 'DELETE FROM examples')", r"only a SELECT query"),
     ("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'tiny-llama', "
-     "'SELECT column0 AS prompt, column0 AS completion FROM read_csv(''/etc/passwd'')')", r"(?i)file|external access|not allowed"),
+     "'SELECT column0 AS prompt, column0 AS completion FROM read_csv(''/etc/passwd'')')",
+     r"^SQL compilation error: the training query failed: Unknown table function READ_CSV$"),
     # DuckDB's own escape hatches: files, extensions, other database files
-    ("SELECT * FROM read_csv('/etc/passwd')", r"(?i)file|external access|not allowed"),
-    ("SELECT * FROM read_text('/etc/hostname')", r"(?i)file|external access|not allowed"),
+    ("SELECT * FROM read_csv('/etc/passwd')", r"^SQL compilation error: Unknown table function READ_CSV$"),
+    ("SELECT * FROM read_text('/etc/hostname')", r"^SQL compilation error: Unknown table function READ_TEXT$"),
     ("ATTACH '/tmp/other.duckdb' AS other", r"not supported|syntax error"),
     ("INSTALL httpfs", r"not supported|syntax error"),
     ("COPY examples TO '/tmp/stolen.csv'", r"(?i)not supported|syntax error|stage"),
@@ -86,7 +87,7 @@ def account(db, tiny_llama, tmp_path, settings):
 
 
 def snapshot() -> dict:
-    columns, rows = accountdata.run_query("SELECT prompt, completion FROM bad.public.examples ORDER BY prompt", None, None)
+    rows = Executor(admin_session()).execute("SELECT prompt, completion FROM bad.public.examples ORDER BY prompt")[-1].rows
     with accountdata.connect(None, None) as con:
         tables = con.execute("SELECT database_name, schema_name, table_name FROM duckdb_tables() ORDER BY ALL").fetchall()
     return {

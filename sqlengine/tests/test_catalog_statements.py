@@ -4,11 +4,14 @@ import textwrap
 import time
 
 import pytest
+import sqlglot
 
 from access.bootstrap import bootstrap
 from catalog import accountdata
 from catalog.models import Database, Schema, SchemaObject
+from jobs.training_data import check_query
 from models_registry.models import FineTunedModel
+from sandbox.box import Sandbox
 from sqlengine.executor import Executor
 from studio.errors import StudioError
 from tests.support.cortex import admin_session
@@ -355,11 +358,13 @@ def test_a_database_locked_too_long_is_named_in_the_error(mydb, monkeypatch):
 
 
 def test_training_queries_stay_read_only(mydb):
-    with accountdata.connect("MYDB", "PUBLIC") as con:
+    with Sandbox(mydb) as box:
+        box.prepare(sqlglot.parse_one("SELECT * FROM t", read="snowflake"))
+        box.seal()
         with pytest.raises(Exception, match="read-only"):
-            con.execute("INSERT INTO t VALUES ('x', 1)")
+            box.con.execute('INSERT INTO "MYDB"."PUBLIC"."T" VALUES (\'x\', 1)')
     with pytest.raises(StudioError, match="only a SELECT query"):
-        accountdata.run_query("DELETE FROM t", "MYDB", "PUBLIC")
+        check_query(mydb, "DELETE FROM t", purpose="training")
 
 
 def test_views_with_common_table_expressions_and_insert_overwrite(mydb):

@@ -1,4 +1,4 @@
-"""CURRENT_ROLE(), CURRENT_DATABASE() and the other session functions, substituted before DuckDB runs.
+"""CURRENT_ROLE(), CURRENT_DATABASE() and the other session functions, answered before DuckDB runs.
 
 DuckDB has functions of some of these names (current_user, current_schema …) that answer about the
 DuckDB connection; replacing them with literals from the session makes them answer about ours.
@@ -64,3 +64,16 @@ def substitute(tree: exp.Expression, session: Session) -> bool:
     for node, name in found:
         node.replace(literal(known[name]))
     return bool(found)
+
+
+def name_projections(tree: exp.Expression) -> None:
+    """Give `CURRENT_ROLE()` or `SNOWFLAKE.CORTEX.COMPLETE(…)` columns the name Snowflake shows (the
+    expression's text as written), not the name of what they are rewritten to."""
+    from sqlengine.parsing import cortex_call
+
+    for select in list(tree.find_all(exp.Select)):
+        for projection in select.expressions:
+            if isinstance(projection, (exp.Alias, exp.Star)) or isinstance(projection, exp.Column):
+                continue
+            if any(function_name(n) or cortex_call(n) for n in projection.walk()):
+                projection.replace(exp.alias_(projection.copy(), projection.sql(dialect="snowflake"), quoted=True))

@@ -4,7 +4,7 @@ jobs, and CORTEX_ACCESS_HISTORY, built from the access history (access.models.Ac
 Snowflake's view has one row per base model and hour in which jobs terminated: START_TIME and END_TIME
 bound that hour, MODEL_NAME is the base model, TOKENS the trained tokens billed (input tokens x epochs)
 and TOKEN_CREDITS = TOKENS / 1e6 x the base model's training credits per million tokens. A query that
-names the view gets it as a table of an in-memory SNOWFLAKE database attached to its DuckDB connection.
+names a view gets it as a temporary table of its own sandbox (sandbox/box.py), filled when it runs.
 
 CORTEX_ACCESS_HISTORY has one row per FINETUNE, COMPLETE, GRANT or REVOKE: who, with which role, on
 what, and its outcome (SUCCESS, REFUSED, FAILED). Only roles that inherit SECURITYADMIN or ACCOUNTADMIN
@@ -22,19 +22,16 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-
 import json
 
-import duckdb
 import numpy as np
-from sqlglot import exp
 
 from access.models import AccessEvent
-from access.privileges import effective_roles
-from access.session import Session
+from catalog.identifiers import QualifiedName
 from catalog.models import BaseModel
 from inference.models import CompletionUsage
 from jobs.models import FineTuneJob
+from sandbox.names import object_not_found
 from studio.errors import StudioError
 
 DATABASE = "SNOWFLAKE"
@@ -97,17 +94,16 @@ INFERENCE_REGION = "LOCAL"  # everything is inferred on this studio's own server
 RESTRICTED_VIEWS = (ACCESS_VIEW, FUNCTIONS_VIEW, REST_VIEW)
 
 
-def references_view(tree: exp.Expression, session: Session) -> list[str]:
-    """The account-usage views the query names (empty when none), after refusing a session that may
-    not read one of them."""
-    names = sorted({table.name.upper() for table in tree.find_all(exp.Table)
-                    if (table.catalog.upper(), table.db.upper()) == (DATABASE, SCHEMA)
-                    and table.name.upper() in (VIEW, ACCESS_VIEW, FUNCTIONS_VIEW, REST_VIEW)})
-    restricted = [name for name in names if name in RESTRICTED_VIEWS]
-    if restricted and not set(ACCESS_READERS) & effective_roles(session.role or "PUBLIC"):
-        raise StudioError(f"Insufficient privileges to operate on view '{DATABASE}.{SCHEMA}.{restricted[0]}'",
+def columns_and_rows(roles: set[str], name: QualifiedName):
+    """A view's (column, DuckDB type) pairs and its rows (tuples, or one array per column), after
+    refusing a session whose roles may not read it."""
+    if name.schema != SCHEMA or name.name not in VIEWS:
+        raise object_not_found(name)
+    if name.name in RESTRICTED_VIEWS and not set(ACCESS_READERS) & roles:
+        raise StudioError(f"Insufficient privileges to operate on view '{DATABASE}.{SCHEMA}.{name.name}'",
                           code=3001, sqlstate="42501")
-    return names
+    columns, produce = VIEWS[name.name]
+    return columns, produce()
 
 
 def _hour(moment: datetime) -> datetime:
@@ -129,8 +125,7 @@ def rows() -> list[tuple[datetime, datetime, str, Decimal, int]]:
 
 
 def access_columns() -> dict[str, np.ndarray]:
-    """CORTEX_ACCESS_HISTORY's rows, oldest first, column by column: DuckDB scans numpy arrays in
-    milliseconds where inserting row by row takes seconds for ten thousand events."""
+    """CORTEX_ACCESS_HISTORY's rows, oldest first, column by column (see fill)."""
     fields = ("at", "user_name", "role", "action", "object_type", "object_name", "outcome", "message", "entry_point")
     events = list(AccessEvent.objects.order_by("at", "pk").values_list(*fields))
     columns: dict[str, np.ndarray] = {}
@@ -199,38 +194,5 @@ def rest_columns() -> dict[str, np.ndarray]:
     return columns
 
 
-def _fill_rows(con: duckdb.DuckDBPyConnection, view: str, columns: tuple[tuple[str, str], ...], rows: list) -> None:
-    """Create a view's table and insert its rows (tuples in the columns' order)."""
-    table = f'"{DATABASE}"."{SCHEMA}"."{view}"'
-    con.execute(f"CREATE TABLE {table} ({', '.join(f'{n} {t}' for n, t in columns)})")
-    if rows:
-        con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))})", rows)
-
-
-def _fill_columns(con: duckdb.DuckDBPyConnection, view: str, columns: tuple[tuple[str, str], ...],
-                  values: dict) -> None:
-    """Create a view's table and insert its rows given as one array per column (many rows at once)."""
-    table = f'"{DATABASE}"."{SCHEMA}"."{view}"'
-    con.execute(f"CREATE TABLE {table} ({', '.join(f'{n} {t}' for n, t in columns)})")
-    if not len(values[columns[0][0]]):
-        return
-    con.register("_view_rows", values)
-    try:
-        names = ", ".join(name for name, _ in columns)
-        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _view_rows")
-    finally:
-        con.unregister("_view_rows")
-
-
-def attach(con: duckdb.DuckDBPyConnection, views: list[str]) -> None:
-    """Attach the SNOWFLAKE database with `views` filled from the metadata database."""
-    con.execute(f'ATTACH \':memory:\' AS "{DATABASE}"')
-    con.execute(f'CREATE SCHEMA "{DATABASE}"."{SCHEMA}"')
-    if VIEW in views:
-        _fill_rows(con, VIEW, COLUMNS, rows())
-    if ACCESS_VIEW in views:
-        _fill_columns(con, ACCESS_VIEW, ACCESS_COLUMNS, access_columns())
-    if FUNCTIONS_VIEW in views:
-        _fill_rows(con, FUNCTIONS_VIEW, FUNCTIONS_COLUMNS, functions_rows())
-    if REST_VIEW in views:
-        _fill_columns(con, REST_VIEW, REST_COLUMNS, rest_columns())
+VIEWS = {VIEW: (COLUMNS, rows), ACCESS_VIEW: (ACCESS_COLUMNS, access_columns),
+         FUNCTIONS_VIEW: (FUNCTIONS_COLUMNS, functions_rows), REST_VIEW: (REST_COLUMNS, rest_columns)}

@@ -1,0 +1,341 @@
+"""One statement's DuckDB session, holding only what the statement may touch.
+
+A statement's SQL is prepared before DuckDB sees any of it:
+1. the allowlist (sandbox/allowlist.py) refuses any syntax, function, table function or type we do
+   not support;
+2. sqlglot's scope analysis tells every table reference from a CTE's name (a CTE is visible in the
+   query it belongs to and in the CTEs after it, not in its own body);
+3. each table reference is resolved with Snowflake's identifier rules against the catalog (exact
+   names: `"acc"` is not ACC), checked (USAGE on its database and schema, SELECT on it; a view also
+   needs its owner to hold SELECT on what it reads), and rewritten to the exact, fully qualified,
+   quoted name it resolved to, so DuckDB can only read what the check allowed;
+4. the databases those names live in are attached, read-only unless the statement writes to that one
+   database; nothing else is, and the connection's search path holds none of them.
+
+Then `seal()` turns off DuckDB's file, extension and replacement-scan access and locks the
+configuration, so even a check we forgot cannot reach another database or the server's files.
+INFORMATION_SCHEMA and SNOWFLAKE.ACCOUNT_USAGE are answered by tables this session fills with only
+what the role may see (sandbox/information_schema.py, sandbox/account_usage.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+from sqlglot.optimizer.scope import traverse_scope
+
+from access import privileges
+from access.session import Session
+from catalog import accountdata
+from catalog.identifiers import QualifiedName
+from catalog.models import Database, Schema, SchemaObject
+from sandbox import account_usage, allowlist, information_schema, names, session_functions
+from studio.errors import StudioError, compilation_error
+
+INFORMATION_SCHEMA = "INFORMATION_SCHEMA"
+# How deep views over views may nest before a query is refused (Snowflake has a limit too).
+MAX_VIEW_DEPTH = 16
+# What DuckDB may do once a statement is sealed: none of these can be turned back on.
+SEALED_SETTINGS = ("enable_external_access", "python_enable_replacements", "autoload_known_extensions",
+                   "autoinstall_known_extensions", "allow_community_extensions", "allow_unsigned_extensions")
+
+
+@dataclass(frozen=True)
+class Read:
+    """An object a statement reads: a table or view in the catalog, or a view this session fills."""
+
+    kind: str  # TABLE, VIEW or VIRTUAL
+    name: QualifiedName
+
+
+@dataclass
+class _References:
+    """A query's table references, sorted by sqlglot's scope analysis."""
+
+    tables: list[exp.Table] = field(default_factory=list)  # names of tables or views
+    ctes: list[exp.Table] = field(default_factory=list)  # names of CTEs in scope
+
+
+def references(tree: exp.Expression, skip: exp.Table | None = None) -> _References:
+    """Every table reference in `tree` but `skip` (a DML statement's target), each either a table
+    name or a CTE name. A reference scope analysis cannot place is refused, never guessed at."""
+    try:
+        scopes = list(traverse_scope(tree))
+    except sqlglot.errors.SqlglotError as exc:
+        raise compilation_error(f"cannot resolve the names of this query: {exc}") from exc
+    sources = {id(source) for scope in scopes for source in scope.sources.values() if isinstance(source, exp.Table)}
+    cte_names = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    found = _References()
+    for table in tree.find_all(exp.Table):
+        if table is skip or not isinstance(table.this, exp.Identifier):
+            continue  # the target, or a table function (the allowlist has checked those)
+        if id(table) in sources:
+            found.tables.append(table)
+        elif not table.args.get("db") and table.name in cte_names:
+            found.ctes.append(table)
+        else:
+            raise allowlist.unsupported(f"The table reference '{table.sql(dialect='snowflake')}' here")
+    return found
+
+
+def dml_target(statement: exp.Expression) -> exp.Table | None:
+    """The table an INSERT, UPDATE or DELETE writes to."""
+    if not isinstance(statement, (exp.Insert, exp.Update, exp.Delete)):
+        return None
+    node = statement.this
+    return node.this if isinstance(node, exp.Schema) else node
+
+
+def _ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def _point(table: exp.Table, catalog: str, schema: str, name: str) -> None:
+    table.set("catalog", _ident(catalog))
+    table.set("db", _ident(schema))
+    table.set("this", _ident(name))
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def fill(con: duckdb.DuckDBPyConnection, name: str, columns: tuple[tuple[str, str], ...], values) -> None:
+    """Create the temporary table `name` and fill it with `values`: tuples in the columns' order, or one array
+    per column (DuckDB scans numpy arrays in milliseconds where inserting row by row takes seconds
+    for ten thousand rows)."""
+    table = f"temp.main.{_quoted(name)}"
+    con.execute(f"CREATE TEMPORARY TABLE {_quoted(name)} ({', '.join(f'{_quoted(n)} {t}' for n, t in columns)})")
+    if isinstance(values, dict):
+        if not len(values[columns[0][0]]):
+            return
+        con.register("_view_rows", values)
+        try:
+            names = ", ".join(_quoted(name) for name, _ in columns)
+            con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _view_rows")
+        finally:
+            con.unregister("_view_rows")
+    elif values:
+        con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))})", values)
+
+
+class Sandbox:
+    """The DuckDB session of one statement run by `session`. `write` names the one database the
+    statement changes; every other database it reads is attached read-only."""
+
+    def __init__(self, session: Session, *, write: str | None = None, action: str = "SELECT") -> None:
+        self.session = session
+        self.write = write
+        self.action = action
+        self.roles = privileges.session_roles(session)
+        self.held = privileges.Held(session, self.roles)
+        self.reads: list[Read] = []
+        self._attached: set[str] = set()
+        self._virtual = 0
+        self._visibility: privileges.Visibility | None = None
+        self.sealed = False
+        self.con = duckdb.connect(":memory:")
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    # Preparing ------------------------------------------------------------------------------------
+
+    def prepare(self, tree: exp.Expression, *, database: str | None = None, schema: str | None = None
+                ) -> exp.Expression:
+        """A copy of the query (or INSERT / UPDATE / DELETE) `tree` ready for DuckDB: checked
+        against the allowlist, every name resolved, checked and rewritten, what it reads attached.
+        Names resolve against the session's database and schema, or the ones given. A DML
+        statement's own target is rewritten too; its privilege is the caller's to check."""
+        if database is None and schema is None:
+            database, schema = self.session.database, self.session.schema
+        tree = tree.copy()
+        # Before identifiers are normalized: Snowflake names such columns by the text as written.
+        session_functions.name_projections(tree)
+        for struct in tree.find_all(exp.Struct):  # {'role': 'user'}: keys are strings, not names
+            for entry in struct.expressions:
+                if isinstance(entry, exp.PropertyEQ) and isinstance(entry.this, exp.Identifier):
+                    entry.this.meta["case_sensitive"] = True
+        tree = normalize_identifiers(tree, dialect="snowflake")
+        for node in tree.walk():
+            node.comments = None  # nothing of the user's text reaches DuckDB but what was parsed
+        allowlist.check(tree)
+        target = dml_target(tree)
+        found = references(tree, skip=target)
+        if target is not None:
+            name = names.qualify(self.name_parts(target), database, schema, self.action)
+            self.attach(name.database)
+            _point(target, name.database, name.schema, name.name)
+        for table in found.tables:
+            self._resolve_read(table, database, schema)
+        session_functions.substitute(tree, self.session)
+        return tree
+
+    @staticmethod
+    def name_parts(table: exp.Table) -> list[str]:
+        from sqlengine.parsing import name_parts
+
+        return name_parts(table)
+
+    def _resolve_read(self, table: exp.Table, database: str | None, schema: str | None) -> None:
+        name = names.qualify(self.name_parts(table), database, schema, self.action)
+        if name.database == account_usage.DATABASE:
+            self._virtual_table(table, name, account_usage.columns_and_rows(self.roles, name))
+            return
+        if name.schema == INFORMATION_SCHEMA:
+            self._usable_database(name.database)
+            self.attach(name.database)
+            self._virtual_table(table, name, information_schema.columns_and_rows(
+                self.con, name, self.visibility(), self.held))
+            return
+        kind, owner = self.relation(name, "SELECT")
+        if kind == "VIEW":
+            self._expand_view(name, owner, depth=1, seen={name})
+        self.reads.append(Read(kind, name))
+        _point(table, name.database, name.schema, name.name)
+
+    def relation(self, name: QualifiedName, privilege: str | None) -> tuple[str, str | None]:
+        """(TABLE or VIEW, its owner) of the table or view `name`, once the session is known to hold
+        USAGE on its database and schema and `privilege` on it (any privilege when None); its
+        database is attached. Anything else is reported as not existing."""
+        database = self._usable_database(name.database)
+        schema = Schema.objects.filter(database=database, name=name.schema).first()
+        if schema is None:
+            raise names.schema_not_found(name.database, name.schema)
+        if not self.held.has("USAGE", "SCHEMA", privileges.key(name.database, name.schema), schema.owner_role):
+            raise names.schema_not_found(name.database, name.schema, refused=True)
+        self.attach(name.database)
+        kind = self.kind_of(name)
+        if kind is None:
+            raise names.object_not_found(name)
+        owner = privileges.owner_of(kind, str(name))
+        allowed = (self.visibility().sees(kind, str(name), owner) if privilege is None
+                   else self.held.has(privilege, kind, str(name), owner))
+        if not allowed:
+            raise names.object_not_found(name, refused=True)
+        return kind, owner
+
+    def _usable_database(self, name: str) -> Database:
+        database = Database.objects.filter(name=name).first()
+        if database is None:
+            raise names.database_not_found(name)
+        if not self.held.has("USAGE", "DATABASE", privileges.key(name), database.owner_role):
+            raise names.database_not_found(name, refused=True)
+        return database
+
+    def kind_of(self, name: QualifiedName) -> str | None:
+        """'TABLE', 'VIEW' or None: what an attached database holds under exactly this name."""
+        row = self.con.execute(
+            "SELECT table_type FROM information_schema.tables WHERE table_catalog = ? AND table_schema = ? "
+            "AND table_name = ?", [name.database, name.schema, name.name]).fetchone()
+        if row is None:
+            return None
+        return "VIEW" if row[0] == "VIEW" else "TABLE"
+
+    def visibility(self) -> privileges.Visibility:
+        if self._visibility is None:
+            self._visibility = privileges.Visibility(self.session)
+        return self._visibility
+
+    # Views: what they read is checked against their owner's privileges, as in Snowflake -----------
+
+    def _expand_view(self, view: QualifiedName, owner: str | None, *, depth: int, seen: set[QualifiedName]) -> None:
+        if depth > MAX_VIEW_DEPTH:
+            raise compilation_error(f"view '{view}' nests views more than {MAX_VIEW_DEPTH} deep.")
+        record = SchemaObject.objects.filter(schema__database__name=view.database, schema__name=view.schema,
+                                             name=view.name).first()
+        if record is not None and record.text:
+            # What its creator wrote is held to today's allowlist, whenever it was created.
+            definition = sqlglot.parse_one(record.text, read="snowflake")
+            allowlist.check(definition.expression if isinstance(definition, exp.Create) else definition)
+        (sql,) = self.con.execute("SELECT sql FROM duckdb_views() WHERE database_name = ? AND schema_name = ? "
+                                  "AND view_name = ?", [view.database, view.schema, view.name]).fetchone()
+        query = sqlglot.parse_one(sql, read="duckdb")
+        query = query.expression if isinstance(query, exp.Create) else query
+        owner_held = privileges.Held(self.session, privileges.effective_roles(owner or "PUBLIC"))
+        for table in references(normalize_identifiers(query, dialect="duckdb")).tables:
+            parts = [p.name for p in table.parts]
+            try:
+                dependency = self._owner_may_read(owner_held, names.qualify(parts, view.database, view.schema,
+                                                                            "SELECT"))
+            except StudioError as error:
+                raise StudioError(f"SQL compilation error: Failure during expansion of view '{view}': {error.message}",
+                                  code=error.code, sqlstate=error.sqlstate, refused=error.refused) from None
+            if dependency in seen:
+                raise compilation_error(f"view '{view}' reads itself.")
+            if self.kind_of(dependency) == "VIEW":
+                self._expand_view(dependency, privileges.owner_of("VIEW", str(dependency)), depth=depth + 1,
+                                  seen=seen | {dependency})
+
+    def _owner_may_read(self, held: privileges.Held, name: QualifiedName) -> QualifiedName:
+        """The catalog's name for what a view reads (DuckDB matched it regardless of case), once the
+        view's owner is known to hold SELECT on it and USAGE on its database and schema."""
+        database = Database.objects.filter(name__iexact=name.database).first()
+        if database is None or not held.has("USAGE", "DATABASE", privileges.key(database.name), database.owner_role):
+            raise names.database_not_found(name.database, refused=database is not None)
+        schema = Schema.objects.filter(database=database, name__iexact=name.schema).first()
+        if schema is None or not held.has("USAGE", "SCHEMA", privileges.key(database.name, schema.name),
+                                          schema.owner_role):
+            raise names.schema_not_found(database.name, name.schema, refused=schema is not None)
+        self.attach(database.name)
+        exact = self.con.execute(
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_catalog = ? AND "
+            "table_schema = ? AND lower(table_name) = lower(?)", [database.name, schema.name, name.name]).fetchone()
+        resolved = QualifiedName(database.name, schema.name, exact[0] if exact else name.name)
+        kind = "VIEW" if exact and exact[1] == "VIEW" else "TABLE"
+        if exact is None or not held.has("SELECT", kind, str(resolved), privileges.owner_of(kind, str(resolved))):
+            raise names.object_not_found(resolved, refused=exact is not None)
+        return resolved
+
+    # Virtual tables ------------------------------------------------------------------------------
+
+    def _virtual_table(self, table: exp.Table, name: QualifiedName, content) -> None:
+        """Fill a temporary table with `content` ((column, DuckDB type) pairs and rows or columns) and
+        point `table` at it, keeping the name it was written with as its alias."""
+        columns, values = content
+        self._virtual += 1
+        temporary = f"studio_virtual_{self._virtual}"
+        fill(self.con, temporary, columns, values)
+        if table.args.get("alias") is None:
+            table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
+        _point(table, "temp", "main", temporary)
+        self.reads.append(Read("VIRTUAL", name))
+
+    # The connection ------------------------------------------------------------------------------
+
+    def attach(self, database: str) -> None:
+        if database in self._attached:
+            return
+        if self.sealed:
+            raise RuntimeError("a sealed sandbox attaches nothing more")
+        if accountdata.database_file(database).exists():
+            accountdata.attach(self.con, database, read_only=database != self.write)
+        self._attached.add(database)
+
+    @property
+    def attached(self) -> set[str]:
+        return set(self._attached)
+
+    def seal(self) -> None:
+        """From here on DuckDB reads no file, loads no extension, scans no Python object and accepts no
+        change of these settings: only the attached databases remain reachable."""
+        if self.sealed:
+            return
+        for setting in SEALED_SETTINGS:
+            self.con.execute(f"SET {setting} = false")
+        self.con.execute("SET lock_configuration = true")
+        self.sealed = True
+
+    def execute(self, sql: str, parameters: list | None = None) -> duckdb.DuckDBPyConnection:
+        self.seal()
+        return self.con.execute(sql, parameters) if parameters is not None else self.con.execute(sql)
+
