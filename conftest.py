@@ -157,9 +157,26 @@ def stack_processes(live_db, tiny_llama_dir):
 
 
 @pytest.fixture
-def low_account(db, tmp_path):
+def low_account(db, settings, tmp_path):
     """The security review's cast (tests/support/security.py): role LOW, database PUB it may use and
     database ACC with secret rows and staged files it may not."""
     from tests.support.security import build
 
+    # DuckDB and staged files outlive the test's database rollback: each test gets its own.
+    settings.DUCKDB_DIR, settings.STAGE_DIR = tmp_path / "duckdb", tmp_path / "stages"
     return build(tmp_path)
+
+
+@pytest.fixture
+def committed_low_account(transactional_db, settings, tmp_path):
+    """low_account with its rows committed, for entry points that answer on threads of their own (the
+    SQL API runs each statement on one)."""
+    import threading
+
+    from tests.support.security import build
+
+    settings.DUCKDB_DIR, settings.STAGE_DIR = tmp_path / "duckdb", tmp_path / "stages"
+    yield build(tmp_path)
+    for thread in threading.enumerate():  # let statements finish before the tables are flushed
+        if thread.name.startswith("sqlapi-"):
+            thread.join(60)
