@@ -11,7 +11,7 @@ from access.models import AccessEvent
 from access.session import Session
 from catalog import base_models
 from catalog.models import BaseModel
-from inference import usage
+from inference import limits, usage
 from inference.gateway import ChatDelta, Target, chat, chat_stream
 from inference.models import CompletionUsage
 from models_registry import registry
@@ -123,6 +123,7 @@ def _options(options: dict[str, Any]) -> tuple[int, float, float | None]:
     top_p = options.get("top_p")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         raise invalid_argument("COMPLETE option max_tokens must be a positive integer.")
+    limits.check_max_tokens(max_tokens)
     if not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
         raise invalid_argument("COMPLETE option temperature must be a number from 0 to 2.")
     if top_p is not None and (not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
@@ -223,7 +224,7 @@ def _prepare(session: Session, model: str, messages: Any, options: dict[str, Any
     try:
         return target, messages, _options(options)
     except StudioError as exc:
-        exc.field = "options"
+        exc.field = getattr(exc, "field", None) or "options"
         raise
 
 

@@ -30,8 +30,10 @@ def error(status: int, code: str, message: str, request_id: str, **extra) -> Jso
     return JsonResponse({"code": code, "message": message, "request_id": request_id, **extra}, status=status)
 
 
-def _service_error(exc: StudioError, request_id: str, model: str | None = None) -> JsonResponse:
-    response = error(api.status_for(exc), f"{exc.code:06d}", api.model_message(exc, model), request_id)
+def _service_error(exc: StudioError, request_id: str, body: forms.ChatRequest | None = None) -> JsonResponse:
+    extra = {"field": body.max_tokens_field} if isinstance(exc, limits.MaxTokensTooLarge) and body else {}
+    response = error(api.status_for(exc), f"{exc.code:06d}", api.model_message(exc, body.model if body else None),
+                     request_id, **extra)
     if isinstance(exc, limits.LimitExceeded):
         response["Retry-After"] = str(exc.retry_after)
     return response
@@ -57,7 +59,7 @@ def complete_view(request):
     except api.BadRequest as exc:
         return error(400, "390142", exc.message, request_id, field=exc.field)
     except StudioError as exc:
-        return _service_error(exc, request_id, body.model if body else None)
+        return _service_error(exc, request_id, body)
     created = int(time.time())
     if body.stream:
         return streaming_response(request, _events(result, request_id, created), "text/event-stream")

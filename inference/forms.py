@@ -8,27 +8,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from inference import limits
 from inference.api import BadRequest
-from studio.errors import StudioError
 
 ROLES = ("system", "user", "assistant")
 
 
-def _max_tokens(body: dict[str, Any], *names: str) -> int | None:
-    chosen = None
+def _max_tokens(body: dict[str, Any], *names: str) -> tuple[int | None, str]:
+    """The value and the name of the field that set it. Its limit is COMPLETE's to check (every entry
+    point has the same one); a refusal then names the field this request used."""
+    chosen, field_name = None, names[0]
     for name in names:
         value = body.get(name)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise BadRequest(f"'{name}' must be a positive integer.", name)
-        try:
-            limits.check_max_tokens(value, name)
-        except StudioError as exc:
-            raise BadRequest(exc.message, name) from None
-        chosen = value
-    return chosen
+        chosen, field_name = value, name
+    return chosen, field_name
 
 
 def _number(body: dict[str, Any], name: str) -> float | None:
@@ -101,6 +97,7 @@ class ChatRequest:
     options: dict[str, Any] = field(default_factory=dict)
     stream: bool = False
     include_usage: bool = False  # stream_options.include_usage: one last chunk with the usage
+    max_tokens_field: str = "max_tokens"  # max_tokens, max_completion_tokens or max_output_tokens
 
 
 OPENAI_FIELDS = ("model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stream",
@@ -114,8 +111,9 @@ def openai_chat(body: dict[str, Any]) -> ChatRequest:
     messages = _messages(body, default_role=None)
     if body.get("n") not in (None, 1):
         raise BadRequest("'n' must be 1: one choice per request.", "n")
-    request = ChatRequest(model, messages, _options(body, _max_tokens(body, "max_tokens", "max_completion_tokens")),
-                          stream=_flag(body, "stream", False))
+    max_tokens, max_tokens_field = _max_tokens(body, "max_tokens", "max_completion_tokens")
+    request = ChatRequest(model, messages, _options(body, max_tokens), stream=_flag(body, "stream", False),
+                          max_tokens_field=max_tokens_field)
     stream_options = body.get("stream_options")
     if stream_options is not None:
         if not isinstance(stream_options, dict) or not request.stream:
@@ -133,5 +131,6 @@ def cortex_complete(body: dict[str, Any]) -> ChatRequest:
     _refuse_unknown(body, CORTEX_FIELDS)
     model = _model(body)
     messages = _messages(body, default_role="user")
-    return ChatRequest(model, messages, _options(body, _max_tokens(body, "max_tokens", "max_output_tokens")),
-                       stream=_flag(body, "stream", True))
+    max_tokens, max_tokens_field = _max_tokens(body, "max_tokens", "max_output_tokens")
+    return ChatRequest(model, messages, _options(body, max_tokens), stream=_flag(body, "stream", True),
+                       max_tokens_field=max_tokens_field)

@@ -1,6 +1,7 @@
 """The HTTP gateway's per-user limits: requests and tokens per minute, counted from the usage rows
-(so every web process sees the same count), request size and max_tokens. Each refusal says which
-limit, its value and its setting, and, for the per-minute limits, when to retry."""
+(so every web process sees the same count), and request size; and max_tokens, which COMPLETE checks
+for every entry point. Each refusal says which limit, its value and its setting, and, for the
+per-minute limits, when to retry."""
 from __future__ import annotations
 
 import math
@@ -30,21 +31,19 @@ class RequestTooLarge(StudioError):
 
 
 class MaxTokensTooLarge(StudioError):
+    field = "max_tokens"
+
     def __init__(self, message: str) -> None:
         super().__init__(message, code=100357, sqlstate="22023")
 
 
-def check_request_size(length: int) -> None:
-    limit = settings.GATEWAY_MAX_REQUEST_BYTES
-    if limit > 0 and length > limit:
-        raise RequestTooLarge(f"Request body too large: {length} bytes, over the limit of {limit} bytes "
-                              "(STUDIO_GATEWAY_MAX_REQUEST_BYTES).")
-
-
-def check_max_tokens(max_tokens: object, field: str = "max_tokens") -> None:
+def check_max_tokens(max_tokens: int) -> None:
+    """COMPLETE's max_tokens, from every entry point, against the one limit: `manage.py serve` starts the
+    embedded inference server with the same number (--max-new-tokens-limit), so what passes here is
+    never refused by the server for its length, and what does not is refused before any server is asked."""
     limit = settings.GATEWAY_MAX_TOKENS
-    if limit > 0 and isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > limit:
-        raise MaxTokensTooLarge(f"{field} {max_tokens} is over this gateway's limit of {limit} tokens "
+    if limit > 0 and max_tokens > limit:
+        raise MaxTokensTooLarge(f"COMPLETE option max_tokens {max_tokens} is over the limit of {limit} tokens "
                                 "(STUDIO_GATEWAY_MAX_TOKENS).")
 
 

@@ -40,11 +40,14 @@ def error(status: int, message: str, *, param: str | None = None, request_id: st
     return response
 
 
-def _service_error(exc: StudioError, request_id: str, model: str | None = None) -> JsonResponse:
+def _service_error(exc: StudioError, request_id: str, chat: forms.ChatRequest | None = None) -> JsonResponse:
     status = api.status_for(exc)
     field = getattr(exc, "field", None)
-    response = error(status, api.model_message(exc, model), request_id=request_id,
-                     param=field if field in ("model", "messages") else None)
+    param = field if field in ("model", "messages") else None
+    if isinstance(exc, limits.MaxTokensTooLarge) and chat is not None:
+        param = chat.max_tokens_field  # the request's own name for it: max_tokens or max_completion_tokens
+    response = error(status, api.model_message(exc, chat.model if chat else None), request_id=request_id,
+                     param=param)
     if isinstance(exc, limits.LimitExceeded):
         response["Retry-After"] = str(exc.retry_after)
     return response
@@ -74,7 +77,7 @@ def chat_completions(request):
     except api.BadRequest as exc:
         return error(400, exc.message, param=exc.field, request_id=request_id)
     except StudioError as exc:
-        return _service_error(exc, request_id, chat.model if chat else None)
+        return _service_error(exc, request_id, chat)
     created = int(time.time())
     if chat.stream:
         response = streaming_response(request, _chunks(result, request_id, created, chat.include_usage),

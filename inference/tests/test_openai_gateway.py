@@ -148,7 +148,7 @@ def test_an_unknown_model_is_404_naming_it(gateway):
     ({"extra_body": {"tools": []}}, "tools", "'tools' is not supported by this gateway"),
     ({"n": 2}, "n", "'n' must be 1: one choice per request."),
     ({"max_tokens": 0}, "max_tokens", "'max_tokens' must be a positive integer."),
-    ({"max_tokens": 5000}, "max_tokens", "max_tokens 5000 is over this gateway's limit of 4096 tokens "
+    ({"max_tokens": 5000}, "max_tokens", "COMPLETE option max_tokens 5000 is over the limit of 4096 tokens "
                                          "(STUDIO_GATEWAY_MAX_TOKENS)."),
 ])
 def test_bad_input_is_400_naming_the_field(gateway, kwargs, param, message):

@@ -13,6 +13,13 @@ from models_registry.registry import adapters_dir
 from studio.errors import StudioError
 
 
+def max_new_tokens_limit() -> int:
+    """COMPLETE's max_tokens limit (inference/limits.py), so the server never refuses what COMPLETE lets
+    through. Off (0), the server is bounded by the model's context alone: its own limit must not be
+    smaller than anything COMPLETE may send."""
+    return settings.GATEWAY_MAX_TOKENS if settings.GATEWAY_MAX_TOKENS > 0 else 2**31 - 1
+
+
 class Command(BaseCommand):
     help = ("Run the embedded TGI-compatible inference server for one base model and its fine-tuned "
             "adapters, and register it so COMPLETE routes to it.")
@@ -39,7 +46,7 @@ class Command(BaseCommand):
         adapters.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "inference.server", "--base-model-dir", str(base.weights_dir),
                 "--base-model-name", base.name, "--host", host, "--port", str(port),
-                "--adapters-dir", str(adapters)]
+                "--adapters-dir", str(adapters), "--max-new-tokens-limit", str(max_new_tokens_limit())]
         self.stdout.write(f"Serving {base.name} at {url}")
         self.stdout.flush()
         # The token goes in the environment, which only this user can read, not on the command line.
