@@ -6,7 +6,9 @@ after checking that the session may (access/privileges.py decides who holds what
 - GRANT / REVOKE of a privilege: the object's owner, a holder of that privilege WITH GRANT OPTION, or
   a role with MANAGE GRANTS (SECURITYADMIN, and ACCOUNTADMIN above it);
 - GRANT / REVOKE of a role: its owner or MANAGE GRANTS; of SNOWFLAKE.CORTEX_USER: ACCOUNTADMIN only;
-- CREATE ROLE: USERADMIN or a role above it; DROP ROLE: the role's owner or MANAGE GRANTS.
+- CREATE ROLE: USERADMIN or a role above it; DROP ROLE: the role's owner or MANAGE GRANTS;
+- SHOW GRANTS (shown_grants_to / shown_grants_on): only what the session may know, see below.
+An object the session may not see is missing to all of these (seen_object).
 Every GRANT and REVOKE, refused or not, is recorded in the access history (access/history.py).
 
 Stored forms (what the checks will read):
@@ -106,8 +108,78 @@ def grantee(grantee_type: str, text: str) -> str:
 
 
 def resolve_object(session: Session, object_type: str, text: str) -> str:
-    """The stored name of an existing object, resolved against the session's database and schema."""
+    """The stored name of an existing object the session may see, resolved against the session's database
+    and schema: GRANT and REVOKE name their objects here (seen_object: owning the object or holding a
+    privilege on it is enough for them)."""
+    return seen_object(session, object_type, text, containers=False)
+
+
+def seen_object(session: Session, object_type: str, text: str, *, containers: bool = True) -> str:
+    """The stored name of an existing object the session may see. Seeing one takes owning it, or some
+    privilege on it (and, with `containers`, as SHOW GRANTS ON asks, USAGE on its database and schema),
+    or MANAGE GRANTS. One the session may not see is reported as missing, in the words a missing one
+    gets at the first level the role may not use (database, then schema, then the object), so neither
+    GRANT's refusal nor SHOW GRANTS tells whether anything exists in a database the role may not use.
+    Roles and database roles are not hidden: SHOW ROLES lists every role to everyone, as in Snowflake."""
+    from access import privileges
+
     object_type = object_type.upper()
+    roles = privileges.session_roles(session)
+    # Stages answer for themselves in _existing_object: every stage the role may not see is missing there,
+    # worded as LIST and PUT word it (catalog/stages.py).
+    if object_type not in PRIVILEGES or object_type == "STAGE" or roles & set(privileges.MANAGE_GRANTS_ROLES):
+        return _existing_object(session, object_type, text)
+    try:
+        name = _existing_object(session, object_type, text)
+    except StudioError:
+        name = None
+    if name is not None and (privileges.owner_of(object_type, name) in roles
+                             or (not containers and _granted(roles, object_type, name))):
+        return name
+    _require_containers(session, roles, object_type, text)
+    name = _existing_object(session, object_type, text)
+    if not _granted(roles, object_type, name):
+        raise _unseen(object_type.capitalize(), name)
+    return name
+
+
+def _granted(roles: set[str], object_type: str, name: str) -> bool:
+    return Grant.objects.filter(object_type=object_type, object_name=name, grantee_type=ROLE,
+                                grantee_name__in=roles).exists()
+
+
+def _unseen(kind: str, name: str) -> StudioError:
+    """What _not_found says, counted as a refusal in the access history."""
+    return StudioError(f"{kind} '{name}' does not exist or not authorized.", code=2003, sqlstate="02000", refused=True)
+
+
+def _require_containers(session: Session, roles: set[str], object_type: str, text: str) -> None:
+    """USAGE on the database (and schema) an object's name resolves to, each refused as missing. Names
+    that do not resolve are left to _existing_object, which words their error."""
+    from access import privileges
+
+    if object_type in ("DATABASE", "WAREHOUSE"):
+        return
+    parts = split_parts(text)
+    if object_type == "SCHEMA":
+        if len(parts) > 2 or not (len(parts) == 2 or session.database):
+            return
+        database, schema = (parts[0] if len(parts) == 2 else session.database), None
+    else:
+        try:
+            name = qualify(text, session.database, session.schema, what=object_type.lower())
+        except StudioError:
+            return
+        database, schema = name.database, name.schema
+    if not privileges.has_privilege(session, "USAGE", "DATABASE", object_key([database]), roles=roles):
+        raise _unseen("Database", quote(database))
+    if schema is not None and not privileges.has_privilege(session, "USAGE", "SCHEMA", object_key([database, schema]),
+                                                           roles=roles):
+        raise _unseen("Schema", object_key([database, schema]))
+
+
+def _existing_object(session: Session, object_type: str, text: str) -> str:
+    """The stored name of an existing object, resolved against the session's database and schema."""
     if object_type == ROLE:
         return object_key([role_name(text)])
     if object_type == DATABASE_ROLE:
@@ -386,6 +458,61 @@ def grants_to(grantee_type: str, name: str) -> list[Grant]:
 def grants_on(object_type: str, name: str) -> list[Grant]:
     """Grants on one object (its stored name; for ROLE / DATABASE ROLE: who holds that role)."""
     return list(Grant.objects.filter(object_type=object_type.upper(), object_name=name).order_by("created_on", "pk"))
+
+
+# SHOW GRANTS: what a session may be shown ---------------------------------------------------------
+# A role's grants are shown to the roles that are it or inherit it, and to its owner; a user's to that
+# user and the role owning the user; an object's to the roles that may see it (seen_object). MANAGE
+# GRANTS (SECURITYADMIN, ACCOUNTADMIN) is shown everything. Anything else reads like a missing name.
+
+def _manages_grants(roles: set[str]) -> bool:
+    from access import privileges
+
+    return bool(roles & set(privileges.MANAGE_GRANTS_ROLES))
+
+
+def _shown_role(roles: set[str], text: str) -> str:
+    from access import privileges
+
+    role = role_name(text)
+    if not (role in roles or _manages_grants(roles) or privileges.owner_of(ROLE, object_key([role])) in roles):
+        raise _unseen("Role", quote(role))
+    return role
+
+
+def shown_grants_to(session: Session, grantee_type: str, text: str | None = None) -> list[Grant]:
+    """SHOW GRANTS TO ROLE r / TO USER u, and SHOW GRANTS (text None: the session's own user)."""
+    from access import privileges
+
+    roles = privileges.session_roles(session)
+    if grantee_type.upper() == ROLE:
+        return grants_to(ROLE, _shown_role(roles, text or ""))
+    if text is None:
+        return grants_to(USER, session.user_name)
+    name = user_name(text)
+    own = session.user is not None and session.user.get_username() == name
+    owner = Grant.objects.filter(privilege="OWNERSHIP", object_type=USER, object_name=name, grantee_type=ROLE,
+                                 grantee_name__in=roles).exists()
+    if not (own or owner or _manages_grants(roles)):
+        raise _unseen("User", text.strip().strip('"'))
+    return grants_to(USER, name)
+
+
+def shown_grants_on(session: Session, object_type: str, text: str) -> list[Grant]:
+    """SHOW GRANTS ON <object> (and OF ROLE / OF DATABASE ROLE: who holds it)."""
+    from access import privileges
+
+    object_type = " ".join(object_type.upper().split())
+    roles = privileges.session_roles(session)
+    if object_type == ROLE:
+        return grants_on(ROLE, object_key([_shown_role(roles, text)]))
+    name = seen_object(session, object_type, text)
+    if object_type == DATABASE_ROLE and not _manages_grants(roles):
+        held = grants_on(DATABASE_ROLE, name)
+        if not any((g.grantee_type == ROLE and g.grantee_name in roles)
+                   or (g.grantee_type == USER and g.grantee_name == session.user_name) for g in held):
+            raise _unseen("Database role", name)
+    return grants_on(object_type, name)
 
 
 def role_edges() -> dict[str, set[str]]:

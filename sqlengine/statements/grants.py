@@ -14,7 +14,7 @@ from sqlglot import exp
 from access import grants
 from access.models import Role
 from sqlengine.results import Result, status
-from studio.errors import compilation_error
+from studio.errors import StudioError, compilation_error
 
 DONE = "Statement executed successfully."
 _TOKEN = re.compile(r"""\s*(?:("(?:[^"]|"")*")|('(?:[^'\\]|''|\\.)*')|([A-Za-z_][A-Za-z0-9_$]*)|(\.)|(,)|(=)|(;)|(\S))""")
@@ -213,7 +213,12 @@ def _each_authorized(session, action, privileges, object_type, names, *args) -> 
     privileges = grants.in_storing_order(object_type, privileges, revoking=revoking)
     grantee_type, grantee, grant_option = args
     for name in names:
-        stored = grants.resolve_object(session, object_type, name)
+        try:
+            stored = grants.resolve_object(session, object_type, name)
+        except StudioError as error:
+            if error.refused:  # an object the role may not see: a refusal, worded as missing
+                action(session, privileges[0], object_type, name, *args)
+            raise
         for privilege in privileges:
             for p in grants.privileges_for(object_type, [privilege]):
                 if not grants.may_grant(session, p, object_type, stored):
@@ -286,24 +291,26 @@ def _member_rows(rows) -> Result:
 
 
 def show_grants(session, tokens: Tokens) -> Result:
+    """Only the form is read here: what the session may be shown is the service's rule
+    (grants.shown_grants_to / shown_grants_on), the same for every entry point."""
     if tokens.peek() is None:  # SHOW GRANTS: the roles of the current user
-        return _member_rows(grants.grants_to(grants.USER, session.user_name))
+        return _member_rows(grants.shown_grants_to(session, grants.USER))
     if tokens.accept("TO"):
         if tokens.accept("USER"):
-            user = grants.user_name(tokens.name("a user name"))
+            user = tokens.name("a user name")
             tokens.end()
-            return _member_rows(grants.grants_to(grants.USER, user))
+            return _member_rows(grants.shown_grants_to(session, grants.USER, user))
         tokens.expect("ROLE")
-        role = grants.role_name(tokens.name("a role name"))
+        role = tokens.name("a role name")
         tokens.end()
-        return _grant_rows(grants.grants_to(grants.ROLE, role))
+        return _grant_rows(grants.shown_grants_to(session, grants.ROLE, role))
     if tokens.accept("OF"):
         role_kind = _role_kind(tokens)
         if role_kind is None:
             raise tokens.error("ROLE or DATABASE ROLE")
-        name = grants.resolve_object(session, role_kind, tokens.name("a role name"))
+        name = tokens.name("a role name")
         tokens.end()
-        return _member_rows(grants.grants_on(role_kind, name))
+        return _member_rows(grants.shown_grants_on(session, role_kind, name))
     tokens.expect("ON")
     role_kind = _role_kind(tokens)
     if role_kind:
@@ -313,9 +320,9 @@ def show_grants(session, tokens: Tokens) -> Result:
         if object_type not in grants.OBJECT_TYPES:
             raise tokens.error(" or ".join(grants.OBJECT_TYPES + ("ROLE",)))
         tokens.i += 1
-    name = grants.resolve_object(session, object_type, tokens.name())
+    name = tokens.name()
     tokens.end()
-    return _grant_rows(grants.grants_on(object_type, name))
+    return _grant_rows(grants.shown_grants_on(session, object_type, name))
 
 
 def show_roles(session, tokens: Tokens) -> Result:
