@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from access import privileges
+from access import privileges, roles
 from catalog import accountdata
 from catalog.identifiers import split_parts
 from catalog.models import Database, Schema, SchemaObject
@@ -246,12 +246,12 @@ def _warehouses(session, spec):
     types = ["TEXT", "TEXT", "TEXT", "TEXT", "NUMBER", "NUMBER", "TEXT", "TEXT", "NUMBER", "TEXT",
              "TIMESTAMP_LTZ", "TEXT", "TEXT", "TEXT", "NUMBER"]
     rows = []
-    for w in Warehouse.objects.order_by("name"):
+    for w in Warehouse.objects.filter(name__in=roles.visible_warehouses(session)).order_by("name"):
         jobs = FineTuneJob.objects.filter(warehouse=w.name)
         rows.append((w.name, "STARTED", "STANDARD", w.size,
                      jobs.filter(status=FineTuneJob.Status.IN_PROGRESS).count(),
                      jobs.filter(status=FineTuneJob.Status.PENDING).count(), "N", _yn(w.name == session.warehouse),
-                     None, "true", w.created_on, getattr(w, "owner_role", "ACCOUNTADMIN"), getattr(w, "comment", ""),
+                     None, "true", w.created_on, privileges.WAREHOUSE_OWNER, getattr(w, "comment", ""),
                      w.devices, w.concurrency))
     return columns, types, rows
 
@@ -264,7 +264,8 @@ TERSE_KIND = {"DATABASES": "STANDARD", "SCHEMAS": "SCHEMA", "TABLES": "TABLE", "
               "MODELS": "MODEL", "WAREHOUSES": "WAREHOUSE"}
 
 
-# The object type a listing's rows are, for the privilege filter (warehouses are listed to everyone).
+# The object type a listing's rows are, for the privilege filter (warehouses are filtered by their own
+# listing, with the list the header's menu and USE WAREHOUSE read too).
 OBJECT_TYPES = {"DATABASES": "DATABASE", "SCHEMAS": "SCHEMA", "TABLES": "TABLE", "VIEWS": "VIEW", "MODELS": "MODEL"}
 
 

@@ -22,7 +22,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from access import privileges
-from access.roles import may_use_role, usable_roles
+from access.roles import may_use_role, usable_roles, visible_warehouses, warehouse_access
 from access.session import Session
 from access.web import session_for
 from catalog.identifiers import QualifiedName, quote, split_parts
@@ -35,7 +35,6 @@ from sqlengine import show
 from sqlengine.executor import Executor
 from studio import wizard_forms as forms
 from studio.errors import StudioError
-from warehouses.models import Warehouse
 
 DRAFT_KEY = "finetune_wizard"
 FIRST_ROWS = 8
@@ -158,11 +157,6 @@ def wizard_session(request, draft: Draft) -> Session:
 def cortex_roles(user) -> list[str]:
     """The user's roles that are granted SNOWFLAKE.CORTEX_USER (directly, inherited, or through the user)."""
     return [role for role in usable_roles(user) if privileges.holds_cortex_user(Session(user, role=role))]
-
-
-def usable_warehouses(session: Session) -> list[str]:
-    return [name for name in Warehouse.objects.order_by("name").values_list("name", flat=True)
-            if privileges.has_privilege(session, "USAGE", "WAREHOUSE", privileges.key(name))]
 
 
 def _show(session: Session, kind: str) -> list[dict]:
@@ -484,10 +478,15 @@ class RoleStep(StepHandler):
         roles = cortex_roles(request.user)
         header = session_for(request)
         role = draft.get("role") or (header.role if header.role in roles else None)
-        form = forms.RoleForm(data, roles=roles, warehouses=Warehouse.objects.order_by("name")
-                              .values_list("name", flat=True),
+        # The warehouses SHOW WAREHOUSES lists for the role the form is for; never for a role posted that
+        # is not the user's, which would name warehouses none of their roles may see.
+        posted = (data or {}).get("role")
+        listed_for = posted if posted in roles else role or header.role
+        form = forms.RoleForm(data, roles=roles,
+                              warehouses=visible_warehouses(Session(request.user, role=listed_for)),
                               initial={"role": role, "warehouse": draft.get("warehouse") or header.warehouse})
         form.listing = roles
+        form.listed_for = listed_for
         return form
 
     def save(self, form, draft, session):
@@ -500,10 +499,8 @@ class RoleStep(StepHandler):
         draft.update(role=role, warehouse=warehouse)
 
     def context(self, draft, session, form):
-        role = form["role"].value()
-        usable = usable_warehouses(Session(session.user, role=role)) if role else []
-        return {"roles": form.listing, "warehouses": [
-            (w, w in usable) for w in Warehouse.objects.order_by("name").values_list("name", flat=True)]}
+        seen, usable = warehouse_access(Session(session.user, role=form.listed_for))
+        return {"roles": form.listing, "warehouses": [(w, w in usable) for w in seen]}
 
 
 class DatabaseStep(StepHandler):

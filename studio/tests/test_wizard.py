@@ -108,12 +108,25 @@ def test_a_user_without_a_cortex_role_sees_the_empty_state(account):
 
 def test_a_warehouse_the_role_may_not_use_is_refused_on_the_warehouse_field(ana):
     Warehouse.objects.create(name="PRIVATE_WH")
+    Executor(admin_session()).execute("GRANT MONITOR ON WAREHOUSE private_wh TO ROLE ui_analyst")  # seen, not usable
     walk_to(ana, "model")
     response = step(ana, "role", role="UI_ANALYST", warehouse="PRIVATE_WH")
     assert response.status_code == 400
     page = response.content.decode()
     assert "<strong>Warehouse:</strong> Insufficient privileges to operate on warehouse" in page
     assert '<option value="PRIVATE_WH" selected>' in page  # the form keeps the choice
+
+
+def test_a_warehouse_the_role_holds_nothing_on_is_not_offered_as_show_warehouses_does_not_list_it(ana):
+    Warehouse.objects.create(name="HIDDEN_WH")
+    walk_to(ana, "model")
+    page = main(ana.get("/studio/fine-tune/role/"))
+    assert '<option value="COMPUTE_WH"' in page and "HIDDEN_WH" not in page
+    refused = step(ana, "role", role="UI_ANALYST", warehouse="HIDDEN_WH")
+    assert refused.status_code == 400 and '<option value="HIDDEN_WH"' not in main(refused)
+    # Nor for a role posted that is not the user's: the list is never read for it.
+    forged = main(step(ana, "role", role="ACCOUNTADMIN", warehouse="COMPUTE_WH"))
+    assert "HIDDEN_WH" not in forged
 
 
 def test_the_database_step_lists_only_schemas_where_the_role_may_create_models(ana):
