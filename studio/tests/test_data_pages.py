@@ -111,8 +111,12 @@ def test_a_role_without_usage_sees_neither_the_database_nor_its_preview(account)
     client.login(username="pat", password=PASSWORD)
     assert "DATADB" not in client.get(URL).content.decode()
     response = client.get("/data/tables/DATADB/PUBLIC/EXAMPLES/", headers={"HX-Request": "true"})
-    assert response.status_code == 403
-    assert "Insufficient privileges to operate on database &#x27;DATADB&#x27;" in response.content.decode()
+    # As for a database that does not exist: neither the status nor the words tell that DATADB does.
+    assert response.status_code == 404
+    assert "Database &#x27;DATADB&#x27; does not exist or not authorized." in response.content.decode()
+    missing = client.get("/data/tables/NOSUCH/PUBLIC/EXAMPLES/", headers={"HX-Request": "true"})
+    assert missing.status_code == 404
+    assert "Database &#x27;NOSUCH&#x27; does not exist or not authorized." in missing.content.decode()
 
 
 # -- uploading -------------------------------------------------------------------------------------
