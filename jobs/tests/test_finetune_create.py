@@ -122,7 +122,7 @@ def test_it_refuses_a_query_that_reads_files(examples, tmp_path):
     secret = tmp_path / "secret.csv"
     secret.write_text("prompt,completion\na,b\n")
     message = refused(examples, "my_model", "tiny-llama", f"SELECT * FROM read_csv_auto('{secret}')")
-    assert "training query failed" in message
+    assert message == "SQL compilation error: the training query failed: Unknown table function READ_CSV_AUTO"
 
 
 def test_it_checks_the_validation_query_too(examples):
