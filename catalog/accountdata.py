@@ -40,13 +40,14 @@ def database_file(database: str) -> Path:
     return settings.DUCKDB_DIR / _file_name(database)
 
 
-def _ident(name: str) -> str:
+def ident(name: str) -> str:
+    """A name quoted for DuckDB, exactly as stored."""
     return '"' + name.replace('"', '""') + '"'
 
 
 def qualified_ident(database: str, schema: str, name: str) -> str:
     """The DuckDB spelling of db.schema.name in a session where every database is attached by name."""
-    return ".".join(_ident(p) for p in (database, schema, name))
+    return ".".join(ident(p) for p in (database, schema, name))
 
 
 # DuckDB lets one process write a file and then excludes every other process, readers included, until it
@@ -88,7 +89,7 @@ def _open_file(database: str) -> duckdb.DuckDBPyConnection:
 def attach(con: duckdb.DuckDBPyConnection, database: str, *, read_only: bool) -> None:
     path = str(database_file(database)).replace("'", "''")
     mode = " (READ_ONLY)" if read_only else ""
-    _with_lock_retry(database, lambda: con.execute(f"ATTACH '{path}' AS {_ident(database)}{mode}"))
+    _with_lock_retry(database, lambda: con.execute(f"ATTACH '{path}' AS {ident(database)}{mode}"))
 
 
 # DuckDB's own catalogs, and the databases and schemas the studio answers itself (SNOWFLAKE, each
@@ -129,7 +130,7 @@ def create_database(name: str, owner_role: str = "ACCOUNTADMIN", *, if_not_exist
         Schema.objects.create(database=database, name=DEFAULT_SCHEMA, owner_role=owner_role)
         con = _open_file(db_name)
         try:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(DEFAULT_SCHEMA)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(DEFAULT_SCHEMA)}")
         finally:
             con.close()
     return database
@@ -148,7 +149,7 @@ def create_schema(database: str, name: str, owner_role: str = "ACCOUNTADMIN", *,
         schema = Schema.objects.create(database=db, name=name, owner_role=owner_role)
         con = _open_file(db.name)
         try:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(name)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(name)}")
         finally:
             con.close()
     return schema
@@ -179,7 +180,7 @@ def load_table(database: str, schema: str, table: str, source: Path, *, replace:
         raise StudioError(f"Cannot load {source.name}: supported file types are {', '.join(sorted(LOADERS))}.")
     if not source.exists():
         raise StudioError(f"File not found: {source}")
-    target = f"{_ident(schema)}.{_ident(table)}"
+    target = f"{ident(schema)}.{ident(table)}"
     con = _open_file(database)
     try:
         exists = con.execute(
@@ -224,7 +225,7 @@ def connect(database: str | None, schema: str | None, *, read_only: bool = True,
             if path.exists():
                 attach(con, db_name, read_only=read_only and db_name != write)
         if database and Database.objects.filter(name=database).exists():
-            con.execute(f"USE {_ident(database)}.{_ident(schema or DEFAULT_SCHEMA)}")
+            con.execute(f"USE {ident(database)}.{ident(schema or DEFAULT_SCHEMA)}")
         if read_only:
             # Training queries must not read files or load extensions on the server's behalf.
             con.execute("SET enable_external_access = false")
@@ -278,7 +279,7 @@ def drop_schema(database: str, name: str) -> None:
         schema.delete()
         con = _open_file(database)
         try:
-            con.execute(f"DROP SCHEMA IF EXISTS {_ident(name)} CASCADE")
+            con.execute(f"DROP SCHEMA IF EXISTS {ident(name)} CASCADE")
         finally:
             con.close()
     _remove_dirs(adapters)

@@ -15,6 +15,7 @@ import sqlglot
 from sqlglot import exp
 
 from sandbox.functions import CORTEX, SAMPLES, SESSION
+from sqlengine.parsing import cortex_call
 from studio.errors import StudioError
 
 UNKNOWN_FUNCTION = 2140
@@ -131,8 +132,6 @@ def check(tree: exp.Expression) -> None:
 
 def _is_cortex(node: exp.Anonymous) -> bool:
     """COMPLETE / FINETUNE bare, or as CORTEX.X / SNOWFLAKE.CORTEX.X."""
-    from sqlengine.parsing import cortex_call
-
     parent = node.parent
     if isinstance(parent, exp.Dot) and parent.expression is node:
         return cortex_call(parent) is not None

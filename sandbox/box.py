@@ -19,7 +19,7 @@ what the role may see (sandbox/information_schema.py, sandbox/account_usage.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import duckdb
 import sqlglot
@@ -33,6 +33,7 @@ from catalog import accountdata
 from catalog.identifiers import QualifiedName
 from catalog.models import Database, Schema, SchemaObject
 from sandbox import account_usage, allowlist, information_schema, names, session_functions
+from sqlengine.parsing import name_parts
 from studio.errors import StudioError, compilation_error
 
 INFORMATION_SCHEMA = "INFORMATION_SCHEMA"
@@ -51,32 +52,22 @@ class Read:
     name: QualifiedName
 
 
-@dataclass
-class _References:
-    """A query's table references, sorted by sqlglot's scope analysis."""
-
-    tables: list[exp.Table] = field(default_factory=list)  # names of tables or views
-    ctes: list[exp.Table] = field(default_factory=list)  # names of CTEs in scope
-
-
-def references(tree: exp.Expression, skip: exp.Table | None = None) -> _References:
-    """Every table reference in `tree` but `skip` (a DML statement's target), each either a table
-    name or a CTE name. A reference scope analysis cannot place is refused, never guessed at."""
+def references(tree: exp.Expression, skip: exp.Table | None = None) -> list[exp.Table]:
+    """Every reference to a table or view in `tree` but `skip` (a DML statement's target); the other
+    names in FROM are CTEs in scope. A name scope analysis cannot place is refused, never guessed at."""
     try:
         scopes = list(traverse_scope(tree))
     except sqlglot.errors.SqlglotError as exc:
         raise compilation_error(f"cannot resolve the names of this query: {exc}") from exc
     sources = {id(source) for scope in scopes for source in scope.sources.values() if isinstance(source, exp.Table)}
     cte_names = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    found = _References()
+    found = []
     for table in tree.find_all(exp.Table):
         if table is skip or not isinstance(table.this, exp.Identifier):
             continue  # the target, or a table function (the allowlist has checked those)
         if id(table) in sources:
-            found.tables.append(table)
-        elif not table.args.get("db") and table.name in cte_names:
-            found.ctes.append(table)
-        else:
+            found.append(table)
+        elif table.args.get("db") or table.name not in cte_names:
             raise allowlist.unsupported(f"The table reference '{table.sql(dialect='snowflake')}' here")
     return found
 
@@ -99,22 +90,18 @@ def _point(table: exp.Table, catalog: str, schema: str, name: str) -> None:
     table.set("this", _ident(name))
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def fill(con: duckdb.DuckDBPyConnection, name: str, columns: tuple[tuple[str, str], ...], values) -> None:
     """Create the temporary table `name` and fill it with `values`: tuples in the columns' order, or one array
     per column (DuckDB scans numpy arrays in milliseconds where inserting row by row takes seconds
     for ten thousand rows)."""
-    table = f"temp.main.{_quoted(name)}"
-    con.execute(f"CREATE TEMPORARY TABLE {_quoted(name)} ({', '.join(f'{_quoted(n)} {t}' for n, t in columns)})")
+    table = f"temp.main.{accountdata.ident(name)}"
+    con.execute(f"CREATE TEMPORARY TABLE {accountdata.ident(name)} ({', '.join(f'{accountdata.ident(n)} {t}' for n, t in columns)})")
     if isinstance(values, dict):
         if not len(values[columns[0][0]]):
             return
         con.register("_view_rows", values)
         try:
-            names = ", ".join(_quoted(name) for name, _ in columns)
+            names = ", ".join(accountdata.ident(name) for name, _ in columns)
             con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _view_rows")
         finally:
             con.unregister("_view_rows")
@@ -172,22 +159,16 @@ class Sandbox:
         target = dml_target(tree)
         found = references(tree, skip=target)
         if target is not None:
-            name = names.qualify(self.name_parts(target), database, schema, self.action)
+            name = names.qualify(name_parts(target), database, schema, self.action)
             self.attach(name.database)
             _point(target, name.database, name.schema, name.name)
-        for table in found.tables:
+        for table in found:
             self._resolve_read(table, database, schema)
         session_functions.substitute(tree, self.session)
         return tree
 
-    @staticmethod
-    def name_parts(table: exp.Table) -> list[str]:
-        from sqlengine.parsing import name_parts
-
-        return name_parts(table)
-
     def _resolve_read(self, table: exp.Table, database: str | None, schema: str | None) -> None:
-        name = names.qualify(self.name_parts(table), database, schema, self.action)
+        name = names.qualify(name_parts(table), database, schema, self.action)
         if name.database == account_usage.DATABASE:
             self._virtual_table(table, name, account_usage.columns_and_rows(self.roles, name))
             return
@@ -262,7 +243,7 @@ class Sandbox:
         query = sqlglot.parse_one(sql, read="duckdb")
         query = query.expression if isinstance(query, exp.Create) else query
         owner_held = privileges.Held(self.session, privileges.effective_roles(owner or "PUBLIC"))
-        for table in references(normalize_identifiers(query, dialect="duckdb")).tables:
+        for table in references(normalize_identifiers(query, dialect="duckdb")):
             parts = [p.name for p in table.parts]
             try:
                 dependency = self._owner_may_read(owner_held, names.qualify(parts, view.database, view.schema,

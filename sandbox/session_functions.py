@@ -9,6 +9,7 @@ from django.conf import settings
 from sqlglot import exp
 
 from access.session import Session
+from sqlengine.parsing import cortex_call
 
 # What CURRENT_VERSION() reports: the Snowflake release whose SQL surface this studio follows.
 VERSION = "9.0.0"
@@ -69,8 +70,6 @@ def substitute(tree: exp.Expression, session: Session) -> bool:
 def name_projections(tree: exp.Expression) -> None:
     """Give `CURRENT_ROLE()` or `SNOWFLAKE.CORTEX.COMPLETE(…)` columns the name Snowflake shows (the
     expression's text as written), not the name of what they are rewritten to."""
-    from sqlengine.parsing import cortex_call
-
     for select in list(tree.find_all(exp.Select)):
         for projection in select.expressions:
             if isinstance(projection, (exp.Alias, exp.Star)) or isinstance(projection, exp.Column):

@@ -248,7 +248,7 @@ def _columns(definitions: list[exp.Expression]) -> list[_Column]:
                 comment = str(constant(constraint.args["kind"].this))
             else:
                 constraints.append(constraint.sql(dialect="duckdb"))
-        sql = " ".join([accountdata._ident(name), datatypes.to_duckdb(datatype), *constraints])
+        sql = " ".join([accountdata.ident(name), datatypes.to_duckdb(datatype), *constraints])
         columns.append(_Column(name, sql, datatypes.declared(datatype), comment))
     return columns
 
@@ -302,7 +302,7 @@ def _creation_steps(session, box: Sandbox, statement: exp.Create, kind: str, tar
             privileges.require_ownership(session, kind, str(target))
             _execute(con, f"DROP {kind} {relation}")
         if kind == "VIEW":
-            names = f" ({', '.join(accountdata._ident(c) for c in view_columns)})" if view_columns else ""
+            names = f" ({', '.join(accountdata.ident(c) for c in view_columns)})" if view_columns else ""
             _execute(con, f"CREATE VIEW {relation}{names} AS {prepared.sql(dialect='duckdb')}")
         elif columns:
             _execute(con, f"CREATE TABLE {relation} ({', '.join(c.duckdb_sql for c in columns)})")
@@ -310,7 +310,7 @@ def _creation_steps(session, box: Sandbox, statement: exp.Create, kind: str, tar
                 if column.comment is not None:
                     # COMMENT ON takes no parameters in DuckDB.
                     text = "'" + column.comment.replace("'", "''") + "'"
-                    _execute(con, f"COMMENT ON COLUMN {relation}.{accountdata._ident(column.name)} IS {text}")
+                    _execute(con, f"COMMENT ON COLUMN {relation}.{accountdata.ident(column.name)} IS {text}")
             if prepared is not None:
                 _execute(con, f"INSERT INTO {relation} {prepared.sql(dialect='duckdb')}")
         else:
