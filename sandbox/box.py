@@ -52,24 +52,57 @@ class Read:
     name: QualifiedName
 
 
-def references(tree: exp.Expression, skip: exp.Table | None = None) -> list[exp.Table]:
-    """Every reference to a table or view in `tree` but `skip` (a DML statement's target); the other
-    names in FROM are CTEs in scope. A name scope analysis cannot place is refused, never guessed at."""
+def references(tree: exp.Expression, skip: exp.Table | None = None) -> tuple[list[exp.Table], dict[int, exp.CTE]]:
+    """The names in `tree`'s FROM clauses but `skip` (a DML statement's target): those of tables or
+    views, and those sqlglot's scope analysis binds to a CTE (by id, with the CTE). Only a name the
+    analysis places in the scope of a CTE of that name is a CTE's; every other name is a table's, to
+    be resolved and checked, including one in a place the analysis does not reach (a subquery under
+    INSERT … VALUES): it fails closed."""
     try:
         scopes = list(traverse_scope(tree))
     except sqlglot.errors.SqlglotError as exc:
         raise compilation_error(f"cannot resolve the names of this query: {exc}") from exc
-    sources = {id(source) for scope in scopes for source in scope.sources.values() if isinstance(source, exp.Table)}
-    cte_names = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    found = []
+    bound: dict[int, exp.CTE] = {}
+    for scope in scopes:
+        for table in scope.tables:
+            source = scope.cte_sources.get(table.name)
+            if source is not None and not table.args.get("db") and isinstance(table.this, exp.Identifier):
+                cte = source.expression
+                while cte is not None and not isinstance(cte, exp.CTE):
+                    cte = cte.parent
+                if cte is not None:
+                    bound[id(table)] = cte
+    tables = [table for table in tree.find_all(exp.Table) if table is not skip
+              and isinstance(table.this, exp.Identifier) and id(table) not in bound]
+    return tables, bound
+
+
+def _rename_ctes(tree: exp.Expression, bound: dict[int, exp.CTE]) -> None:
+    """Give every CTE a name of its own and its references that name (aliased as written): a
+    reference DuckDB placed differently from sqlglot would find nothing, not a catalog view of
+    DuckDB's by the same name."""
+    renamed = {id(cte): f"studio_cte_{n}" for n, cte in enumerate(tree.find_all(exp.CTE), 1)}
+    for cte in tree.find_all(exp.CTE):
+        alias = cte.args.get("alias")
+        if alias is not None:
+            alias.set("this", _ident(renamed[id(cte)]))
     for table in tree.find_all(exp.Table):
-        if table is skip or not isinstance(table.this, exp.Identifier):
-            continue  # the target, or a table function (the allowlist has checked those)
-        if id(table) in sources:
-            found.append(table)
-        elif table.args.get("db") or table.name not in cte_names:
+        cte = bound.get(id(table))
+        if cte is None:
+            continue
+        if table.args.get("alias") is None:
+            table.set("alias", exp.TableAlias(this=table.this.copy()))
+        table.set("this", _ident(renamed[id(cte)]))
+
+
+def _require_placed(tree: exp.Expression) -> None:
+    """Every name left for DuckDB is fully qualified or one of this statement's own CTEs."""
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            continue
+        qualified = table.args.get("catalog") is not None and table.args.get("db") is not None
+        if not qualified and not table.name.startswith("studio_cte_"):
             raise allowlist.unsupported(f"The table reference '{table.sql(dialect='snowflake')}' here")
-    return found
 
 
 def dml_target(statement: exp.Expression) -> exp.Table | None:
@@ -157,13 +190,15 @@ class Sandbox:
             node.comments = None  # nothing of the user's text reaches DuckDB but what was parsed
         allowlist.check(tree)
         target = dml_target(tree)
-        found = references(tree, skip=target)
+        tables, ctes = references(tree, skip=target)
         if target is not None:
             name = names.qualify(name_parts(target), database, schema, self.action)
             self.attach(name.database)
             _point(target, name.database, name.schema, name.name)
-        for table in found:
+        for table in tables:
             self._resolve_read(table, database, schema)
+        _rename_ctes(tree, ctes)
+        _require_placed(tree)
         session_functions.substitute(tree, self.session)
         return tree
 
@@ -243,7 +278,7 @@ class Sandbox:
         query = sqlglot.parse_one(sql, read="duckdb")
         query = query.expression if isinstance(query, exp.Create) else query
         owner_held = privileges.Held(self.session, privileges.effective_roles(owner or "PUBLIC"))
-        for table in references(normalize_identifiers(query, dialect="duckdb")):
+        for table in references(normalize_identifiers(query, dialect="duckdb"))[0]:
             parts = [p.name for p in table.parts]
             try:
                 dependency = self._owner_may_read(owner_held, names.qualify(parts, view.database, view.schema,

@@ -57,6 +57,12 @@ QUERIES: list[tuple[str, str]] = [
     ("SELECT * FROM TABLE(RESULT_SCAN(LAST_QUERY_ID()))", UNKNOWN_TABLE_FUNCTION + "RESULT_SCAN"),
     ("SELECT * FROM TABLE(FLATTEN(input => PARSE_JSON('[1]')))", UNKNOWN_TABLE_FUNCTION + "FLATTEN"),
     ("SELECT * FROM TABLE(GENERATOR(TIMELIMIT => 1))", NOT_SUPPORTED + "GENERATOR without ROWCOUNT"),
+    ("SELECT * FROM TABLE(GENERATOR(ROWCOUNT => (SELECT COUNT(*) FROM acc.s.t)))",
+     NOT_SUPPORTED + "GENERATOR's ROWCOUNT must be a constant."),
+    # DuckDB's dot-call syntax ('x'.upper() is upper('x')) and Snowflake's hierarchical queries
+    ("SELECT 'abc'.upper()", UNKNOWN_FUNCTION + "'ABC'.UPPER"),
+    ("SELECT name.query_table() FROM acc.s.t", UNKNOWN_FUNCTION + "NAME.QUERY_TABLE"),
+    ("SELECT * FROM acc.s.t START WITH id = 1 CONNECT BY PRIOR id = id", NOT_SUPPORTED),
     # names computed from strings: Snowflake's IDENTIFIER() and TABLE('name'), which sqlglot writes for
     # DuckDB as the plain name inside the string
     ("SELECT * FROM IDENTIFIER('acc.s.t')", UNKNOWN_TABLE_FUNCTION + "IDENTIFIER"),
@@ -74,6 +80,9 @@ QUERIES: list[tuple[str, str]] = [
     ("SELECT * FROM main.duckdb_tables", "SQL compilation error: Schema 'PUB.MAIN' does not exist"),
     ("SELECT * FROM duckdb_tables", "SQL compilation error: Object 'PUB.S.DUCKDB_TABLES' does not exist"),
     ("SELECT * FROM sqlite_master", "SQL compilation error: Object 'PUB.S.SQLITE_MASTER' does not exist"),
+    ("SELECT * FROM duckdb_databases", "SQL compilation error: Object 'PUB.S.DUCKDB_DATABASES' does not exist"),
+    ("SELECT * FROM pg_settings", "SQL compilation error: Object 'PUB.S.PG_SETTINGS' does not exist"),
+    ("SELECT * FROM pg_views", "SQL compilation error: Object 'PUB.S.PG_VIEWS' does not exist"),
     ("SELECT * FROM acc.information_schema.tables", NO_ACC),
     ("SELECT * FROM acc.information_schema.columns", NO_ACC),
     # the name itself, in every quoting and case
@@ -117,6 +126,12 @@ QUERIES: list[tuple[str, str]] = [
      NO_ACC),
     ("WITH a AS (SELECT * FROM b), b AS (SELECT * FROM acc.s.t) SELECT * FROM a",
      "SQL compilation error: Object 'PUB.S.B' does not exist"),
+    # a CTE defined in one subquery does not hide DuckDB's catalog views by name in another
+    ("SELECT * FROM pub.s.x AS duckdb_tables, LATERAL (SELECT table_name FROM duckdb_tables) l, "
+     "(WITH duckdb_tables AS (SELECT 1) SELECT 1) z",
+     "SQL compilation error: Object 'PUB.S.DUCKDB_TABLES' does not exist"),
+    ("(WITH duckdb_tables AS (SELECT 1) SELECT 1) UNION ALL SELECT COUNT(*) FROM duckdb_tables",
+     "SQL compilation error: Object 'PUB.S.DUCKDB_TABLES' does not exist"),
     # Snowflake's own views the role may not read
     ("SELECT * FROM snowflake.account_usage.cortex_access_history",
      "Insufficient privileges to operate on view 'SNOWFLAKE.ACCOUNT_USAGE.CORTEX_ACCESS_HISTORY'"),
