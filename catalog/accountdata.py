@@ -155,10 +155,21 @@ def create_schema(database: str, name: str, owner_role: str = "ACCOUNTADMIN", *,
     return schema
 
 
+def database_not_found(database: str, *, refused: bool = False) -> StudioError:
+    """How a database that does not exist, or that the role may not use (refused), is reported."""
+    return StudioError(f"Database '{quote(database)}' does not exist or not authorized.", code=2003,
+                       sqlstate="02000", refused=refused)
+
+
+def schema_not_found(database: str, schema: str, *, refused: bool = False) -> StudioError:
+    return StudioError(f"Schema '{quote(database)}.{quote(schema)}' does not exist or not authorized.", code=2003,
+                       sqlstate="02000", refused=refused)
+
+
 def get_database(name: str) -> Database:
     database = Database.objects.filter(name=name).first()
     if database is None:
-        raise StudioError(f"Database '{quote(name)}' does not exist or not authorized.", code=2003, sqlstate="02000")
+        raise database_not_found(name)
     return database
 
 
@@ -166,8 +177,7 @@ def get_schema(database: str, schema: str) -> Schema:
     found = Schema.objects.filter(database__name=database, name=schema).select_related("database").first()
     if found is None:
         get_database(database)
-        raise StudioError(f"Schema '{quote(database)}.{quote(schema)}' does not exist or not authorized.",
-                          code=2003, sqlstate="02000")
+        raise schema_not_found(database, schema)
     return found
 
 

@@ -127,12 +127,23 @@ class StageLocation:
         return self.root / "md5" / (clean_relative(relative) + ".md5")
 
 
+# What one folder or file name of a stage's path may be: the file systems' own limit, in bytes.
+MAX_NAME_BYTES = 255
+
+
 def clean_relative(relative: str) -> str:
-    """A path inside a stage: no absolute paths, no `..`, no hidden names (the writers' temporaries)."""
+    """A path inside a stage: no absolute paths, no `..`, no hidden names (the writers' temporaries), no
+    control characters, no name longer than a file system allows."""
     parts = [p for p in relative.replace("\\", "/").split("/") if p not in ("", ".")]
     if not parts or any(p == ".." for p in parts):
         raise StudioError(f"Invalid file name '{relative}' for a stage: use a relative path without '..'.",
                           code=1003, sqlstate="22023")
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in relative):
+        raise StudioError(f"Invalid file name {relative!r} for a stage: it holds a control character.",
+                          code=1003, sqlstate="22023")
+    if any(len(p.encode()) > MAX_NAME_BYTES for p in parts):
+        raise StudioError(f"Invalid file name '{relative[:80]}…' for a stage: each part of a path may be at most "
+                          f"{MAX_NAME_BYTES} bytes long.", code=1003, sqlstate="22023")
     return "/".join(parts)
 
 
@@ -155,10 +166,25 @@ def resolve(ref: StageRef, session, privilege: str, *, loading_into: tuple[str, 
     if ref.kind == "table":
         _authorize_table_stage(session, roles, (database, schema, name), privilege, loading_into)
         return StageLocation(f"@{quote(database)}.{quote(schema)}.%{quote(name)}", "",
-                             base / "table" / _safe(database) / _safe(schema) / _safe(name),
-                             table=(database, schema, name))
+                             table_stage_root(database, schema, name), table=(database, schema, name))
     stage = _authorized_stage(session, roles, database, schema, name, privilege)
     return StageLocation(f"@{quote(database)}.{quote(schema)}.{quote(name)}", f"{name.lower()}/", named_root(stage))
+
+
+def table_stage_root(database: str, schema: str | None = None, table: str | None = None) -> Path:
+    """The folder of a table's stage, or of every table stage in a schema or database."""
+    root = Path(settings.STAGE_DIR) / "table" / _safe(database)
+    if schema is not None:
+        root = root / _safe(schema)
+        if table is not None:
+            root = root / _safe(table)
+    return root
+
+
+def drop_table_stages(database: str, schema: str | None = None, table: str | None = None) -> None:
+    """Remove a table's stage (or all of a schema's or database's) with the table, as Snowflake does: a
+    table created again under the name starts with an empty stage, not its predecessor's files."""
+    shutil.rmtree(table_stage_root(database, schema, table), ignore_errors=True)
 
 
 def _uses_schema(session, roles: set[str], database: str, schema: str) -> bool:
@@ -398,8 +424,15 @@ def incoming_file() -> Iterator[tuple[Path, BinaryIO]]:
 
 def publish(location: StageLocation, relative: str, temporary: Path, digest: str) -> Path:
     target = location.file_path(relative)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(temporary, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temporary, target)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise StudioError(f"Cannot store '{relative}' in {location.display}: a file there already has the name of "
+                          "one of its folders. Choose another name.", code=1003, sqlstate="22023") from exc
+    except IsADirectoryError as exc:
+        raise StudioError(f"Cannot store '{relative}' in {location.display}: it is the name of a folder of staged "
+                          "files. Choose another name.", code=1003, sqlstate="22023") from exc
     _write_md5(location.md5_path(relative), target, digest)
     return target
 

@@ -33,6 +33,7 @@ from catalog import accountdata
 from catalog.identifiers import QualifiedName
 from catalog.models import Database, Schema, SchemaObject
 from sandbox import account_usage, allowlist, information_schema, names, session_functions
+from sandbox.resolver import Resolver
 from sqlengine.parsing import name_parts
 from studio.errors import StudioError, compilation_error
 
@@ -150,12 +151,11 @@ class Sandbox:
         self.session = session
         self.write = write
         self.action = action
-        self.roles = privileges.session_roles(session)
-        self.held = privileges.Held(session, self.roles)
+        self.resolver = Resolver(session)
+        self.roles, self.held = self.resolver.roles, self.resolver.held
         self.reads: list[Read] = []
         self._attached: set[str] = set()
         self._virtual = 0
-        self._visibility: privileges.Visibility | None = None
         self.sealed = False
         self.con = duckdb.connect(":memory:")
 
@@ -208,10 +208,10 @@ class Sandbox:
             self._virtual_table(table, name, account_usage.columns_and_rows(self.roles, name))
             return
         if name.schema == INFORMATION_SCHEMA:
-            self._usable_database(name.database)
+            self.resolver.database(name.database)
             self.attach(name.database)
             self._virtual_table(table, name, information_schema.columns_and_rows(
-                self.con, name, self.visibility(), self.held))
+                self.con, name, self.resolver.visibility(), self.held))
             return
         kind, owner = self.relation(name, "SELECT")
         if kind == "VIEW":
@@ -223,30 +223,27 @@ class Sandbox:
         """(TABLE or VIEW, its owner) of the table or view `name`, once the session is known to hold
         USAGE on its database and schema and `privilege` on it (any privilege when None); its
         database is attached. Anything else is reported as not existing."""
-        database = self._usable_database(name.database)
-        schema = Schema.objects.filter(database=database, name=name.schema).first()
-        if schema is None:
-            raise names.schema_not_found(name.database, name.schema)
-        if not self.held.has("USAGE", "SCHEMA", privileges.key(name.database, name.schema), schema.owner_role):
-            raise names.schema_not_found(name.database, name.schema, refused=True)
+        self.resolver.schema(name.database, name.schema)
         self.attach(name.database)
         kind = self.kind_of(name)
         if kind is None:
             raise names.object_not_found(name)
         owner = privileges.owner_of(kind, str(name))
-        allowed = (self.visibility().sees(kind, str(name), owner) if privilege is None
+        allowed = (self.resolver.sees(kind, str(name), owner) if privilege is None
                    else self.held.has(privilege, kind, str(name), owner))
         if not allowed:
             raise names.object_not_found(name, refused=True)
         return kind, owner
 
-    def _usable_database(self, name: str) -> Database:
-        database = Database.objects.filter(name=name).first()
-        if database is None:
-            raise names.database_not_found(name)
-        if not self.held.has("USAGE", "DATABASE", privileges.key(name), database.owner_role):
-            raise names.database_not_found(name, refused=True)
-        return database
+    def visible_kind(self, name: QualifiedName) -> str | None:
+        """TABLE, VIEW or None (when it does not exist or the role holds nothing on it) for `name`,
+        once the role may use its database and schema; its database is attached."""
+        self.resolver.schema(name.database, name.schema)
+        self.attach(name.database)
+        kind = self.kind_of(name)
+        if kind is None or not self.resolver.sees(kind, str(name), privileges.owner_of(kind, str(name))):
+            return None
+        return kind
 
     def kind_of(self, name: QualifiedName) -> str | None:
         """'TABLE', 'VIEW' or None: what an attached database holds under exactly this name."""
@@ -256,11 +253,6 @@ class Sandbox:
         if row is None:
             return None
         return "VIEW" if row[0] == "VIEW" else "TABLE"
-
-    def visibility(self) -> privileges.Visibility:
-        if self._visibility is None:
-            self._visibility = privileges.Visibility(self.session)
-        return self._visibility
 
     # Views: what they read is checked against their owner's privileges, as in Snowflake -----------
 

@@ -126,13 +126,24 @@ def _views(catalog: _Catalog) -> list[tuple]:
             continue
         record = catalog.records.get((schema, name))
         text = record.text if record and record.text else sql
-        secure = bool(re.match(r"\s*CREATE\s+(OR\s+REPLACE\s+)?SECURE\s", text or "", re.IGNORECASE))
+        secure = is_secure(text)
         owner = catalog.owner(schema, name)
-        shown = text if not secure or owner in catalog.visibility.roles or catalog.visibility.all else None
+        shown = view_definition(text, owner, catalog.visibility)
         created = _naive(record.created_on) if record else None
         out.append((catalog.database, schema, name, owner, shown, "NONE", "NO", "NO", "YES" if secure else "NO",
                     created, created, (record.comment if record else None) or comment))
     return out
+
+
+def is_secure(view_text: str | None) -> bool:
+    return bool(re.match(r"\s*CREATE\s+(OR\s+REPLACE\s+)?SECURE\s", view_text or "", re.IGNORECASE))
+
+
+def view_definition(view_text: str | None, owner: str | None, visibility: privileges.Visibility) -> str | None:
+    """A view's text as a role may read it: a secure view's only by its owner, as in Snowflake."""
+    if is_secure(view_text) and not (visibility.all or owner in visibility.roles):
+        return None
+    return view_text
 
 
 def _schemata(catalog: _Catalog) -> list[tuple]:

@@ -7,6 +7,7 @@ a role which objects exist.
 """
 from __future__ import annotations
 
+from catalog.accountdata import database_not_found, schema_not_found  # noqa: F401 (worded as everywhere)
 from catalog.identifiers import QualifiedName, quote
 from studio.errors import StudioError
 
@@ -33,16 +34,6 @@ def qualify(parts: list[str], database: str | None, schema: str | None, action: 
     if not schema:
         raise no_current(action, "schema")
     return QualifiedName(database, schema, parts[0])
-
-
-def database_not_found(database: str, *, refused: bool = False) -> StudioError:
-    return StudioError(f"SQL compilation error: Database '{quote(database)}' does not exist or not authorized.",
-                       code=2003, sqlstate="02000", refused=refused)
-
-
-def schema_not_found(database: str, schema: str, *, refused: bool = False) -> StudioError:
-    return StudioError(f"SQL compilation error: Schema '{quote(database)}.{quote(schema)}' does not exist or not "
-                       "authorized.", code=2003, sqlstate="02000", refused=refused)
 
 
 def object_not_found(name: QualifiedName, *, refused: bool = False) -> StudioError:

@@ -17,6 +17,8 @@ from catalog.identifiers import split_parts
 from catalog.models import Database, Schema, SchemaObject
 from models_registry.models import FineTunedModel
 from sandbox import names
+from sandbox.information_schema import is_secure, view_definition
+from sandbox.resolver import Resolver
 from sqlengine.parsing import constant, name_parts
 from sqlengine.results import Result
 from studio.errors import StudioError, compilation_error
@@ -112,31 +114,41 @@ def like_matches(pattern: str, value: str) -> bool:
 # Scope ------------------------------------------------------------------------------------------------
 
 def _scope(session, spec: ShowSpec) -> tuple[str | None, str | None]:
-    """(database, schema) the listing is limited to; None for no limit."""
+    """(database, schema) the listing is limited to; None for no limit. A database or schema the role
+    holds nothing on is reported like a missing one (sandbox/resolver.py)."""
     action = f"SHOW {spec.kind}"
+    resolver = Resolver(session)
     if spec.scope_kind == "ACCOUNT":
         return None, None
     if spec.scope_kind == "DATABASE":
         if len(spec.scope) != 1:
             raise compilation_error(f"invalid database name '{'.'.join(spec.scope)}'.")
-        return accountdata.get_database(spec.scope[0]).name, None
+        return resolver.database(spec.scope[0], usage=False).name, None
     if spec.scope:
         if len(spec.scope) == 2:
-            accountdata.get_schema(*spec.scope)
+            resolver.schema(*spec.scope, usage=False)
             return spec.scope[0], spec.scope[1]
         if len(spec.scope) != 1:
             raise compilation_error(f"invalid schema name '{'.'.join(spec.scope)}'.")
         (name,) = spec.scope
-        if session.database and Schema.objects.filter(database__name=session.database, name=name).exists():
-            return session.database, name
         # sqlglot reads a bare `IN name` as a schema; Snowflake takes the name of a database there too.
-        if Database.objects.filter(name=name).exists():
+        if session.database and _findable(resolver.schema, session.database, name):
+            return session.database, name
+        if _findable(resolver.database, name):
             return name, None
         if not session.database:
             raise names.no_current(action, "database")
-        accountdata.get_schema(session.database, name)
+        resolver.schema(session.database, name, usage=False)
     # Without IN, Snowflake lists the current database, or the whole account when there is none.
     return session.database, None
+
+
+def _findable(lookup, *name: str) -> bool:
+    try:
+        lookup(*name, usage=False)
+    except StudioError:
+        return False
+    return True
 
 
 def _in_scope(database: str, schema: str | None, scope: tuple[str | None, str | None]) -> bool:
@@ -216,8 +228,10 @@ def _views(session, spec):
     columns = ["created_on", "name", "reserved", "database_name", "schema_name", "owner", "comment", "text",
                "is_secure", "is_materialized", "change_tracking"]
     types = ["TIMESTAMP_LTZ"] + ["TEXT"] * 7 + ["BOOLEAN", "BOOLEAN", "TEXT"]
-    rows = [(v["created_on"], v["name"], "", v["database"], v["schema"], v["owner"], v["comment"], v["text"],
-             " SECURE " in f" {v['text'].upper()} ", False, "OFF") for v in _relations(session, spec, "VIEW")]
+    visibility = privileges.Visibility(session)
+    rows = [(v["created_on"], v["name"], "", v["database"], v["schema"], v["owner"], v["comment"],
+             view_definition(v["text"], v["owner"], visibility), is_secure(v["text"]), False, "OFF")
+            for v in _relations(session, spec, "VIEW")]
     return columns, types, rows
 
 

@@ -58,7 +58,7 @@ def test_another_databases_information_schema_needs_usage_on_it(low_account):
     for view in ("TABLES", "COLUMNS", "VIEWS", "SCHEMATA", "DATABASES"):
         with pytest.raises(StudioError) as caught:
             rows(low_account, f"SELECT * FROM acc.information_schema.{view}")
-        assert caught.value.message == "SQL compilation error: Database 'ACC' does not exist or not authorized."
+        assert caught.value.message == "Database 'ACC' does not exist or not authorized."
     with pytest.raises(StudioError) as caught:
         rows(low_account, "SELECT * FROM pub.information_schema.query_history")
     assert caught.value.message == ("SQL compilation error: Object 'PUB.INFORMATION_SCHEMA.QUERY_HISTORY' does not "

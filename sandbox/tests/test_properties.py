@@ -62,7 +62,8 @@ queries = st.recursive(
 
 def clean(error: StudioError) -> bool:
     return (isinstance(error.code, int) and len(error.sqlstate) == 5
-            and error.message.startswith(("SQL compilation error: ", "Insufficient privileges to operate on "))
+            and error.message.startswith(("SQL compilation error: ", "Insufficient privileges to operate on ",
+                                          "Database '", "Schema '"))
             and not leaks(error.message))
 
 

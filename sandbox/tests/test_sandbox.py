@@ -57,7 +57,7 @@ def test_a_database_the_role_may_not_use_reads_like_one_that_does_not_exist(low_
 def test_a_cte_is_not_visible_in_its_own_body(low_account):
     # The inner t is the table ACC.S.T (the session's schema), which LOW may not read.
     assert refusal(low_account, "WITH t AS (SELECT * FROM t) SELECT * FROM t", database="ACC", schema="S").message == (
-        "SQL compilation error: Database 'ACC' does not exist or not authorized.")
+        "Database 'ACC' does not exist or not authorized.")
     admin(low_account, "CREATE TABLE pub.s.t (id INT)")
     admin(low_account, "INSERT INTO pub.s.t VALUES (7)")
     admin(low_account, "GRANT SELECT ON TABLE pub.s.t TO ROLE low")

@@ -16,13 +16,14 @@ from django.db import transaction
 from sqlglot import exp
 
 from access import privileges
-from catalog import accountdata
+from catalog import accountdata, stages
 from catalog.identifiers import QualifiedName, quote, split_parts
 from catalog.models import SchemaObject
 from inference import deployment
 from models_registry.models import FineTunedModel
 from sandbox import names
 from sandbox.box import Sandbox
+from sandbox.resolver import Resolver
 from sqlengine import datatypes, show
 from sqlengine.parsing import constant, name_parts
 from sqlengine.results import Result, status
@@ -108,8 +109,7 @@ def _object_kind(con: duckdb.DuckDBPyConnection, target: QualifiedName) -> str |
     return "VIEW" if row[0] == "VIEW" else "TABLE"
 
 
-def does_not_exist(target: QualifiedName) -> StudioError:
-    return compilation_error(f"Object '{target}' does not exist or not authorized.")
+does_not_exist = names.object_not_found
 
 
 def _wrong_kind(found: str, wanted: str) -> StudioError:
@@ -212,7 +212,7 @@ def _create_schema(executor, statement: exp.Create) -> Result:
     if len(parts) != 2:
         raise compilation_error(f"invalid schema name '{statement.this.sql(dialect='snowflake')}'.")
     database, name = parts
-    accountdata.get_database(database)
+    Resolver(executor.session).database(database, usage=False)
     privileges.require(executor.session, "CREATE SCHEMA", "DATABASE", privileges.key(database))
     exists = accountdata.Schema.objects.filter(database__name=database, name=name).exists()
     if exists and statement.args.get("exists"):
@@ -256,7 +256,7 @@ def _columns(definitions: list[exp.Expression]) -> list[_Column]:
 def _create_relation(executor, statement: exp.Create, kind: str) -> Result:
     session = executor.session
     target = resolve(session, _table_node(statement), f"CREATE {kind}")
-    schema = accountdata.get_schema(target.database, target.schema)
+    schema = Resolver(session).schema(target.database, target.schema, usage=False)
     definitions = list(statement.this.expressions) if isinstance(statement.this, exp.Schema) else []
     query = statement.expression
     if kind == "VIEW" and query is None:
@@ -267,8 +267,10 @@ def _create_relation(executor, statement: exp.Create, kind: str) -> Result:
     columns = _columns(definitions) if kind != "VIEW" else []
     privileges.require_create_in_schema(session, kind, target.database, target.schema)
     with Sandbox(session, write=target.database, action=f"CREATE {kind}") as box:
-        steps = _creation_steps(session, box, statement, kind, target, schema, columns, view_columns)
+        steps, replaced = _creation_steps(session, box, statement, kind, target, schema, columns, view_columns)
         created = _write(target, box, steps)
+    if replaced == ["TABLE"]:  # a replaced table's stage goes with it, as in Snowflake
+        stages.drop_table_stages(*_parts(target))
     if not created:
         return status(f"{quote(target.name)} already exists, statement succeeded.")
     return status(f"{kind.title()} {quote(target.name)} successfully created.")
@@ -276,10 +278,12 @@ def _create_relation(executor, statement: exp.Create, kind: str) -> Result:
 
 def _creation_steps(session, box: Sandbox, statement: exp.Create, kind: str, target: QualifiedName, schema,
                     columns: list[_Column], view_columns: list[str]):
-    """What CREATE TABLE / VIEW does inside its DuckDB transaction, once its query is prepared."""
+    """What CREATE TABLE / VIEW does inside its DuckDB transaction, once its query is prepared, and the
+    kind of what OR REPLACE dropped (filled in as it runs)."""
     query = statement.expression
     replace, if_not_exists = bool(statement.args.get("replace")), bool(statement.args.get("exists"))
     prepared = None
+    replaced: list[str] = []
     if query is not None:
         # A view's unqualified names mean what they mean in the view's own schema, whoever reads it.
         context = (target.database, target.schema) if kind == "VIEW" else (session.database, session.schema)
@@ -301,6 +305,7 @@ def _creation_steps(session, box: Sandbox, statement: exp.Create, kind: str, tar
         if existing:
             privileges.require_ownership(session, kind, str(target))
             _execute(con, f"DROP {kind} {relation}")
+            replaced.append(existing)
         if kind == "VIEW":
             names = f" ({', '.join(accountdata.ident(c) for c in view_columns)})" if view_columns else ""
             _execute(con, f"CREATE VIEW {relation}{names} AS {prepared.sql(dialect='duckdb')}")
@@ -323,7 +328,7 @@ def _creation_steps(session, box: Sandbox, statement: exp.Create, kind: str, tar
         )
         return True
 
-    return steps
+    return steps, replaced
 
 
 # DROP -------------------------------------------------------------------------------------------------
@@ -337,13 +342,21 @@ def _drop(executor, statement: exp.Drop) -> Result:
     if_exists = bool(statement.args.get("exists"))
     session = executor.session
     (node,) = statement.args.get("tables") or [statement.this]
+    resolver = Resolver(session)
     if kind == "DATABASE":
-        (name,) = name_parts(node)
-        if if_exists and not accountdata.Database.objects.filter(name=name).exists():
-            return _dropped_already(quote(name))
-        accountdata.get_database(name)
+        parts = name_parts(node)
+        if len(parts) != 1:
+            raise compilation_error(f"invalid database name '{node.sql(dialect='snowflake')}'.")
+        (name,) = parts
+        try:
+            resolver.database(name, usage=False)
+        except StudioError:
+            if if_exists:  # one the role may not see is as dropped as one that does not exist
+                return _dropped_already(quote(name))
+            raise
         privileges.require_ownership(session, "DATABASE", privileges.key(name))
         accountdata.drop_database(name)
+        stages.drop_table_stages(name)
         if session.database == name:
             session.database = session.schema = None
         return status(f"{quote(name)} successfully dropped.")
@@ -353,40 +366,48 @@ def _drop(executor, statement: exp.Drop) -> Result:
             if not session.database:
                 raise no_current("DROP SCHEMA", "database")
             parts = [session.database, parts[0]]
+        if len(parts) != 2:
+            raise compilation_error(f"invalid schema name '{node.sql(dialect='snowflake')}'.")
         database, name = parts
-        if if_exists and not accountdata.Schema.objects.filter(database__name=database, name=name).exists():
-            return _dropped_already(quote(name))
-        accountdata.get_schema(database, name)
+        try:
+            resolver.schema(database, name, usage=False)
+        except StudioError:
+            if if_exists:
+                return _dropped_already(quote(name))
+            raise
         privileges.require_ownership(session, "SCHEMA", privileges.key(database, name))
         accountdata.drop_schema(database, name)
+        stages.drop_table_stages(database, name)
         if (session.database, session.schema) == (database, name):
             session.schema = None
         return status(f"{quote(name)} successfully dropped.")
 
     target = resolve(session, node, f"DROP {kind}")
-    if if_exists and not accountdata.Schema.objects.filter(database__name=target.database,
-                                                          name=target.schema).exists():
-        return _dropped_already(quote(target.name))
-    schema = accountdata.get_schema(target.database, target.schema)
 
     def steps(con):
-        existing = _object_kind(con, target)
-        if existing is None:
-            if if_exists:
-                return False
-            raise StudioError(f"SQL compilation error: {kind.title()} '{target}' does not exist or not authorized.",
-                              code=2003, sqlstate="02000")
         if existing != kind:
             raise _wrong_kind(existing, kind)
         privileges.require_ownership(session, kind, str(target))
         _execute(con, f"DROP {kind} {accountdata.qualified_ident(*_parts(target))}")
-        SchemaObject.objects.filter(schema=schema, name=target.name).delete()
+        SchemaObject.objects.filter(schema__database__name=target.database, schema__name=target.schema,
+                                    name=target.name).delete()
         return True
 
     with Sandbox(session, write=target.database, action=f"DROP {kind}") as box:
-        dropped = _write(target, box, steps)
-    if not dropped:
-        return _dropped_already(quote(target.name))
+        try:
+            existing = box.visible_kind(target)
+        except StudioError:
+            existing = None
+            if not if_exists:
+                raise
+        if existing is None:
+            if if_exists:
+                return _dropped_already(quote(target.name))
+            raise StudioError(f"SQL compilation error: {kind.title()} '{target}' does not exist or not authorized.",
+                              code=2003, sqlstate="02000")
+        _write(target, box, steps)
+    if kind == "TABLE":  # once the drop has committed: its stage goes with it, as in Snowflake
+        stages.drop_table_stages(*_parts(target))
     return status(f"{quote(target.name)} successfully dropped.")
 
 
@@ -431,21 +452,24 @@ def _existing_table(con, target: QualifiedName) -> None:
         raise compilation_error(f"'{target}' is a view; only tables can be changed.")
 
 
-def _require_change(session, privilege: str, target: QualifiedName) -> None:
-    """INSERT / UPDATE / DELETE / TRUNCATE on the target table (its owner holds them all) and USAGE on
-    its database and schema. What else the statement reads, the sandbox checks as it prepares it."""
-    roles = privileges.session_roles(session)
-    privileges.require_schema_usage(session, target.database, target.schema, roles=roles)
-    privileges.require(session, privilege, "TABLE", str(target), roles=roles)
+def _require_change(box: Sandbox, privilege: str, target: QualifiedName) -> None:
+    """INSERT / UPDATE / DELETE / TRUNCATE on the target table (its owner holds them all), once the role
+    may use its database and schema and holds some privilege on it: without those it does not exist
+    for the role. What else the statement reads, the sandbox checks as it prepares it."""
+    kind = box.visible_kind(target)
+    if kind is None:
+        raise does_not_exist(target)
+    if kind != "TABLE":
+        raise compilation_error(f"'{target}' is a view; only tables can be changed.")
+    privileges.require(box.session, privilege, "TABLE", str(target), roles=box.roles)
 
 
 def _insert(executor, statement: exp.Insert) -> Result:
     session = executor.session
     node = _table_node(statement)
     target = resolve(session, node, "INSERT")
-    accountdata.get_schema(target.database, target.schema)
-    _require_change(session, "INSERT", target)
     with Sandbox(session, write=target.database, action="INSERT") as box:
+        _require_change(box, "INSERT", target)
         rewritten = box.prepare(statement)
         if isinstance(rewritten.this, exp.Schema):
             rewritten.this.set("expressions", [exp.to_identifier(name_parts(c)[0], quoted=True)
@@ -468,9 +492,8 @@ def _update_or_delete(executor, statement: exp.Update | exp.Delete) -> Result:
     node = _table_node(statement)
     action = "UPDATE" if isinstance(statement, exp.Update) else "DELETE"
     target = resolve(session, node, action)
-    accountdata.get_schema(target.database, target.schema)
-    _require_change(session, action, target)
     with Sandbox(session, write=target.database, action=action) as box:
+        _require_change(box, action, target)
         rewritten = box.prepare(statement)
 
         def steps(con):
@@ -488,19 +511,18 @@ def _truncate(executor, statement: exp.TruncateTable) -> Result:
     session = executor.session
     for node in statement.expressions:
         target = resolve(session, node, "TRUNCATE TABLE")
-        if statement.args.get("exists") and not accountdata.Schema.objects.filter(
-                database__name=target.database, name=target.schema).exists():
-            continue
-        accountdata.get_schema(target.database, target.schema)
-        _require_change(session, "TRUNCATE", target)
 
         def steps(con, target=target):
-            if statement.args.get("exists") and _object_kind(con, target) is None:
-                return
             _existing_table(con, target)
             _execute(con, f"DELETE FROM {accountdata.qualified_ident(*_parts(target))}")
 
         with Sandbox(session, write=target.database, action="TRUNCATE TABLE") as box:
+            try:
+                _require_change(box, "TRUNCATE", target)
+            except StudioError as error:
+                if statement.args.get("exists") and not error.code == privileges.INSUFFICIENT_PRIVILEGES:
+                    continue  # missing, or as good as missing to this role
+                raise
             _write(target, box, steps)
     return status("Statement executed successfully.")
 
