@@ -112,7 +112,7 @@ def case_put_copy(source: Path) -> int:
     from sqlengine.executor import Executor
 
     admin = get_user_model().objects.get(username="admin")
-    executor = Executor(Session(user=admin, database=DATABASE, schema="PUBLIC"))
+    executor = Executor(Session(user=admin, database=DATABASE, schema="PUBLIC"), local_files=True)
     executor.execute(f"PUT 'file://{source}' @~ AUTO_COMPRESS=FALSE OVERWRITE=TRUE")
     result = executor.execute(f"COPY INTO examples FROM @~/{source.name} "
                               "FILE_FORMAT=(TYPE=CSV SKIP_HEADER=1 FIELD_OPTIONALLY_ENCLOSED_BY='\"')")[-1]

@@ -11,7 +11,7 @@ from sqlglot import exp
 from access.session import Session
 from sqlapi.models import HEARTBEAT_SECONDS, Statement
 from sqlapi.resultsets import MULTI_RESULT, result_set
-from sqlengine.executor import Executor
+from sqlengine.executor import Executor, internal_error
 from sqlengine.parsing import parse
 from sqlengine.statements.users import redact  # stored statements must not keep passwords
 from studio.errors import StudioError
@@ -84,7 +84,6 @@ def run(statement: Statement, session: Session, parsed: list[exp.Expression], be
     """Execute the parsed statements and record the outcome on `statement` (and its children)."""
     beating = beating if beating is not None else []
     executor = Executor(session)
-    executor.entry_point = "api"
     try:
         if not statement.multi:
             statement.succeed(result_set(executor.run(parsed[0])))
@@ -105,10 +104,8 @@ def run(statement: Statement, session: Session, parsed: list[exp.Expression], be
         statement.succeed(MULTI_RESULT)
     except StudioError as error:
         statement.fail(error)
-    except Exception as exc:  # a bug of ours: the statement must still end, with the reason
-        log.exception("statement %s crashed", statement.pk)
-        error = StudioError(f"Internal error while running the statement: {type(exc).__name__}: {exc}",
-                            code=300002, sqlstate="XX000")
+    except Exception as exc:  # a bug of ours: the statement must still end, and say so without details
+        error = internal_error(exc)
         for child in statement.children.filter(status=Statement.RUNNING):
             child.fail(error)
         statement.fail(error)

@@ -67,7 +67,7 @@ class StatementRequest:
                 request.statement_count = int(count)
                 if request.statement_count < 0 or isinstance(count, bool):
                     raise ValueError
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:  # 1e400 is infinity to json
                 raise BadRequest("parameters.MULTI_STATEMENT_COUNT",
                                  "Parameter 'MULTI_STATEMENT_COUNT' must be a non-negative integer.") from exc
         return request

@@ -7,15 +7,19 @@ worksheet page all run statements through here.
 from __future__ import annotations
 
 import importlib
+import logging
+import uuid
 from collections.abc import Iterator
 from types import ModuleType
 
 from sqlglot import exp
 
 from access.session import Session
-from sqlengine.parsing import parse
+from sqlengine.parsing import parse, too_deep
 from sqlengine.results import Result
-from studio.errors import compilation_error
+from studio.errors import StudioError, compilation_error
+
+log = logging.getLogger(__name__)
 
 STATEMENT_MODULES = (
     "sqlengine.statements.session",  # USE …
@@ -32,8 +36,12 @@ def _modules() -> list[ModuleType]:
 
 
 class Executor:
-    def __init__(self, session: Session) -> None:
+    """Runs a session's statements. `local_files` lets PUT and GET read and write this machine's files:
+    only `manage.py sql`, run by someone with a shell on the server, says so."""
+
+    def __init__(self, session: Session, *, local_files: bool = False) -> None:
         self.session = session
+        self.local_files = local_files
         self.modules = _modules()
 
     def execute(self, sql: str) -> list[Result]:
@@ -45,7 +53,23 @@ class Executor:
             yield self.run(statement)
 
     def run(self, statement: exp.Expression) -> Result:
-        for module in self.modules:
-            if module.handles(statement):
-                return module.run(self, statement)
+        try:
+            for module in self.modules:
+                if module.handles(statement):
+                    return module.run(self, statement)
+        except StudioError:
+            raise
+        except RecursionError:
+            raise too_deep() from None
+        except Exception as exc:
+            raise internal_error(exc) from exc
         raise compilation_error(f"statement '{statement.sql(dialect='snowflake')[:80]}' is not supported.")
+
+
+def internal_error(exc: BaseException) -> StudioError:
+    """A bug of ours still ends as an error every entry point shows; what went wrong (which may name
+    files or values) goes to the server's log, under an incident id the user can quote."""
+    incident = uuid.uuid4().hex[:12]
+    log.error("internal error %s", incident, exc_info=exc)
+    return StudioError(f"Internal error while running the statement (incident {incident}); the details are in "
+                       "the server's log.", code=300002, sqlstate="XX000")

@@ -38,6 +38,16 @@ def parse(sql: str) -> list[exp.Expression]:
     except sqlglot.errors.TokenError as exc:  # an unterminated string or quoted identifier
         raise StudioError(f"SQL compilation error: {exc}. Is a quote missing or not doubled ('')?",
                           code=1003, sqlstate="42000") from exc
+    except RecursionError:
+        raise too_deep() from None
+
+
+def too_deep() -> StudioError:
+    """sqlglot parses and writes SQL recursively: a statement nested some fifty levels deep (parentheses,
+    function calls, subqueries) exhausts Python's stack before any limit of Snowflake's."""
+    return StudioError("SQL compilation error: the statement nests too deeply (parentheses, function calls or "
+                       "subqueries about fifty levels deep); write it with fewer levels, e.g. with a CTE.",
+                       code=1003, sqlstate="54001")
 
 
 def _with_commands(sql: str) -> list[exp.Expression] | None:

@@ -130,7 +130,6 @@ def _with_absolute_line(error: StudioError, statement: Statement) -> StudioError
 def run_statements(session: Session, statements: list[Statement]) -> list[Outcome]:
     """Run the statements in order; stops at the first error, which ends the list."""
     executor = Executor(session)
-    executor.entry_point = "worksheet"
     outcomes = []
     for statement in statements:
         started = time.monotonic()

@@ -34,7 +34,7 @@ def own_folders(settings, tmp_path):
 
 
 def admin_sql(account, text: str):
-    return Executor(account.admin).execute(text)[-1]
+    return Executor(account.admin, local_files=True).execute(text)[-1]
 
 
 def refused(account, text: str, **session) -> StudioError:
@@ -303,7 +303,7 @@ def test_a_user_named_like_a_folder_reaches_no_other_users_stage(low_account, tm
     files_user, dot_user, dots_user = (users.create_user(username=n, password="pw") for n in ("files", ".", ".."))
     source = tmp_path / "private.csv"
     source.write_text(f"{SECRET}\n")
-    Executor(Session(user=files_user, role="PUBLIC")).execute(f"PUT file://{source} @~")
+    Executor(Session(user=files_user, role="PUBLIC"), local_files=True).execute(f"PUT file://{source} @~")
     for user in (dot_user, dots_user):
         assert Executor(Session(user=user, role="PUBLIC")).execute("LIST @~")[-1].rows == []
     assert [r[0] for r in Executor(Session(user=files_user, role="PUBLIC")).execute("LIST @~")[-1].rows] == \
@@ -316,7 +316,6 @@ def test_a_session_without_a_user_has_no_user_stage(low_account):
 
 
 def test_get_runs_from_the_command_line_only(low_account, tmp_path):
-    executor = Executor(low_account.session())
-    executor.entry_point = "api"
+    executor = Executor(low_account.session())  # as every entry point but manage.py sql makes one
     with pytest.raises(StudioError, match=r"GET writes files on the machine that runs it"):
         executor.execute(f"GET @~ file://{tmp_path}/out")

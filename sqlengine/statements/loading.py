@@ -168,7 +168,7 @@ def _remove_arguments(text: str) -> tuple[str, str | None]:
 # -- PUT -------------------------------------------------------------------------------------------
 
 def put(executor, statement: exp.Put) -> Result:
-    if getattr(executor, "entry_point", "cli") != "cli":
+    if not executor.local_files:
         raise StudioError("PUT reads a file on the machine that runs it, so it works from the command line "
                           "(manage.py sql) only. Upload the file with POST /api/v2/stages/<stage>/files "
                           "(stage name URL-encoded, ~ for your user stage), then run COPY INTO.",
@@ -204,7 +204,7 @@ _GET = re.compile(r"""\s*(?P<stage>'[^']*'|@(?:"[^"]*"|[^\s"'])+)\s+(?P<target>'
 
 def get(executor, text: str) -> Result:
     """GET @stage[/path] file://<folder> [PATTERN = '…']: READ on the stage; the command line only, as PUT."""
-    if getattr(executor, "entry_point", "cli") != "cli":
+    if not executor.local_files:
         raise StudioError("GET writes files on the machine that runs it, so it works from the command line "
                           "(manage.py sql) only.", code=2019, sqlstate="0A000")
     match = _GET.fullmatch(text)
@@ -297,6 +297,14 @@ def _copy_options(statement: exp.Copy) -> tuple[copy_into.FileFormat, copy_into.
     return fmt, options
 
 
+def _count(node: exp.Expression, option: str) -> int:
+    value = constant(node)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        raise compilation_error(f"invalid value '{node.sql(dialect='snowflake')}' for {option}: use a whole number "
+                                "of lines, e.g. 1.")
+    return value
+
+
 def _word(node: exp.Expression) -> str:
     if isinstance(node, (exp.Var, exp.Identifier, exp.Column)):
         return node.name.upper()
@@ -324,7 +332,7 @@ def _file_format(fmt: copy_into.FileFormat, properties: list[exp.Expression]) ->
             if fmt.type not in ("CSV", "JSON", "PARQUET"):
                 raise compilation_error(f"file format TYPE {fmt.type} is not supported; use CSV, JSON or PARQUET.")
         elif key == "SKIP_HEADER":
-            fmt.skip_header = int(constant(value))
+            fmt.skip_header = _count(value, "SKIP_HEADER")
         elif key == "FIELD_DELIMITER":
             fmt.field_delimiter = _escape(str(constant(value)))
         elif key == "FIELD_OPTIONALLY_ENCLOSED_BY":

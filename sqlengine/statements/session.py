@@ -16,7 +16,8 @@ def handles(statement: exp.Expression) -> bool:
 
 def run(executor, statement: exp.Use) -> Result:
     session = executor.session
-    kind = (statement.args.get("kind").name if statement.args.get("kind") else "DATABASE").upper()
+    kind = statement.args.get("kind")
+    kind = (kind.name if isinstance(kind, exp.Expression) else str(kind or "DATABASE")).upper()
     parts = name_parts(statement.this)
     if not parts:
         raise compilation_error(f"USE {kind} needs a name.")

@@ -32,7 +32,7 @@ def account(db, tmp_path, settings):
 
 def sql(text, **kw):
     session = admin_session(database="LOADDB", schema="PUBLIC")
-    executor = Executor(session)
+    executor = Executor(session, local_files=kw.pop("local_files", True))  # as manage.py sql runs it
     for key, value in kw.items():
         setattr(executor, key, value)
     return executor.execute(text)[-1]
@@ -86,7 +86,7 @@ def test_put_of_a_missing_file_names_it(account):
 def test_put_through_the_api_points_at_the_upload_endpoint(account):
     source = write(account / "people.csv", PEOPLE_CSV)
     with pytest.raises(StudioError) as caught:
-        sql(f"PUT file://{source} @~", entry_point="api")
+        sql(f"PUT file://{source} @~", local_files=False)
     assert "POST /api/v2/stages/<stage>/files" in caught.value.message
     assert sql("LIST @~").rows == []
 

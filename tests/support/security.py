@@ -43,8 +43,9 @@ class LowAccount:
         return Session(user=self.user, role="LOW", **kw)
 
     def sql(self, text: str, **kw):
-        """Every result of `text` run as LOW, in one session."""
-        return Executor(self.session(**kw)).execute(text)
+        """Every result of `text` run as LOW, in one session, as `manage.py sql` runs it (PUT and GET
+        included)."""
+        return Executor(self.session(**kw), local_files=True).execute(text)
 
 
 def build(tmp_path: Path) -> LowAccount:

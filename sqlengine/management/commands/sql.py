@@ -43,7 +43,7 @@ class Command(BaseCommand):
             # granted to --user, --database and --schema must be ones that role may use.
             session = open_session(self._user(user), role=name(role), warehouse=name(warehouse),
                                    database=name(database), schema=name(schema), entry_point="cli")
-            for result in Executor(session).execute_each(text):
+            for result in Executor(session, local_files=True).execute_each(text):
                 if format == "json":
                     self.stdout.write(json.dumps(to_json(result), default=str))
                 else:
