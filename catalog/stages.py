@@ -160,7 +160,7 @@ def resolve(ref: StageRef, session, privilege: str, *, loading_into: tuple[str, 
         if session.user is None:
             raise StudioError("The user stage @~ belongs to a user, and this session has none.",
                               code=2003, sqlstate="02000")
-        return StageLocation("@~", "", base / "user" / _safe(session.user.get_username()))
+        return StageLocation("@~", "", user_stage_root(session.user))
     database, schema, name = qualify(ref.parts, session, what="stage")
     roles = privileges.session_roles(session)
     if ref.kind == "table":
@@ -169,6 +169,22 @@ def resolve(ref: StageRef, session, privilege: str, *, loading_into: tuple[str, 
                              table_stage_root(database, schema, name), table=(database, schema, name))
     stage = _authorized_stage(session, roles, database, schema, name, privilege)
     return StageLocation(f"@{quote(database)}.{quote(schema)}.{quote(name)}", f"{name.lower()}/", named_root(stage))
+
+
+def user_stage_root(user) -> Path:
+    """A user's stage, by the user's id: a renamed user keeps its files, and a user created later under a
+    dropped one's name does not get them. A folder named after the user (how earlier versions kept
+    it) moves here the first time it is used."""
+    root = Path(settings.STAGE_DIR) / "user" / f"id-{user.pk}"
+    legacy = Path(settings.STAGE_DIR) / "user" / _safe(user.get_username())
+    if not root.exists() and legacy.is_dir():
+        legacy.rename(root)
+    return root
+
+
+def drop_user_stage(user) -> None:
+    """DROP USER takes the user's stage with it."""
+    shutil.rmtree(user_stage_root(user), ignore_errors=True)
 
 
 def table_stage_root(database: str, schema: str | None = None, table: str | None = None) -> Path:

@@ -24,8 +24,10 @@ import re
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.test import Client
 
+from access.session import Session
 from catalog import stages
 from jobs.models import FineTuneJob
 from sqlengine.executor import Executor
@@ -338,6 +340,25 @@ def test_a_table_created_again_does_not_inherit_the_dropped_tables_staged_files(
     loaded = low_account.sql("COPY INTO pub.s.payroll FROM @pub.s.%payroll", **SESSION)[-1].rows
     assert not leaks(listed) and not leaks(loaded), (listed, loaded)
     assert not leaks(low_account.sql("SELECT * FROM pub.s.payroll", **SESSION)[-1].rows)
+
+
+def test_a_user_created_again_under_a_dropped_users_name_does_not_get_its_stage(low_account):
+    # Also from the review: user stages were folders named after the user, so a user created later under
+    # the name (or a user renamed to it) read the earlier one's @~. They are kept by the user's id now,
+    # and DROP USER removes its stage.
+    run = Executor(low_account.admin).execute
+    run("CREATE USER carol PASSWORD = 'carol-password-1'")
+    carol = Session(user=get_user_model().objects.get(username="carol"), role="PUBLIC")
+    stages.store_stream(stages.resolve(stages.StageRef.parse("@~"), carol, stages.WRITE), "TOPSECRET_notes.csv",
+                        [b"1,TOPSECRET-notes\n"])
+    run("ALTER USER carol RENAME TO carla")
+    carla = Session(user=get_user_model().objects.get(username="carla"), role="PUBLIC")
+    assert [r[0] for r in Executor(carla).execute("LIST @~")[-1].rows] == ["TOPSECRET_notes.csv"]
+    run("CREATE USER carol PASSWORD = 'carol-password-2'")
+    again = Session(user=get_user_model().objects.get(username="carol"), role="PUBLIC")
+    assert Executor(again).execute("LIST @~")[-1].rows == []
+    run("DROP USER carla")
+    assert not any(p.is_file() for p in (settings.STAGE_DIR / "user").rglob("*TOPSECRET*"))
 
 
 # 5. Endpoints that answer a 500 ----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from sqlglot import exp
 from access import history
 from access.models import Grant, Role, UserProfile
 from access.privileges import effective_roles
+from catalog import stages
 from sqlengine import show
 from sqlengine.results import Result, status
 from sqlengine.statements.grants import Tokens
@@ -363,6 +364,7 @@ def drop_user(session, text: str, *, if_exists: bool = False) -> Result:
         if session.user is not None and user.pk == session.user.pk:
             raise invalid_argument("You cannot drop the user you are signed in as.")
         _forget(user)
+        stages.drop_user_stage(user)
         user.delete()
     return status(f"{shown_name(name)} successfully dropped.")
 

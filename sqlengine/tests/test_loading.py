@@ -4,6 +4,7 @@ import json
 
 import duckdb
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -63,7 +64,8 @@ def test_put_compresses_into_the_user_stage_and_list_shows_it(account):
     listed = sql("LIST @~")
     assert listed.columns == ["name", "size", "md5", "last_modified"]
     ((name, size, md5, modified),) = listed.rows
-    stored = account / "stages" / "user" / "admin" / "files" / "staged" / "people.csv.gz"
+    admin = get_user_model().objects.get(username="admin")
+    stored = account / "stages" / "user" / f"id-{admin.pk}" / "files" / "staged" / "people.csv.gz"
     assert (name, size) == ("staged/people.csv.gz", stored.stat().st_size)
     assert md5 == hashlib.md5(stored.read_bytes()).hexdigest()
     assert gzip.decompress(stored.read_bytes()).decode() == PEOPLE_CSV
