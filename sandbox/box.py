@@ -269,12 +269,12 @@ class Sandbox:
                                   "AND view_name = ?", [view.database, view.schema, view.name]).fetchone()
         query = sqlglot.parse_one(sql, read="duckdb")
         query = query.expression if isinstance(query, exp.Create) else query
-        owner_held = privileges.Held(self.session, privileges.effective_roles(owner or "PUBLIC"))
+        owner_may = Resolver(self.session, privileges.effective_roles(owner or "PUBLIC"))
         for table in references(normalize_identifiers(query, dialect="duckdb"))[0]:
             parts = [p.name for p in table.parts]
             try:
-                dependency = self._owner_may_read(owner_held, names.qualify(parts, view.database, view.schema,
-                                                                            "SELECT"))
+                dependency = self._owner_may_read(owner_may, names.qualify(parts, view.database, view.schema,
+                                                                           "SELECT"))
             except StudioError as error:
                 raise StudioError(f"SQL compilation error: Failure during expansion of view '{view}': {error.message}",
                                   code=error.code, sqlstate=error.sqlstate, refused=error.refused) from None
@@ -284,23 +284,19 @@ class Sandbox:
                 self._expand_view(dependency, privileges.owner_of("VIEW", str(dependency)), depth=depth + 1,
                                   seen=seen | {dependency})
 
-    def _owner_may_read(self, held: privileges.Held, name: QualifiedName) -> QualifiedName:
+    def _owner_may_read(self, owner: Resolver, name: QualifiedName) -> QualifiedName:
         """The catalog's name for what a view reads (DuckDB matched it regardless of case), once the
         view's owner is known to hold SELECT on it and USAGE on its database and schema."""
         database = Database.objects.filter(name__iexact=name.database).first()
-        if database is None or not held.has("USAGE", "DATABASE", privileges.key(database.name), database.owner_role):
-            raise names.database_not_found(name.database, refused=database is not None)
-        schema = Schema.objects.filter(database=database, name__iexact=name.schema).first()
-        if schema is None or not held.has("USAGE", "SCHEMA", privileges.key(database.name, schema.name),
-                                          schema.owner_role):
-            raise names.schema_not_found(database.name, name.schema, refused=schema is not None)
+        schema = database and Schema.objects.filter(database=database, name__iexact=name.schema).first()
+        owner.schema(database.name if database else name.database, schema.name if schema else name.schema)
         self.attach(database.name)
         exact = self.con.execute(
             "SELECT table_name, table_type FROM information_schema.tables WHERE table_catalog = ? AND "
             "table_schema = ? AND lower(table_name) = lower(?)", [database.name, schema.name, name.name]).fetchone()
         resolved = QualifiedName(database.name, schema.name, exact[0] if exact else name.name)
         kind = "VIEW" if exact and exact[1] == "VIEW" else "TABLE"
-        if exact is None or not held.has("SELECT", kind, str(resolved), privileges.owner_of(kind, str(resolved))):
+        if exact is None or not owner.held.has("SELECT", kind, str(resolved), privileges.owner_of(kind, str(resolved))):
             raise names.object_not_found(resolved, refused=exact is not None)
         return resolved
 

@@ -19,6 +19,8 @@ from sandbox import names
 
 
 class Resolver:
+    """The session's roles, or others' (a view's owner's) when given."""
+
     def __init__(self, session: Session, roles: set[str] | None = None) -> None:
         self.session = session
         self.roles = privileges.session_roles(session) if roles is None else roles
@@ -27,7 +29,7 @@ class Resolver:
 
     def visibility(self) -> privileges.Visibility:
         if self._visibility is None:
-            self._visibility = privileges.Visibility(self.session)
+            self._visibility = privileges.Visibility(self.session, self.roles)
         return self._visibility
 
     def sees(self, object_type: str, object_name: str, owner: str | None) -> bool:
