@@ -27,12 +27,6 @@ ORDER_ON_REVOKE = ("SQL compilation error: Privilege order violation for the gra
                    "revoked before/simultaneously with READ.")
 
 
-@pytest.fixture(autouse=True)
-def own_folders(settings, tmp_path):
-    # Staged files and DuckDB files outlive the test's database rollback: each test gets its own.
-    settings.STAGE_DIR, settings.DUCKDB_DIR = tmp_path / "stages", tmp_path / "duckdb"
-
-
 def admin_sql(account, text: str):
     return Executor(account.admin, local_files=True).execute(text)[-1]
 

@@ -17,11 +17,6 @@ STAGE_GONE = "SQL compilation error: Stage 'ACC.S.SECRETSTAGE' does not exist or
 TABLE_GONE = "SQL compilation error: Table 'ACC.S.T' does not exist or not authorized."
 
 
-@pytest.fixture(autouse=True)
-def own_folders(settings, tmp_path):
-    settings.STAGE_DIR, settings.DUCKDB_DIR = tmp_path / "stages", tmp_path / "duckdb"
-
-
 def user_stage(account, user) -> list[str]:
     from access.session import Session
 

@@ -26,11 +26,6 @@ def low(transactional_db, low_account):
             thread.join(60)
 
 
-@pytest.fixture(autouse=True)
-def own_folders(settings, tmp_path):
-    settings.STAGE_DIR, settings.DUCKDB_DIR = tmp_path / "stages", tmp_path / "duckdb"
-
-
 def refusal(response) -> dict:
     assert response.status_code == 422, response.content
     assert response["Content-Type"] == "application/json"

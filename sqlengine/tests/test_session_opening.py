@@ -16,11 +16,6 @@ from warehouses.models import Warehouse
 ACC_REFUSAL = "Database 'ACC' does not exist or not authorized."
 
 
-@pytest.fixture(autouse=True)
-def own_folders(settings, tmp_path):
-    settings.STAGE_DIR, settings.DUCKDB_DIR = tmp_path / "stages", tmp_path / "duckdb"
-
-
 def cli(capsys, *args: str) -> list:
     """The rows `manage.py sql … --format json` prints for its last statement."""
     call_command("sql", *args, "--format", "json")

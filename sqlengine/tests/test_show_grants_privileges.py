@@ -41,11 +41,6 @@ MISSING = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def own_folders(settings, tmp_path):
-    settings.STAGE_DIR, settings.DUCKDB_DIR = tmp_path / "stages", tmp_path / "duckdb"
-
-
 @pytest.fixture
 def low(low_account):
     """LOW's account, and next to it what LOW may not see in PUB: a table, a schema and a warehouse."""

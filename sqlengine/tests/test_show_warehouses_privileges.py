@@ -14,11 +14,6 @@ from sqlengine.executor import Executor
 from warehouses.models import Warehouse
 
 
-@pytest.fixture(autouse=True)
-def own_folders(settings, tmp_path):
-    settings.STAGE_DIR, settings.DUCKDB_DIR = tmp_path / "stages", tmp_path / "duckdb"
-
-
 @pytest.fixture
 def low(low_account):
     Warehouse.objects.create(name="PRIVATE_WH")

@@ -14,11 +14,6 @@ URL = "/worksheets/"
 ACC_REFUSAL = "Database &#x27;ACC&#x27; does not exist or not authorized."
 
 
-@pytest.fixture(autouse=True)
-def own_folders(settings, tmp_path):
-    settings.STAGE_DIR, settings.DUCKDB_DIR = tmp_path / "stages", tmp_path / "duckdb"
-
-
 @pytest.fixture
 def low(low_account) -> Client:
     client = Client()
