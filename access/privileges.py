@@ -234,8 +234,8 @@ class Visibility:
     """Which objects a session may see in SHOW: those it owns or holds any privilege on; the grants come
     from Held's one query, so listing many objects stays cheap."""
 
-    def __init__(self, session: Session, roles: set[str] | None = None) -> None:
-        held = Held(session, roles)
+    def __init__(self, session: Session, roles: set[str] | None = None, *, held: Held | None = None) -> None:
+        held = held or Held(session, roles)
         self.roles = held.roles
         self.all = held.all
         self.granted: set[tuple[str, str]] = {(object_type, name) for _, object_type, name in held.granted

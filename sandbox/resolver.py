@@ -29,7 +29,7 @@ class Resolver:
 
     def visibility(self) -> privileges.Visibility:
         if self._visibility is None:
-            self._visibility = privileges.Visibility(self.session, self.roles)
+            self._visibility = privileges.Visibility(self.session, held=self.held)
         return self._visibility
 
     def sees(self, object_type: str, object_name: str, owner: str | None) -> bool:

@@ -117,29 +117,30 @@ def _scope(session, spec: ShowSpec) -> tuple[str | None, str | None]:
     """(database, schema) the listing is limited to; None for no limit. A database or schema the role
     holds nothing on is reported like a missing one (sandbox/resolver.py)."""
     action = f"SHOW {spec.kind}"
-    resolver = Resolver(session)
     if spec.scope_kind == "ACCOUNT":
         return None, None
+    if not spec.scope and spec.scope_kind is None:
+        # Without IN, Snowflake lists the current database, or the whole account when there is none.
+        return session.database, None
+    resolver = Resolver(session)
     if spec.scope_kind == "DATABASE":
         if len(spec.scope) != 1:
             raise compilation_error(f"invalid database name '{'.'.join(spec.scope)}'.")
         return resolver.database(spec.scope[0], usage=False).name, None
-    if spec.scope:
-        if len(spec.scope) == 2:
-            resolver.schema(*spec.scope, usage=False)
-            return spec.scope[0], spec.scope[1]
-        if len(spec.scope) != 1:
-            raise compilation_error(f"invalid schema name '{'.'.join(spec.scope)}'.")
-        (name,) = spec.scope
-        # sqlglot reads a bare `IN name` as a schema; Snowflake takes the name of a database there too.
-        if session.database and _findable(resolver.schema, session.database, name):
-            return session.database, name
-        if _findable(resolver.database, name):
-            return name, None
-        if not session.database:
-            raise names.no_current(action, "database")
-        resolver.schema(session.database, name, usage=False)
-    # Without IN, Snowflake lists the current database, or the whole account when there is none.
+    if len(spec.scope) == 2:
+        resolver.schema(*spec.scope, usage=False)
+        return spec.scope[0], spec.scope[1]
+    if len(spec.scope) != 1:
+        raise compilation_error(f"invalid schema name '{'.'.join(spec.scope)}'.")
+    (name,) = spec.scope
+    # sqlglot reads a bare `IN name` as a schema; Snowflake takes the name of a database there too.
+    if session.database and _findable(resolver.schema, session.database, name):
+        return session.database, name
+    if _findable(resolver.database, name):
+        return name, None
+    if not session.database:
+        raise names.no_current(action, "database")
+    resolver.schema(session.database, name, usage=False)
     return session.database, None
 
 
