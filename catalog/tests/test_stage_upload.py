@@ -54,6 +54,20 @@ def test_a_multipart_upload_into_a_named_stage_can_be_copied_into_a_table(accoun
     assert sql("SELECT completion FROM examples ORDER BY 1").rows == [("BILLING",), ("SHIPPING",)]
 
 
+def test_a_stage_whose_quoted_name_holds_a_slash_takes_uploads_with_the_slash_escaped(account, client):
+    sql('CREATE STAGE "raw/2024 ~q"')
+    sql("CREATE STAGE raw")  # what a slash read as a path separator would reach instead
+    url = "/api/v2/stages/UPDB.PUBLIC.%22raw~2F2024%20~7Eq%22/files?name=examples.csv"
+    response = client.post(url, data=CSV, content_type="text/csv", **account["auth"])
+    assert response.status_code == 201, response.content
+    assert response.json()["stage"] == '@UPDB.PUBLIC."raw/2024 ~q"'
+    assert [r[0] for r in sql('LIST @"raw/2024 ~q"').rows] == ["raw/2024 ~q/examples.csv"]
+    assert sql("LIST @raw").rows == []
+    # A ~ that starts no escape names no stage.
+    assert client.post("/api/v2/stages/UPDB.PUBLIC.RAW~/files?name=x.csv", data=CSV, content_type="text/csv",
+                       **account["auth"]).status_code == 404
+
+
 def test_an_unauthenticated_upload_gets_401_and_stores_nothing(account, client):
     response = client.post("/api/v2/stages/~/files?name=x.csv", data=CSV, content_type="text/csv")
     assert response.status_code == 401
