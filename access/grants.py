@@ -172,10 +172,10 @@ def _require_containers(session: Session, roles: set[str], object_type: str, tex
             return
         database, schema = name.database, name.schema
     if not privileges.has_privilege(session, "USAGE", "DATABASE", object_key([database]), roles=roles):
-        raise _unseen("Database", quote(database))
+        raise accountdata.database_not_found(database, refused=True)
     if schema is not None and not privileges.has_privilege(session, "USAGE", "SCHEMA", object_key([database, schema]),
                                                            roles=roles):
-        raise _unseen("Schema", object_key([database, schema]))
+        raise accountdata.schema_not_found(database, schema, refused=True)
 
 
 def _existing_object(session: Session, object_type: str, text: str) -> str:
