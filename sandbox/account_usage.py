@@ -19,10 +19,10 @@ and the second names users, so both are read like the access history: SECURITYAD
 """
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-import json
 
 import numpy as np
 
