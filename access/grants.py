@@ -33,7 +33,7 @@ from access.models import SYSTEM_ROLES, Grant, Role
 from access.session import Session
 from catalog import accountdata
 from catalog.identifiers import qualify, quote, split_parts
-from studio.errors import StudioError, compilation_error
+from errors import UserError, compilation_error
 
 # Privileges that GRANT accepts per object type (ALL grants each of them). OWNERSHIP is not granted
 # this way: it stays with the object's owner_role.
@@ -54,8 +54,8 @@ GRANTEE_TYPES = (ROLE, USER)
 DATABASE_ROLES = ("SNOWFLAKE.CORTEX_USER",)
 
 
-def _not_found(kind: str, name: str) -> StudioError:
-    return StudioError(f"{kind} '{name}' does not exist or not authorized.", code=2003, sqlstate="02000")
+def _not_found(kind: str, name: str) -> UserError:
+    return UserError(f"{kind} '{name}' does not exist or not authorized.", code=2003, sqlstate="02000")
 
 
 def object_key(parts: Iterable[str]) -> str:
@@ -131,7 +131,7 @@ def seen_object(session: Session, object_type: str, text: str, *, containers: bo
         return _existing_object(session, object_type, text)
     try:
         name = _existing_object(session, object_type, text)
-    except StudioError:
+    except UserError:
         name = None
     if name is not None and (privileges.owner_of(object_type, name) in roles
                              or (not containers and _granted(roles, object_type, name))):
@@ -148,9 +148,9 @@ def _granted(roles: set[str], object_type: str, name: str) -> bool:
                                 grantee_name__in=roles).exists()
 
 
-def _unseen(kind: str, name: str) -> StudioError:
+def _unseen(kind: str, name: str) -> UserError:
     """What _not_found says, counted as a refusal in the access history."""
-    return StudioError(f"{kind} '{name}' does not exist or not authorized.", code=2003, sqlstate="02000", refused=True)
+    return UserError(f"{kind} '{name}' does not exist or not authorized.", code=2003, sqlstate="02000", refused=True)
 
 
 def _require_containers(session: Session, roles: set[str], object_type: str, text: str) -> None:
@@ -168,7 +168,7 @@ def _require_containers(session: Session, roles: set[str], object_type: str, tex
     else:
         try:
             name = qualify(text, session.database, session.schema, what=object_type.lower())
-        except StudioError:
+        except UserError:
             return
         database, schema = name.database, name.schema
     if not privileges.has_privilege(session, "USAGE", "DATABASE", object_key([database]), roles=roles):
@@ -203,7 +203,7 @@ def _existing_object(session: Session, object_type: str, text: str) -> str:
             raise compilation_error(f"'{text}' is not a schema name: use schema or database.schema.")
         database = parts[0] if len(parts) == 2 else session.database
         if not database:
-            raise StudioError(f"Cannot resolve schema '{text}': this session has no current database. Run USE "
+            raise UserError(f"Cannot resolve schema '{text}': this session has no current database. Run USE "
                               "DATABASE or qualify the name as database.schema.", code=90105, sqlstate="22000")
         schema = accountdata.get_schema(database, parts[-1])
         return object_key([schema.database.name, schema.name])
@@ -218,7 +218,7 @@ def _existing_object(session: Session, object_type: str, text: str) -> str:
         visibility = privileges.Visibility(session)
         if owner is None or not (visibility.sees("STAGE", str(name), owner)
                                  or visibility.roles & set(privileges.MANAGE_GRANTS_ROLES)):
-            raise StudioError(f"SQL compilation error: Stage '{name}' does not exist or not authorized.",
+            raise UserError(f"SQL compilation error: Stage '{name}' does not exist or not authorized.",
                               code=2003, sqlstate="02000")
         return str(name)
     if object_type == "MODEL":
@@ -292,11 +292,11 @@ def out_of_order(object_type: str, object_name: str, grantee_name: str, privileg
     return None
 
 
-def _order_violation(revoking: bool) -> StudioError:
+def _order_violation(revoking: bool) -> UserError:
     if revoking:
-        return StudioError("SQL compilation error: Privilege order violation for the grants on stage. WRITE should "
+        return UserError("SQL compilation error: Privilege order violation for the grants on stage. WRITE should "
                            "be revoked before/simultaneously with READ.", code=3512, sqlstate="23001")
-    return StudioError("SQL compilation error: Privilege order violation for the grants on stage. READ should be "
+    return UserError("SQL compilation error: Privilege order violation for the grants on stage. READ should be "
                        "granted before/simultaneously with WRITE.", code=3511, sqlstate="23001")
 
 
@@ -390,7 +390,7 @@ def _grant_role(session: Session, role_type: str, name: str, grantee_type: str, 
     if role_type == ROLE and grantee_type.upper() == ROLE:
         granted = split_parts(object_name)[0]
         if granted == to or to in inherited_roles(granted):
-            raise StudioError(f"Granting role '{quote(granted)}' to role '{quote(to)}' would create a cycle: "
+            raise UserError(f"Granting role '{quote(granted)}' to role '{quote(to)}' would create a cycle: "
                               f"'{quote(to)}' is already granted to '{quote(granted)}'.", code=3013, sqlstate="42601")
     stored = _store(session, "USAGE", role_type, object_name, grantee_type.upper(), to, False)
     if role_type == ROLE and grantee_type.upper() == USER:
@@ -556,7 +556,7 @@ def create_role(session: Session, text: str, *, if_not_exists: bool = False, or_
         if if_not_exists:
             return existing, False
         if not or_replace:
-            raise StudioError(f"Object '{quote(name)}' already exists.", code=2002, sqlstate="42710")
+            raise UserError(f"Object '{quote(name)}' already exists.", code=2002, sqlstate="42710")
         drop_role(session, name)
     role = Role.objects.create(name=name)
     Grant.objects.create(privilege="OWNERSHIP", object_type=ROLE, object_name=object_key([name]), grantee_type=ROLE,
@@ -577,7 +577,7 @@ def drop_role(session: Session, text: str, *, if_exists: bool = False) -> bool:
             return False
         raise _not_found("Role", quote(name))
     if name in SYSTEM_ROLES:
-        raise StudioError(f"System role '{name}' cannot be dropped.", code=3001, sqlstate="42501")
+        raise UserError(f"System role '{name}' cannot be dropped.", code=3001, sqlstate="42501")
     _require_grant_authority(session, "OWNERSHIP", ROLE, object_key([name]))
     Grant.objects.filter(grantee_type=ROLE, grantee_name=name).delete()
     Grant.objects.filter(object_type=ROLE, object_name=object_key([name])).delete()

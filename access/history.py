@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from access.models import AccessEvent
 from access.session import Session
-from studio.errors import StudioError
+from errors import UserError
 
 def record(session: Session, action: str, object_type: str = "", object_name: str = "", *,
            outcome: str = AccessEvent.Outcome.SUCCESS, message: str = "") -> AccessEvent:
@@ -25,7 +25,7 @@ def record(session: Session, action: str, object_type: str = "", object_name: st
 def recorded(session: Session, action: str, object_type: str = "", object_name: str = "") -> Iterator[None]:
     try:
         yield
-    except StudioError as exc:
+    except UserError as exc:
         record(session, action, object_type, object_name, message=exc.message,
                outcome=AccessEvent.Outcome.REFUSED if exc.refused else AccessEvent.Outcome.FAILED)
         raise

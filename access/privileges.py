@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from access.grants import DATABASE_ROLE, ROLE, USER, inherited_roles, object_key, role_edges
 from access.models import Grant, Role
 from access.session import Session
-from studio.errors import StudioError
+from errors import UserError
 
 ACCOUNTADMIN = "ACCOUNTADMIN"
 CORTEX_USER = "SNOWFLAKE.CORTEX_USER"
@@ -120,9 +120,9 @@ def owner_of(object_type: str, object_name: str) -> str | None:
 
 # Checks ------------------------------------------------------------------------------------------
 
-def insufficient(object_type: str, name: str) -> StudioError:
+def insufficient(object_type: str, name: str) -> UserError:
     """Snowflake's refusal: "Insufficient privileges to operate on schema 'MYSCHEMA'"."""
-    return StudioError(f"Insufficient privileges to operate on {object_type.lower()} '{name}'",
+    return UserError(f"Insufficient privileges to operate on {object_type.lower()} '{name}'",
                        code=INSUFFICIENT_PRIVILEGES, sqlstate="42501")
 
 
@@ -131,7 +131,7 @@ def _display(object_name: str) -> str:
 
     try:
         return quote(split_parts(object_name)[-1])
-    except StudioError:
+    except UserError:
         return object_name
 
 
@@ -182,7 +182,7 @@ def holds_cortex_user(session: Session, *, roles: set[str] | None = None) -> boo
 
 def require_cortex_user(session: Session, function: str) -> None:
     if not holds_cortex_user(session):
-        raise StudioError(
+        raise UserError(
             f"Insufficient privileges to operate on function '{function}': the {CORTEX_USER} database role is "
             f"required; ask an ACCOUNTADMIN to run GRANT DATABASE ROLE {CORTEX_USER} TO ROLE {session.role}.",
             code=INSUFFICIENT_PRIVILEGES, sqlstate="42501")

@@ -22,7 +22,7 @@ from access.models import Role, UserProfile
 from access.session import Session
 from catalog import accountdata
 from catalog.identifiers import quote
-from studio.errors import StudioError
+from errors import UserError
 from warehouses.models import Warehouse
 
 SESSION_FIELDS = ("role", "warehouse", "database", "schema")
@@ -121,21 +121,21 @@ def usable_roles(user) -> list[str]:
 
 # Opening and changing a session ---------------------------------------------------------------------
 
-def _missing(kind: str, name: str) -> StudioError:
-    return StudioError(f"{kind} '{name}' does not exist or not authorized.", code=2003, sqlstate="02000")
+def _missing(kind: str, name: str) -> UserError:
+    return UserError(f"{kind} '{name}' does not exist or not authorized.", code=2003, sqlstate="02000")
 
 
 def _check_role(user, role: str) -> None:
     if not Role.objects.filter(name=role).exists():
         raise _missing("Role", role)
     if not privileges.may_use_role(user, role):
-        raise StudioError(f"Requested role '{role}' is not assigned to the executing user. Specify another role "
+        raise UserError(f"Requested role '{role}' is not assigned to the executing user. Specify another role "
                           "to activate.", code=3013, sqlstate="42501")
 
 
 def _check_warehouse(session: Session, name: str) -> None:
     if name not in visible_warehouses(session):  # a missing one is not visible either
-        raise StudioError(f"Object does not exist, or operation cannot be performed: warehouse '{name}'.",
+        raise UserError(f"Object does not exist, or operation cannot be performed: warehouse '{name}'.",
                           code=2043, sqlstate="02000")
     privileges.require_warehouse_usage(session, name)
 
@@ -168,7 +168,7 @@ def use(session: Session, *, role: str | None = None, warehouse: str | None = No
     if schema is not None and database is None:
         database = trial.database
         if not database:
-            raise StudioError(f"Cannot use schema '{quote(schema)}': this session has no current database. Run USE "
+            raise UserError(f"Cannot use schema '{quote(schema)}': this session has no current database. Run USE "
                               "DATABASE first, or name the database too: USE SCHEMA db.schema.",
                               code=90105, sqlstate="22000")
     if database is not None:
@@ -193,8 +193,8 @@ def open_session(user, *, role: str | None = None, warehouse: str | None = None,
     role = role or default_role(user)
     try:
         _check_role(user, role)
-    except StudioError as error:
-        raise StudioError(f"Role '{role}' specified in the request does not exist or is not granted to this user.",
+    except UserError as error:
+        raise UserError(f"Role '{role}' specified in the request does not exist or is not granted to this user.",
                           code=390189, sqlstate="08004") from error
     session = Session(user=user, role=role, entry_point=entry_point)
     if warehouse is None:

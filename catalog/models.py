@@ -5,7 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 
-from studio.errors import StudioError
+from errors import UserError
 
 MB = 1024 * 1024
 GB = 1024 * MB
@@ -52,7 +52,7 @@ class BaseModel(models.Model):
             consequence = ", so no model can be fine-tuned from it"
         else:
             consequence = ""
-        raise StudioError(f"Base model '{self.name}' is disabled{consequence}. An administrator can enable it "
+        raise UserError(f"Base model '{self.name}' is disabled{consequence}. An administrator can enable it "
                           f"again: python manage.py basemodels enable {self.name}", code=100357, sqlstate="22023")
 
 

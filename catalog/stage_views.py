@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from access import privileges, roles, tokens
 from access.web import current_role
 from catalog import stages
-from studio.errors import StudioError
+from errors import UserError
 
 CHUNK = 1024 * 1024
 ROLE_NOT_GRANTED = 390189  # open_session's code for a role the request names but the user does not hold
@@ -96,7 +96,7 @@ def _upload(request, stage: str, user, role: str) -> JsonResponse:
         if request.content_type == "multipart/form-data":
             return _from_multipart(request, handler, location, ref, overwrite)
         return _from_body(request, location, ref, overwrite)
-    except StudioError as exc:
+    except UserError as exc:
         if exc.code in (privileges.INSUFFICIENT_PRIVILEGES, ROLE_NOT_GRANTED):
             status = 403
         else:

@@ -43,7 +43,7 @@ from access.models import Grant
 from catalog import accountdata
 from catalog.identifiers import quote, split_parts
 from catalog.models import Stage
-from studio.errors import StudioError, compilation_error
+from errors import UserError, compilation_error
 
 CHUNK = 1024 * 1024
 # The privileges on a stage (GRANT READ, WRITE ON STAGE …): what an operation needs, passed to resolve().
@@ -136,13 +136,13 @@ def clean_relative(relative: str) -> str:
     control characters, no name longer than a file system allows."""
     parts = [p for p in relative.replace("\\", "/").split("/") if p not in ("", ".")]
     if not parts or any(p == ".." for p in parts):
-        raise StudioError(f"Invalid file name '{relative}' for a stage: use a relative path without '..'.",
+        raise UserError(f"Invalid file name '{relative}' for a stage: use a relative path without '..'.",
                           code=1003, sqlstate="22023")
     if any(ord(ch) < 32 or ch == "\x7f" for ch in relative):
-        raise StudioError(f"Invalid file name {relative!r} for a stage: it holds a control character.",
+        raise UserError(f"Invalid file name {relative!r} for a stage: it holds a control character.",
                           code=1003, sqlstate="22023")
     if any(len(p.encode()) > MAX_NAME_BYTES for p in parts):
-        raise StudioError(f"Invalid file name '{relative[:80]}…' for a stage: each part of a path may be at most "
+        raise UserError(f"Invalid file name '{relative[:80]}…' for a stage: each part of a path may be at most "
                           f"{MAX_NAME_BYTES} bytes long.", code=1003, sqlstate="22023")
     return "/".join(parts)
 
@@ -158,7 +158,7 @@ def resolve(ref: StageRef, session, privilege: str, *, loading_into: tuple[str, 
     base = Path(settings.STAGE_DIR)
     if ref.kind == "user":
         if session.user is None:
-            raise StudioError("The user stage @~ belongs to a user, and this session has none.",
+            raise UserError("The user stage @~ belongs to a user, and this session has none.",
                               code=2003, sqlstate="02000")
         return StageLocation("@~", "", user_stage_root(session.user))
     database, schema, name = qualify(ref.parts, session, what="stage")
@@ -239,13 +239,13 @@ def _authorize_table_stage(session, roles: set[str], table: tuple[str, str, str]
     raise privileges.insufficient("table stage", quote(name))
 
 
-def _table_not_found(table: tuple[str, str, str]) -> StudioError:
-    return StudioError(f"SQL compilation error: Table '{'.'.join(quote(p) for p in table)}' does not exist or not "
+def _table_not_found(table: tuple[str, str, str]) -> UserError:
+    return UserError(f"SQL compilation error: Table '{'.'.join(quote(p) for p in table)}' does not exist or not "
                        "authorized.", code=2003, sqlstate="42S02")
 
 
-def stage_not_found(database: str, schema: str, name: str) -> StudioError:
-    return StudioError(f"SQL compilation error: Stage '{quote(database)}.{quote(schema)}.{quote(name)}' "
+def stage_not_found(database: str, schema: str, name: str) -> UserError:
+    return UserError(f"SQL compilation error: Stage '{quote(database)}.{quote(schema)}.{quote(name)}' "
                        "does not exist or not authorized.", code=2003, sqlstate="02000")
 
 
@@ -255,7 +255,7 @@ def visible_stage(session, database: str, schema: str, name: str) -> Stage | Non
     roles = privileges.session_roles(session)
     try:
         return _authorized_stage(session, roles, database, schema, name, READ)
-    except StudioError as exc:
+    except UserError as exc:
         if exc.code == privileges.INSUFFICIENT_PRIVILEGES:
             return Stage.objects.get(schema__database__name=database, schema__name=schema, name=name)
         return None
@@ -280,8 +280,8 @@ def qualify(parts: list[str], session, *, what: str) -> tuple[str, str, str]:
     raise compilation_error(f"invalid {what} name '{'.'.join(parts)}'.")
 
 
-def _no_database(what: str) -> StudioError:
-    return StudioError(f"Cannot resolve the {what} name: this session does not have a current database and "
+def _no_database(what: str) -> UserError:
+    return UserError(f"Cannot resolve the {what} name: this session does not have a current database and "
                        "schema. Run USE DATABASE / USE SCHEMA, or use a fully qualified name (db.schema.name).",
                        code=90105, sqlstate="22000")
 
@@ -306,7 +306,7 @@ def create_stage(session, database: str, schema: str, name: str, *, replace: boo
         if if_not_exists:
             return existing, False
         if not replace:
-            raise StudioError(f"SQL compilation error: Object '{quote(name)}' already exists.",
+            raise UserError(f"SQL compilation error: Object '{quote(name)}' already exists.",
                               code=2002, sqlstate="42710")
         privileges.require_ownership(session, "STAGE", privileges.key(database, schema, name), display=quote(name))
         _delete(existing)
@@ -352,7 +352,7 @@ def list_files(location: StageLocation, path: str = "", pattern: str | None = No
     try:
         regex = re.compile(pattern) if pattern else None
     except re.error as exc:
-        raise StudioError(f"Invalid PATTERN '{pattern}': {exc}.", code=1003, sqlstate="22023") from exc
+        raise UserError(f"Invalid PATTERN '{pattern}': {exc}.", code=1003, sqlstate="22023") from exc
     files_dir = location.files_dir
     if not files_dir.is_dir():
         return []
@@ -444,10 +444,10 @@ def publish(location: StageLocation, relative: str, temporary: Path, digest: str
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(temporary, target)
     except (FileExistsError, NotADirectoryError) as exc:
-        raise StudioError(f"Cannot store '{relative}' in {location.display}: a file there already has the name of "
+        raise UserError(f"Cannot store '{relative}' in {location.display}: a file there already has the name of "
                           "one of its folders. Choose another name.", code=1003, sqlstate="22023") from exc
     except IsADirectoryError as exc:
-        raise StudioError(f"Cannot store '{relative}' in {location.display}: it is the name of a folder of staged "
+        raise UserError(f"Cannot store '{relative}' in {location.display}: it is the name of a folder of staged "
                           "files. Choose another name.", code=1003, sqlstate="22023") from exc
     _write_md5(location.md5_path(relative), target, digest)
     return target
@@ -538,7 +538,7 @@ def open_database(database: str, *, read_only: bool = False, wait: float = 10.0)
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise StudioError(f"Database '{quote(database)}' is busy: another process is writing it. "
+                raise UserError(f"Database '{quote(database)}' is busy: another process is writing it. "
                                   "Try again in a moment.", code=0, sqlstate="57014") from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.5)

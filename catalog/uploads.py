@@ -15,10 +15,10 @@ import duckdb
 from access.session import Session
 from catalog import copy_into, stages
 from catalog.identifiers import UNQUOTED, quote
+from errors import UserError
 from sqlengine import datatypes
 from sqlengine.executor import Executor
 from sqlengine.statements.loading import copy_from_stage
-from studio.errors import StudioError
 
 FILE_TYPES = {".csv": "CSV", ".jsonl": "JSON", ".ndjson": "JSON", ".json": "JSON", ".parquet": "PARQUET"}
 UPLOAD_FOLDER = "studio-uploads"
@@ -51,7 +51,7 @@ class LoadReport:
 def file_type(name: str) -> str:
     kind = FILE_TYPES.get(PurePath(name).suffix.lower())
     if kind is None:
-        raise StudioError(f"Cannot load '{name}': upload a CSV (.csv, with a header row), JSON lines (.jsonl, "
+        raise UserError(f"Cannot load '{name}': upload a CSV (.csv, with a header row), JSON lines (.jsonl, "
                           ".ndjson, .json) or Parquet (.parquet) file.", code=2019, sqlstate="0A000")
     return kind
 
@@ -73,7 +73,7 @@ def load(session: Session, upload: Upload, table: tuple[str, str, str], *, creat
             reports = copy_from_stage(session, table, stages.StageRef("user", [], folder), _format(kind),
                                       copy_into.CopyOptions(on_error="CONTINUE",
                                                             match_by_column_name="CASE_INSENSITIVE"))
-        except StudioError:
+        except UserError:
             if create:  # a table made for a file that could not be read at all goes again
                 executor.execute(f"DROP TABLE IF EXISTS {_name(table)}")
             raise
@@ -114,7 +114,7 @@ def inferred_columns(path: Path, kind: str) -> list[tuple[str, str]]:
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
     except duckdb.Error as exc:
-        raise StudioError(f"Cannot read the columns of '{path.name}': {str(exc).splitlines()[0]}",
+        raise UserError(f"Cannot read the columns of '{path.name}': {str(exc).splitlines()[0]}",
                           code=100069, sqlstate="22000") from exc
     finally:
         con.close()
@@ -129,7 +129,7 @@ def inferred_columns(path: Path, kind: str) -> list[tuple[str, str]]:
 
 def create_table_sql(table: tuple[str, str, str], columns: list[tuple[str, str]]) -> str:
     if not columns:
-        raise StudioError("The file has no columns to create a table from.", code=2019, sqlstate="0A000")
+        raise UserError("The file has no columns to create a table from.", code=2019, sqlstate="0A000")
     definitions = ", ".join('"' + name.replace('"', '""') + '" ' + kind for name, kind in columns)
     quoted = ".".join('"' + part.replace('"', '""') + '"' for part in table)
     return f"CREATE TABLE {quoted} ({definitions})"

@@ -9,11 +9,11 @@ from django.conf import settings
 
 from access.privileges import INSUFFICIENT_PRIVILEGES
 from access.session import Session
+from errors import UserError
 from inference import limits
 from inference.gateway import InferenceError
 from sqlapi.sessions import open_session
 from studio import request_body
-from studio.errors import StudioError
 
 UNAUTHORIZED = ("Invalid or missing API token. Send 'Authorization: Bearer <token>' with a token created on "
                 "the API tokens page (/account/tokens/) or with 'manage.py apitoken create'.")
@@ -44,7 +44,7 @@ def read_json(request) -> dict[str, Any]:
         raise BadRequest(exc.message, None if exc.field == "body" else exc.field) from None
 
 
-def status_for(error: StudioError) -> int:
+def status_for(error: UserError) -> int:
     if isinstance(error, limits.LimitExceeded):
         return 429
     if isinstance(error, limits.RequestTooLarge):
@@ -60,7 +60,7 @@ def status_for(error: StudioError) -> int:
     return 400
 
 
-def model_message(error: StudioError, model: str | None) -> str:
+def model_message(error: UserError, model: str | None) -> str:
     """The error's message, except for a model name that cannot name anything here (not a base model,
     and no database.schema.model): a gateway session has no current database for SQL's hints to apply."""
     unresolvable = error.code == 90105 or (error.code == 2003 and error.sqlstate == "42601")

@@ -11,11 +11,11 @@ from access.models import AccessEvent
 from access.session import Session
 from catalog import base_models
 from catalog.models import BaseModel
+from errors import UserError, invalid_argument
 from inference import limits, usage
 from inference.gateway import ChatDelta, Target, chat, chat_stream
 from inference.models import CompletionUsage
 from models_registry import registry
-from studio.errors import StudioError, invalid_argument
 
 DEFAULT_MAX_TOKENS = 256
 OPTION_NAMES = ("temperature", "top_p", "max_tokens", "guardrails")
@@ -61,7 +61,7 @@ def _require_enabled_base(target: Target) -> None:
     fine_tuned = target.display_name if target.adapter_id is not None else None
     base = BaseModel.objects.filter(name=target.base_model).first()
     if base is None:
-        raise StudioError(f"Base model '{target.base_model}' is no longer in this studio's catalog, so fine-tuned "
+        raise UserError(f"Base model '{target.base_model}' is no longer in this studio's catalog, so fine-tuned "
                           f"model '{fine_tuned}' no longer works.", code=100357, sqlstate="22023")
     base.require_enabled(fine_tuned=fine_tuned)
 
@@ -74,7 +74,7 @@ def authorize_statement(session: Session, models: list[str]) -> dict[str, Target
         if privileges.holds_cortex_user(session):
             try:
                 resolve_target(session, model)
-            except StudioError:
+            except UserError:
                 continue  # a missing model is the rows' error to raise, and only if a row asks for it
         authorized[model] = authorize(session, model)
     return authorized
@@ -143,7 +143,7 @@ def complete(session: Session, model: str, prompt_or_messages: Any, options: dic
             setattr(session, CHECKED_ATTRIBUTE, checked)
         try:
             target = _authorized_target(session, model)
-        except StudioError as exc:
+        except UserError as exc:
             checked.setdefault(str(model), exc)
             raise
         checked.setdefault(str(model), None)
@@ -213,17 +213,17 @@ def _prepare(session: Session, model: str, messages: Any, options: dict[str, Any
     the request it is about: "model" (unknown, unusable or refused), "messages" or "options"."""
     try:
         target = authorize(session, model)
-    except StudioError as exc:
+    except UserError as exc:
         exc.field = "model"
         raise
     try:
         messages = _messages(messages)
-    except StudioError as exc:
+    except UserError as exc:
         exc.field = "messages"
         raise
     try:
         return target, messages, _options(options)
-    except StudioError as exc:
+    except UserError as exc:
         exc.field = getattr(exc, "field", None) or "options"
         raise
 
@@ -268,7 +268,7 @@ def _metered(stream: CompletionStream, call: usage.Call, deltas: Iterator[ChatDe
                 stream.completion_tokens += 1
                 yield delta.text
         status, message = CompletionUsage.Status.SUCCESS, ""
-    except StudioError as exc:
+    except UserError as exc:
         status, message = CompletionUsage.Status.FAILED, exc.message
         raise
     finally:

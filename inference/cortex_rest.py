@@ -20,9 +20,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from access.tokens import user_from_request
+from errors import UserError
 from inference import api, complete, forms, limits
 from inference.models import CompletionUsage
-from studio.errors import StudioError
 from studio.streaming import streaming_response
 
 
@@ -30,7 +30,7 @@ def error(status: int, code: str, message: str, request_id: str, **extra) -> Jso
     return JsonResponse({"code": code, "message": message, "request_id": request_id, **extra}, status=status)
 
 
-def _service_error(exc: StudioError, request_id: str, body: forms.ChatRequest | None = None) -> JsonResponse:
+def _service_error(exc: UserError, request_id: str, body: forms.ChatRequest | None = None) -> JsonResponse:
     extra = {"field": body.max_tokens_field} if isinstance(exc, limits.MaxTokensTooLarge) and body else {}
     response = error(api.status_for(exc), f"{exc.code:06d}", api.model_message(exc, body.model if body else None),
                      request_id, **extra)
@@ -58,7 +58,7 @@ def complete_view(request):
                       entry_point=CompletionUsage.EntryPoint.CORTEX_REST, request_id=request_id)
     except api.BadRequest as exc:
         return error(400, "390142", exc.message, request_id, field=exc.field)
-    except StudioError as exc:
+    except UserError as exc:
         return _service_error(exc, request_id, body)
     created = int(time.time())
     if body.stream:
@@ -79,7 +79,7 @@ def _events(stream: complete.CompletionStream, request_id: str, created: int) ->
         try:
             for text in stream.pieces:
                 yield "data: " + json.dumps({**head, "choices": [{"delta": {"content": text}}], "usage": {}}) + "\n\n"
-        except StudioError as exc:
+        except UserError as exc:
             failure = {"code": f"{exc.code:06d}", "message": exc.message, "request_id": request_id}
             yield "data: " + json.dumps(failure) + "\n\n"
             return

@@ -10,14 +10,14 @@ from django.conf import settings
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, TextGenerationError
 
+from errors import UserError
 from inference import addresses, tgi
 from inference.models import InferenceServer
-from studio.errors import StudioError
 
 log = logging.getLogger(__name__)
 
 
-class InferenceError(StudioError):
+class InferenceError(UserError):
     """`invalid_request`: the server refused what was asked (TGI's 422: a prompt longer than the model
     takes, a parameter out of its range), which the caller must change, rather than failing itself."""
 

@@ -10,14 +10,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from errors import UserError
 from inference.models import CompletionUsage
-from studio.errors import StudioError
 
 WINDOW = timedelta(minutes=1)
 HTTP_ENTRY_POINTS = (CompletionUsage.EntryPoint.OPENAI, CompletionUsage.EntryPoint.CORTEX_REST)
 
 
-class LimitExceeded(StudioError):
+class LimitExceeded(UserError):
     """A per-minute limit: the request may be retried after `retry_after` seconds."""
 
     def __init__(self, message: str, *, retry_after: int) -> None:
@@ -25,12 +25,12 @@ class LimitExceeded(StudioError):
         self.retry_after = retry_after
 
 
-class RequestTooLarge(StudioError):
+class RequestTooLarge(UserError):
     def __init__(self, message: str) -> None:
         super().__init__(message, code=413001, sqlstate="54000")
 
 
-class MaxTokensTooLarge(StudioError):
+class MaxTokensTooLarge(UserError):
     field = "max_tokens"
 
     def __init__(self, message: str) -> None:

@@ -14,9 +14,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from access.tokens import user_from_request
+from errors import UserError
 from inference import api, complete, forms, limits
 from inference.models import CompletionUsage
-from studio.errors import StudioError
 from studio.streaming import streaming_response
 
 # OpenAI's error type and code for each status the gateway answers with.
@@ -40,7 +40,7 @@ def error(status: int, message: str, *, param: str | None = None, request_id: st
     return response
 
 
-def _service_error(exc: StudioError, request_id: str, chat: forms.ChatRequest | None = None) -> JsonResponse:
+def _service_error(exc: UserError, request_id: str, chat: forms.ChatRequest | None = None) -> JsonResponse:
     status = api.status_for(exc)
     field = getattr(exc, "field", None)
     param = field if field in ("model", "messages") else None
@@ -76,7 +76,7 @@ def chat_completions(request):
                       request_id=request_id)
     except api.BadRequest as exc:
         return error(400, exc.message, param=exc.field, request_id=request_id)
-    except StudioError as exc:
+    except UserError as exc:
         return _service_error(exc, request_id, chat)
     created = int(time.time())
     if chat.stream:
@@ -118,7 +118,7 @@ def _chunks(stream: complete.CompletionStream, request_id: str, created: int, in
         try:
             for text in stream.pieces:
                 yield chunk({"content": text})
-        except StudioError as exc:
+        except UserError as exc:
             kind, code = ERROR_KINDS[api.status_for(exc)]
             yield _event({"error": {"message": exc.message, "type": kind, "param": None, "code": code}})
             yield "data: [DONE]\n\n"
@@ -140,7 +140,7 @@ def models(request):
         return _unauthorized()
     try:
         session = api.session_for(user)
-    except StudioError as exc:
+    except UserError as exc:
         return error(400, exc.message)
     data = [{"id": target.display_name, "object": "model", "created": 0,
              "owned_by": "fine-tuned" if target.adapter_id else "base"}

@@ -85,7 +85,7 @@ class DataPreview:
 
 
 def preview(session: Session, base: BaseModel, query: str, *, purpose: str = "training") -> DataPreview:
-    """Check `query` as FINETUNE CREATE will (StudioError when it refuses) and preview its rows."""
+    """Check `query` as FINETUNE CREATE will (UserError when it refuses) and preview its rows."""
     statement = accountdata.check_read_only_query(query)
     count = check_query(session, query, purpose=purpose)
     result = DataPreview(base_model=base, row_count=count)

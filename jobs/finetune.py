@@ -12,10 +12,10 @@ from access import history, privileges
 from access.session import Session
 from catalog import accountdata, base_models
 from catalog.identifiers import QualifiedName, qualify
+from errors import UserError, invalid_argument
 from jobs import queues, recovery
 from jobs.models import FineTuneJob
 from jobs.training_data import check_query
-from studio.errors import StudioError, invalid_argument
 from warehouses.models import Warehouse
 
 log = logging.getLogger(__name__)
@@ -69,11 +69,11 @@ def parse_options(options: str | dict[str, Any] | None) -> dict[str, Any]:
 
 def _warehouse(session: Session) -> Warehouse:
     if not session.warehouse:
-        raise StudioError("No active warehouse selected in the current session. Select an active warehouse "
+        raise UserError("No active warehouse selected in the current session. Select an active warehouse "
                           "with the 'use warehouse' command.", code=606, sqlstate="57P03")
     warehouse = Warehouse.objects.filter(name=session.warehouse).first()
     if warehouse is None:
-        raise StudioError(f"Warehouse '{session.warehouse}' does not exist or not authorized.",
+        raise UserError(f"Warehouse '{session.warehouse}' does not exist or not authorized.",
                           code=2003, sqlstate="02000")
     return warehouse
 
@@ -95,7 +95,7 @@ def create(
 def _target_label(session: Session, name: Any) -> str:
     try:
         return str(qualify(name, session.database, session.schema, what="model"))
-    except (StudioError, TypeError, AttributeError):
+    except (UserError, TypeError, AttributeError):
         return str(name)[:767]
 
 
@@ -158,7 +158,7 @@ def _job(session: Session, job_id: str) -> FineTuneJob:
     # Another role's job is refused exactly like a missing one, so ids cannot be probed.
     job = visible_jobs(session).filter(pk=str(job_id).strip()).first()
     if job is None:
-        raise StudioError(f"Fine-tuning job '{job_id}' does not exist or not authorized.", code=2003, sqlstate="02000")
+        raise UserError(f"Fine-tuning job '{job_id}' does not exist or not authorized.", code=2003, sqlstate="02000")
     return job
 
 
@@ -183,13 +183,13 @@ def cancel(session: Session, job_id: str) -> str:
 def _cancel(session: Session, job_id: str) -> str:
     job = _job(session, job_id)
     if job.is_final:
-        raise StudioError(f"Fine-tuning job '{job.id}' has already finished with status {job.status}; "
+        raise UserError(f"Fine-tuning job '{job.id}' has already finished with status {job.status}; "
                           "only PENDING or IN_PROGRESS jobs can be cancelled.", code=100357, sqlstate="22023")
     was_running = job.status == FineTuneJob.Status.IN_PROGRESS
     if not job.transition((FineTuneJob.Status.PENDING, FineTuneJob.Status.IN_PROGRESS),
                           FineTuneJob.Status.CANCELLED, finished_on=timezone.now(), phase="cancelled"):
         job.refresh_from_db()
-        raise StudioError(f"Fine-tuning job '{job.id}' finished with status {job.status} before it could be cancelled.")
+        raise UserError(f"Fine-tuning job '{job.id}' finished with status {job.status} before it could be cancelled.")
     queues.stop(job, was_running=was_running)
     if not was_running:  # a queued job may hold a checkpoint from an interrupted try; nobody needs it now
         recovery.discard_files(job.id)

@@ -9,8 +9,8 @@ import duckdb
 
 from access.session import Session
 from catalog import accountdata
+from errors import UserError, compilation_error
 from sandbox.box import Sandbox
-from studio.errors import StudioError, compilation_error
 
 REQUIRED_COLUMNS = ("prompt", "completion")
 # DuckDB's names for text; JSON covers VARIANT values that hold strings.
@@ -26,16 +26,16 @@ def _prepared(box: Sandbox, sql: str, purpose: str) -> str:
     says which of the job's queries it concerns."""
     try:
         return box.prepare(accountdata.check_read_only_query(sql)).sql(dialect="duckdb")
-    except StudioError as error:
+    except UserError as error:
         reason = error.message.removeprefix("SQL compilation error: ")
-        raise StudioError(f"SQL compilation error: the {purpose} query failed: {reason}", code=error.code,
+        raise UserError(f"SQL compilation error: the {purpose} query failed: {reason}", code=error.code,
                           sqlstate=error.sqlstate, refused=error.refused) from None
 
 
 def check_query(session: Session, sql: str, *, purpose: str) -> int:
     """Validate a training/validation query before a job exists; returns its row count."""
     if not sql or not sql.strip():
-        raise StudioError(f"The {purpose} query is empty: give a SELECT that returns prompt and completion columns.",
+        raise UserError(f"The {purpose} query is empty: give a SELECT that returns prompt and completion columns.",
                           code=100357, sqlstate="22023")
     with Sandbox(session) as box:
         inner = _prepared(box, sql, purpose)
@@ -61,7 +61,7 @@ def check_query(session: Session, sql: str, *, purpose: str) -> int:
             )
         count = box.execute(f"SELECT count(*) FROM ({_wrapped(inner)}) AS c").fetchone()[0]
     if count == 0:
-        raise StudioError(f"The {purpose} query returned no rows: a fine-tuning job needs at least one "
+        raise UserError(f"The {purpose} query returned no rows: a fine-tuning job needs at least one "
                           "prompt/completion example.", code=100357, sqlstate="22023")
     return int(count)
 

@@ -11,8 +11,8 @@ from django.db import transaction
 
 from catalog import accountdata
 from catalog.identifiers import QualifiedName, qualify
+from errors import UserError
 from models_registry.models import FineTunedModel
-from studio.errors import StudioError
 
 METADATA_FILE = "studio_adapter.json"
 
@@ -82,5 +82,5 @@ def resolve(name: str, database: str | None, schema: str | None) -> FineTunedMod
         .first()
     )
     if model is None:
-        raise StudioError(f"Model '{target}' does not exist or not authorized.", code=2003, sqlstate="02000")
+        raise UserError(f"Model '{target}' does not exist or not authorized.", code=2003, sqlstate="02000")
     return model

@@ -29,10 +29,10 @@ import numpy as np
 from access.models import AccessEvent
 from catalog.identifiers import QualifiedName
 from catalog.models import BaseModel
+from errors import UserError
 from inference.models import CompletionUsage
 from jobs.models import FineTuneJob
 from sandbox.names import object_not_found
-from studio.errors import StudioError
 
 DATABASE = "SNOWFLAKE"
 SCHEMA = "ACCOUNT_USAGE"
@@ -100,7 +100,7 @@ def columns_and_rows(roles: set[str], name: QualifiedName):
     if name.schema != SCHEMA or name.name not in VIEWS:
         raise object_not_found(name)
     if name.name in RESTRICTED_VIEWS and not set(ACCESS_READERS) & roles:
-        raise StudioError(f"Insufficient privileges to operate on view '{DATABASE}.{SCHEMA}.{name.name}'",
+        raise UserError(f"Insufficient privileges to operate on view '{DATABASE}.{SCHEMA}.{name.name}'",
                           code=3001, sqlstate="42501")
     columns, produce = VIEWS[name.name]
     return columns, produce()

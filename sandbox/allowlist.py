@@ -14,9 +14,9 @@ from functools import lru_cache
 import sqlglot
 from sqlglot import exp
 
+from errors import UserError
 from sandbox.functions import CORTEX, SAMPLES, SESSION
 from sqlengine.parsing import cortex_call
-from studio.errors import StudioError
 
 UNKNOWN_FUNCTION = 2140
 
@@ -76,17 +76,17 @@ def functions() -> tuple[frozenset[type[exp.Expression]], frozenset[str]]:
     return frozenset(classes), frozenset(names)
 
 
-def unknown_function(name: str) -> StudioError:
-    return StudioError(f"SQL compilation error: Unknown function {name}", code=UNKNOWN_FUNCTION, sqlstate="42601")
+def unknown_function(name: str) -> UserError:
+    return UserError(f"SQL compilation error: Unknown function {name}", code=UNKNOWN_FUNCTION, sqlstate="42601")
 
 
-def unknown_table_function(name: str) -> StudioError:
-    return StudioError(f"SQL compilation error: Unknown table function {name}", code=UNKNOWN_FUNCTION,
+def unknown_table_function(name: str) -> UserError:
+    return UserError(f"SQL compilation error: Unknown table function {name}", code=UNKNOWN_FUNCTION,
                        sqlstate="42601")
 
 
-def unsupported(what: str) -> StudioError:
-    return StudioError(f"SQL compilation error: {what} is not supported.", code=2003, sqlstate="0A000")
+def unsupported(what: str) -> UserError:
+    return UserError(f"SQL compilation error: {what} is not supported.", code=2003, sqlstate="0A000")
 
 
 def function_name(node: exp.Expression) -> str:
@@ -164,7 +164,7 @@ def _check_table(node: exp.Table) -> None:
     if isinstance(this, exp.Literal):
         raise unsupported(f"Reading a file ({this.sql(dialect='snowflake')}) in FROM")
     if isinstance(this, exp.Dot):
-        raise StudioError(f"SQL compilation error: invalid object name '{node.sql(dialect='snowflake')}': a name "
+        raise UserError(f"SQL compilation error: invalid object name '{node.sql(dialect='snowflake')}': a name "
                           "has at most three parts, database.schema.name.", code=2003, sqlstate="42601")
     raise unsupported(_describe(this))
 
@@ -182,7 +182,7 @@ def _check_table_function(node: exp.TableFromRows) -> None:
     if not given or given - GENERATOR_ARGUMENTS:
         raise unsupported("GENERATOR without ROWCOUNT (TIMELIMIT)")
     if not isinstance(function.args["rowcount"], exp.Literal):
-        raise StudioError("SQL compilation error: GENERATOR's ROWCOUNT must be a constant.", code=2003,
+        raise UserError("SQL compilation error: GENERATOR's ROWCOUNT must be a constant.", code=2003,
                           sqlstate="42601")
 
 

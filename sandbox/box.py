@@ -32,10 +32,10 @@ from access.session import Session
 from catalog import accountdata
 from catalog.identifiers import QualifiedName
 from catalog.models import Database, Schema, SchemaObject
+from errors import UserError, compilation_error
 from sandbox import account_usage, allowlist, information_schema, names, session_functions
 from sandbox.resolver import Resolver
 from sqlengine.parsing import name_parts
-from studio.errors import StudioError, compilation_error
 
 INFORMATION_SCHEMA = "INFORMATION_SCHEMA"
 # How deep views over views may nest before a query is refused (Snowflake has a limit too).
@@ -275,8 +275,8 @@ class Sandbox:
             try:
                 dependency = self._owner_may_read(owner_may, names.qualify(parts, view.database, view.schema,
                                                                            "SELECT"))
-            except StudioError as error:
-                raise StudioError(f"SQL compilation error: Failure during expansion of view '{view}': {error.message}",
+            except UserError as error:
+                raise UserError(f"SQL compilation error: Failure during expansion of view '{view}': {error.message}",
                                   code=error.code, sqlstate=error.sqlstate, refused=error.refused) from None
             if dependency in seen:
                 raise compilation_error(f"view '{view}' reads itself.")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from catalog.accountdata import database_not_found, schema_not_found  # noqa: F401 (worded as everywhere)
 from catalog.identifiers import QualifiedName, quote
-from studio.errors import StudioError
+from errors import UserError
 
 
-def no_current(action: str, what: str) -> StudioError:
-    return StudioError(
+def no_current(action: str, what: str) -> UserError:
+    return UserError(
         f"Cannot perform {action}. This session does not have a current {what}. "
         f"Call 'USE {what.upper()}', or use a qualified name.",
         code=90105, sqlstate="22000",
@@ -23,7 +23,7 @@ def no_current(action: str, what: str) -> StudioError:
 def qualify(parts: list[str], database: str | None, schema: str | None, action: str) -> QualifiedName:
     """db.schema.name of normalized name parts, against the session's current database and schema."""
     if not parts or len(parts) > 3:
-        raise StudioError(f"SQL compilation error: invalid object name '{'.'.join(quote(p) for p in parts)}': a "
+        raise UserError(f"SQL compilation error: invalid object name '{'.'.join(quote(p) for p in parts)}': a "
                           "name has at most three parts, database.schema.name.", code=2003, sqlstate="42601")
     if len(parts) == 3:
         return QualifiedName(*parts)
@@ -36,6 +36,6 @@ def qualify(parts: list[str], database: str | None, schema: str | None, action: 
     return QualifiedName(database, schema, parts[0])
 
 
-def object_not_found(name: QualifiedName, *, refused: bool = False) -> StudioError:
-    return StudioError(f"SQL compilation error: Object '{name}' does not exist or not authorized.", code=2003,
+def object_not_found(name: QualifiedName, *, refused: bool = False) -> UserError:
+    return UserError(f"SQL compilation error: Object '{name}' does not exist or not authorized.", code=2003,
                        sqlstate="42S02", refused=refused)

@@ -9,18 +9,18 @@ from django.db import close_old_connections, connection
 from sqlglot import exp
 
 from access.session import Session
+from errors import UserError
 from sqlapi.models import HEARTBEAT_SECONDS, Statement
 from sqlapi.resultsets import MULTI_RESULT, result_set
 from sqlengine.executor import Executor, internal_error
 from sqlengine.parsing import parse
 from sqlengine.statements.users import redact  # stored statements must not keep passwords
-from studio.errors import StudioError
 
 log = logging.getLogger(__name__)
 
 
-def count_mismatch(actual: int, desired: int) -> StudioError:
-    return StudioError(f"Actual statement count {actual} did not match the desired statement count {desired}.",
+def count_mismatch(actual: int, desired: int) -> UserError:
+    return UserError(f"Actual statement count {actual} did not match the desired statement count {desired}.",
                        code=8, sqlstate="0A000")
 
 
@@ -34,10 +34,10 @@ def submit(user, text: str, session: Session, *, desired_count: int = 1, request
     try:
         parsed = parse(text)
         if not parsed:
-            raise StudioError("Empty SQL statement.", code=900, sqlstate="42000")
+            raise UserError("Empty SQL statement.", code=900, sqlstate="42000")
         if desired_count and len(parsed) != desired_count:
             raise count_mismatch(len(parsed), desired_count)
-    except StudioError as error:
+    except UserError as error:
         statement.fail(error)
         done.set()
         return statement, done
@@ -98,11 +98,11 @@ def run(statement: Statement, session: Session, parsed: list[exp.Expression], be
             beating.append(child.pk)
             try:
                 child.succeed(result_set(executor.run(node)))
-            except StudioError as error:
+            except UserError as error:
                 child.fail(error)
                 raise
         statement.succeed(MULTI_RESULT)
-    except StudioError as error:
+    except UserError as error:
         statement.fail(error)
     except Exception as exc:  # a bug of ours: the statement must still end, and say so without details
         error = internal_error(exc)

@@ -13,14 +13,14 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from studio.errors import StudioError
+from errors import UserError
 
 # A running statement's process refreshes its heartbeat this often...
 HEARTBEAT_SECONDS = 10
 # ...and one silent this long is taken for dead. Generous: a busy SQLite file can delay a write.
 STALE_AFTER = timedelta(seconds=180)
 
-CANCELLED_ERROR = StudioError("SQL execution canceled", code=604, sqlstate="57014")
+CANCELLED_ERROR = UserError("SQL execution canceled", code=604, sqlstate="57014")
 
 
 class Statement(models.Model):
@@ -76,7 +76,7 @@ class Statement(models.Model):
     def succeed(self, result: dict) -> bool:
         return self._leave_running(status=self.SUCCESS, result=result)
 
-    def fail(self, error: StudioError) -> bool:
+    def fail(self, error: UserError) -> bool:
         return self._leave_running(status=self.FAILED, error_code=f"{error.code:06d}", error_sqlstate=error.sqlstate,
                                    error_message=error.message)
 
@@ -97,7 +97,7 @@ class Statement(models.Model):
         top = self.parent or self
         if not self.is_running or top.heartbeat_on >= now - STALE_AFTER:
             return False
-        error = StudioError(f"The process running this statement stopped (no heartbeat since "
+        error = UserError(f"The process running this statement stopped (no heartbeat since "
                             f"{top.heartbeat_on:%Y-%m-%d %H:%M:%S} UTC); run it again.", code=630, sqlstate="57P01")
         if self.parent is None:
             for child in self.children.filter(status=self.RUNNING):
@@ -109,7 +109,7 @@ class Statement(models.Model):
         cls.objects.filter(pk__in=handles, status=cls.RUNNING).update(heartbeat_on=timezone.now())
 
     @property
-    def error(self) -> StudioError | None:
+    def error(self) -> UserError | None:
         if not self.error_code:
             return None
-        return StudioError(self.error_message, code=int(self.error_code), sqlstate=self.error_sqlstate)
+        return UserError(self.error_message, code=int(self.error_code), sqlstate=self.error_sqlstate)

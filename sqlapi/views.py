@@ -7,11 +7,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from access.tokens import user_from_request
+from errors import UserError
 from sqlapi import execution, responses
 from sqlapi.forms import BadRequest, StatementRequest
 from sqlapi.models import Statement
 from sqlapi.sessions import open_session
-from studio.errors import StudioError
 
 
 def _truthy(value: str | None) -> bool:
@@ -41,7 +41,7 @@ def submit(request):
     try:
         session = open_session(user, role=body.role, warehouse=body.warehouse, database=body.database,
                                schema=body.schema)
-    except StudioError as error:
+    except UserError as error:
         return responses.error(422, f"{error.code:06d}", error.message, sqlState=error.sqlstate, requestId=request_id)
     statement, done = execution.submit(user, body.statement, session, desired_count=body.statement_count,
                                        request_id=request_id)

@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from access.session import Session
+from errors import compilation_error
 from inference import complete as complete_service
 from jobs import finetune
-from studio.errors import compilation_error
 
 FUNCTIONS = ("FINETUNE", "COMPLETE")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from studio.errors import compilation_error
+from errors import compilation_error
 
 T = exp.DataType.Type
 

@@ -15,9 +15,9 @@ from types import ModuleType
 from sqlglot import exp
 
 from access.session import Session
+from errors import UserError, compilation_error
 from sqlengine.parsing import parse, too_deep
 from sqlengine.results import Result
-from studio.errors import StudioError, compilation_error
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Executor:
             for module in self.modules:
                 if module.handles(statement):
                     return module.run(self, statement)
-        except StudioError:
+        except UserError:
             raise
         except RecursionError:
             raise too_deep() from None
@@ -66,10 +66,10 @@ class Executor:
         raise compilation_error(f"statement '{statement.sql(dialect='snowflake')[:80]}' is not supported.")
 
 
-def internal_error(exc: BaseException) -> StudioError:
+def internal_error(exc: BaseException) -> UserError:
     """A bug of ours still ends as an error every entry point shows; what went wrong (which may name
     files or values) goes to the server's log, under an incident id the user can quote."""
     incident = uuid.uuid4().hex[:12]
     log.error("internal error %s", incident, exc_info=exc)
-    return StudioError(f"Internal error while running the statement (incident {incident}); the details are in "
+    return UserError(f"Internal error while running the statement (incident {incident}); the details are in "
                        "the server's log.", code=300002, sqlstate="XX000")

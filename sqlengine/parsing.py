@@ -9,7 +9,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from studio.errors import StudioError, compilation_error
+from errors import UserError, compilation_error
 
 # sqlglot warns on stderr whenever it keeps a statement it cannot model as a generic Command
 # (SHOW MODELS, GRANT ROLE, …); the statement handlers parse those themselves.
@@ -30,22 +30,22 @@ def parse(sql: str) -> list[exp.Expression]:
         if statements is not None:
             return statements
         first = exc.errors[0] if exc.errors else {}
-        raise StudioError(
+        raise UserError(
             f"SQL compilation error: syntax error line {first.get('line', '?')} at position "
             f"{first.get('col', '?')}: {first.get('description', exc)}",
             code=1003, sqlstate="42000",
         ) from exc
     except sqlglot.errors.TokenError as exc:  # an unterminated string or quoted identifier
-        raise StudioError(f"SQL compilation error: {exc}. Is a quote missing or not doubled ('')?",
+        raise UserError(f"SQL compilation error: {exc}. Is a quote missing or not doubled ('')?",
                           code=1003, sqlstate="42000") from exc
     except RecursionError:
         raise too_deep() from None
 
 
-def too_deep() -> StudioError:
+def too_deep() -> UserError:
     """sqlglot parses and writes SQL recursively: a statement nested some fifty levels deep (parentheses,
     function calls, subqueries) exhausts Python's stack before any limit of Snowflake's."""
-    return StudioError("SQL compilation error: the statement nests too deeply (parentheses, function calls or "
+    return UserError("SQL compilation error: the statement nests too deeply (parentheses, function calls or "
                        "subqueries about fifty levels deep); write it with fewer levels, e.g. with a CTE.",
                        code=1003, sqlstate="54001")
 
@@ -108,7 +108,7 @@ def constant(node: exp.Expression) -> Any:
 def is_constant(node: exp.Expression) -> bool:
     try:
         constant(node)
-    except StudioError:
+    except UserError:
         return False
     return True
 

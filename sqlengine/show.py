@@ -15,13 +15,13 @@ from access import privileges, roles
 from catalog import accountdata
 from catalog.identifiers import split_parts
 from catalog.models import Database, Schema, SchemaObject
+from errors import UserError, compilation_error
 from models_registry.models import FineTunedModel
 from sandbox import names
 from sandbox.information_schema import is_secure, view_definition
 from sandbox.resolver import Resolver
 from sqlengine.parsing import constant, name_parts
 from sqlengine.results import Result
-from studio.errors import StudioError, compilation_error
 
 KINDS = ("DATABASES", "SCHEMAS", "TABLES", "VIEWS", "MODELS", "WAREHOUSES")
 
@@ -81,7 +81,7 @@ def _string(literal: str | None) -> str | None:
 def from_command(text: str) -> ShowSpec:
     match = _COMMAND.match(text.strip())
     if not match:
-        raise StudioError(f"SQL compilation error: syntax error in '{text[:120]}': expected SHOW [TERSE] <objects> "
+        raise UserError(f"SQL compilation error: syntax error in '{text[:120]}': expected SHOW [TERSE] <objects> "
                           "[LIKE '<pattern>'] [IN ACCOUNT | DATABASE <db> | SCHEMA <db.schema>] "
                           "[STARTS WITH '<prefix>'] [LIMIT <n>].", code=1003, sqlstate="42000")
     scope_kind = "ACCOUNT" if match["account"] else (match["scope_kind"] or "").upper() or None
@@ -147,7 +147,7 @@ def _scope(session, spec: ShowSpec) -> tuple[str | None, str | None]:
 def _findable(lookup, *name: str) -> bool:
     try:
         lookup(*name, usage=False)
-    except StudioError:
+    except UserError:
         return False
     return True
 

@@ -31,10 +31,10 @@ from django.db import connections
 from sqlglot import exp
 
 from access.session import Session
+from errors import compilation_error
 from inference import complete as complete_service
 from sqlengine import cortex
 from sqlengine.parsing import constant, cortex_call, is_constant
-from studio.errors import compilation_error
 
 WORKERS = 8  # concurrent COMPLETE requests per statement
 COMPLETE_TEXT = "studio_cortex_complete"  # (model, prompt) -> VARCHAR

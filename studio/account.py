@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from access import tokens, web
 from access.models import ApiToken
-from studio.errors import StudioError
+from errors import UserError
 
 
 class TokenForm(forms.Form):
@@ -27,7 +27,7 @@ def _back(request):
     return redirect("home")
 
 
-def _refused(request, error: StudioError, status: int):
+def _refused(request, error: UserError, status: int):
     return render(request, "studio/session_refused.html", {"problem": error.message}, status=status)
 
 
@@ -36,7 +36,7 @@ def _refused(request, error: StudioError, status: int):
 def switch_role(request):
     try:
         role = web.set_role(request, request.POST.get("role", ""))
-    except StudioError as error:
+    except UserError as error:
         return _refused(request, error, 403)
     messages.success(request, f"Now using role {role}.")
     return _back(request)
@@ -47,7 +47,7 @@ def switch_role(request):
 def switch_warehouse(request):
     try:
         name = web.set_warehouse(request, request.POST.get("warehouse", ""))
-    except StudioError as error:
+    except UserError as error:
         return _refused(request, error, 400)
     messages.success(request, f"Now using warehouse {name}.")
     return _back(request)

@@ -20,7 +20,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from studio.errors import StudioError
+from errors import UserError
 
 CONSOLE_ROLES = ("ACCOUNTADMIN", "SECURITYADMIN", "USERADMIN")
 # The role the console acts with when the user's current role gives no console rights: the first of
@@ -130,12 +130,12 @@ class RoleAdmin(admin.ModelAdmin):
 
     def for_each(self, request, queryset, call) -> None:
         """call(session, obj) -> message for each selected row, in the console's session; a refusal
-        (StudioError) is reported as an error and the other rows go on."""
+        (UserError) is reported as an error and the other rows go on."""
         session = console_session(request)
         for obj in queryset:
             try:
                 done = call(session, obj)
-            except StudioError as exc:
+            except UserError as exc:
                 self.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
             else:
                 self.message_user(request, done, messages.SUCCESS)
@@ -204,7 +204,7 @@ class ServiceDeleteMixin:
             raise PermissionDenied
         try:
             done = self.service_delete(console_session(request), obj)
-        except StudioError as exc:
+        except UserError as exc:
             self.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
         else:
             self.message_user(request, done, messages.SUCCESS)
@@ -223,7 +223,7 @@ class ServiceFormMixin(ServiceDeleteMixin):
     """An add page that is a plain form calling an access service rather than saving a ModelForm:
     the service's refusal shows as the form's error, with the service's own message.
 
-    service_form: a Form with `execute(session) -> str` (the success message) that raises StudioError.
+    service_form: a Form with `execute(session) -> str` (the success message) that raises UserError.
     """
 
     service_form = None
@@ -236,7 +236,7 @@ class ServiceFormMixin(ServiceDeleteMixin):
         if request.method == "POST" and form.is_valid():
             try:
                 done = form.execute(console_session(request))
-            except StudioError as exc:
+            except UserError as exc:
                 form.add_error(None, exc.message)
             else:
                 self.message_user(request, done, messages.SUCCESS)

@@ -5,7 +5,7 @@ from django import forms
 
 from catalog import uploads
 from catalog.identifiers import split_parts
-from studio.errors import StudioError
+from errors import UserError
 
 
 class UploadForm(forms.Form):
@@ -37,7 +37,7 @@ def _parts(text: str, count: int, field: str, missing: str) -> list[str]:
         raise forms.ValidationError(missing, code=field)
     try:
         parts = split_parts(text.strip())
-    except StudioError as error:
+    except UserError as error:
         raise forms.ValidationError(error.message, code=field) from error
     if len(parts) != count:
         raise forms.ValidationError(f"Expected a name of {count} part{'s' if count > 1 else ''}: '{text}'.",
@@ -49,6 +49,6 @@ def check_file_name(name: str) -> str | None:
     """The reason a file cannot be loaded, judged by its name; None when its type is supported."""
     try:
         uploads.file_type(name)
-    except StudioError as error:
+    except UserError as error:
         return error.message
     return None

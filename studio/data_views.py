@@ -13,11 +13,11 @@ from access.web import session_for
 from catalog import uploads
 from catalog.identifiers import quote
 from catalog.stage_views import StageUploadHandler
+from errors import UserError
 from sqlengine import show
 from sqlengine.executor import Executor
 from sqlengine.results import format_value
 from studio.data_forms import UploadForm, check_file_name
-from studio.errors import StudioError
 
 PREVIEW_ROWS = 20
 ERRORS_SHOWN = 100
@@ -83,7 +83,7 @@ def table_page(request, database: str, schema: str, table: str):
     try:
         preview = table_preview(session_for(request), database, schema, table)
         status, problem = 200, None
-    except StudioError as error:
+    except UserError as error:
         preview, problem = None, error.message
         status = 403 if error.code == INSUFFICIENT_PRIVILEGES else 404
     context = {"preview": preview, "preview_problem": problem}
@@ -119,7 +119,7 @@ def _upload(request):
             try:
                 report = uploads.load(session_for(request), uploads.Upload(file_name, path, md5),
                                       form.cleaned_data["table"], create=form.cleaned_data["mode"] == "new")
-            except StudioError as error:
+            except UserError as error:
                 problem = error.message
                 status = 403 if error.code == INSUFFICIENT_PRIVILEGES else 400
         else:

@@ -22,25 +22,25 @@ from django.views.decorators.http import require_GET, require_POST
 from access import privileges
 from access.session import Session
 from access.web import session_for
+from errors import UserError
 from jobs import finetune
 from jobs.models import FineTuneJob
 from models_registry.models import FineTunedModel
 from studio.charts import loss_chart
-from studio.errors import StudioError
 
 JOBS_PER_PAGE = 50
 # How often an open page asks for fresh values (the worker writes a running job's row about once a second).
 LIVE_POLL = "every 2s"
 
 
-def _refused(request, error: StudioError, fragment: str = "studio/_refused.html"):
+def _refused(request, error: UserError, fragment: str = "studio/_refused.html"):
     """The service's refusal, as the page or as the fragment an htmx poll swaps in (which stops it)."""
     return render(request, fragment if request.htmx else "studio/refused.html", {"problem": error.message},
                   status=403)
 
 
 def _readable_jobs(session: Session):
-    """The jobs the session may list and describe; StudioError without CORTEX_USER, as SHOW refuses.
+    """The jobs the session may list and describe; UserError without CORTEX_USER, as SHOW refuses.
     Pages poll this, so unlike finetune.show it leaves no access-history row per look."""
     privileges.require_cortex_user(session, "FINETUNE")
     return finetune.visible_jobs(session)
@@ -51,7 +51,7 @@ def _readable_jobs(session: Session):
 def job_list(request):
     try:
         jobs = _readable_jobs(session_for(request))
-    except StudioError as error:
+    except UserError as error:
         return _refused(request, error, "studio/_refused_rows.html")
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
     context = {"page": page, "jobs": page.object_list,
@@ -117,7 +117,7 @@ def job_detail(request, job_id: str):
     session, job = _visible_job(request, job_id)
     try:
         privileges.require_cortex_user(session, "FINETUNE")
-    except StudioError as error:
+    except UserError as error:
         return _refused(request, error)
     template = "studio/_job_live.html" if request.htmx else "studio/job_detail.html"
     return render(request, template, live_context(job))
@@ -130,7 +130,7 @@ def job_cancel(request, job_id: str):
     session, job = _visible_job(request, job_id)
     try:
         answer = finetune.cancel(session, job.id)
-    except StudioError as error:
+    except UserError as error:
         job.refresh_from_db()
         context = live_context(job) | {"problem": error.message}
         status = 403 if error.code == privileges.INSUFFICIENT_PRIVILEGES else 400

@@ -27,13 +27,13 @@ from access import grants, privileges
 from access.models import Role
 from access.session import Session
 from access.web import session_for
+from errors import UserError
 from inference import usage
 from inference.models import InferenceServer
 from models_registry import registry
 from models_registry.forms import PRIVILEGE, ModelGrantForm, ModelRevokeForm
 from models_registry.models import FineTunedModel
 from studio.charts import bar_chart
-from studio.errors import StudioError
 
 MODELS_PER_PAGE = 100
 USAGE_DAYS = 30
@@ -70,7 +70,7 @@ def _visible_model(request, name: str) -> tuple[Session, FineTunedModel]:
     session = session_for(request)
     try:
         model = registry.resolve(name, None, None)
-    except StudioError:
+    except UserError:
         raise Http404(f"No model {name}") from None
     if not privileges.Visibility(session).sees("MODEL", model.qualified_name, model.owner_role):
         raise Http404(f"No model {name}")
@@ -135,7 +135,7 @@ def model_detail(request, name: str):
 
 
 def _grants_answer(request, session: Session, model: FineTunedModel, form, done: str | None,
-                   error: StudioError | None):
+                   error: UserError | None):
     """After GRANT or REVOKE: htmx gets the grants fragment with the answer; a plain form post is sent
     back to the page on success, or gets the page with the refusal and what was typed."""
     grant_form = form if isinstance(form, ModelGrantForm) and (error or form.errors) else None
@@ -162,7 +162,7 @@ def _change_grants(request, name: str, form_class):
     if form.is_valid():
         try:
             done = form.execute(session, model)
-        except StudioError as exc:
+        except UserError as exc:
             error = exc
     return _grants_answer(request, session, model, form, done, error)
 

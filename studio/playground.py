@@ -29,12 +29,12 @@ from access import privileges
 from access.session import Session
 from access.web import session_for
 from catalog.models import BaseModel
+from errors import UserError
 from inference import complete
 from inference.complete import CompletionStream
 from inference.gateway import Target
 from inference.models import CompletionUsage
 from studio.chats import Chat
-from studio.errors import StudioError
 from studio.streaming import streaming_response
 
 log = logging.getLogger(__name__)
@@ -119,13 +119,13 @@ def _page(request, session: Session, name: str | None = None, *, form: ChatForm 
     if not privileges.holds_cortex_user(session):
         try:
             privileges.require_cortex_user(session, "COMPLETE")
-        except StudioError as exc:
+        except UserError as exc:
             problem = exc.message
     elif linked and picker.chosen is None:
         # A link to a model the role may not use: the service says why (and records the refusal).
         try:
             picker.chosen = complete.authorize(session, linked)
-        except StudioError as exc:
+        except UserError as exc:
             problem = exc.message
     if picker.chosen is None and problem is None and models:
         picker.chosen = models[0]  # nothing chosen yet, or the remembered model is no longer usable
@@ -200,7 +200,7 @@ def playground(request):
         try:
             answer = complete.chat_completion(session, model, chat.messages(column), _options(chat),
                                               entry_point=ENTRY_POINT, request_id=_request_id())
-        except StudioError as exc:
+        except UserError as exc:
             chat.fail(column, exc.message)
         else:
             chat.answer(column, answer.text, answer.prompt_tokens, answer.completion_tokens)
@@ -224,7 +224,7 @@ def playground_stream(request):
         try:
             streams[column] = complete.stream_completion(session, model, chat.messages(column), _options(chat),
                                                          entry_point=ENTRY_POINT, request_id=_request_id())
-        except StudioError as exc:  # a refusal, bad options, an undeployed model, no server: before any text
+        except UserError as exc:  # a refusal, bad options, an undeployed model, no server: before any text
             refused[column] = exc.message
             chat.fail(column, exc.message)
     chat.save(request.session)  # the question (and any refusal) is kept even if the answers never come
@@ -301,7 +301,7 @@ def _pump(column: str, stream: CompletionStream, events: queue.Queue, stop: thre
                 return
             events.put(("piece", column, piece))
         events.put(("done", column, stream))
-    except StudioError as exc:
+    except UserError as exc:
         events.put(("error", column, exc.message))
     except Exception as exc:
         log.exception("playground stream for %s failed", stream.target.display_name)

@@ -27,6 +27,7 @@ from access.session import Session
 from access.web import session_for
 from catalog.identifiers import QualifiedName, quote, split_parts
 from catalog.models import BaseModel
+from errors import UserError
 from jobs import data_preview, finetune
 from jobs.models import FineTuneJob
 from jobs.training_data import check_query
@@ -34,7 +35,6 @@ from models_registry.registry import name_if_finished_now
 from sqlengine import show
 from sqlengine.executor import Executor
 from studio import wizard_forms as forms
-from studio.errors import StudioError
 
 DRAFT_KEY = "finetune_wizard"
 FIRST_ROWS = 8
@@ -170,7 +170,7 @@ def model_locations(session: Session) -> list[str]:
     for schema in _show(session, "SCHEMAS"):
         try:
             privileges.require_create_in_schema(session, "MODEL", schema["database_name"], schema["name"])
-        except StudioError:
+        except UserError:
             continue
         found.append(f"{quote(schema['database_name'])}.{quote(schema['name'])}")
     return found
@@ -211,7 +211,7 @@ ERROR_STEPS = (
 )
 
 
-def error_step(error: StudioError, draft: Draft) -> tuple[str, str]:
+def error_step(error: UserError, draft: Draft) -> tuple[str, str]:
     message = error.message
     for pattern, step, field in ERROR_STEPS:
         if re.search(pattern, message):
@@ -262,7 +262,7 @@ def step_view(request, step: str):
                 handler.save(form, draft, session)
             except StepRefusal as refusal:
                 form.add_error(refusal.field, refusal.message)
-            except StudioError as error:
+            except UserError as error:
                 form.add_error(handler.field, error.message)
             else:
                 draft.pop_error(current.key)
@@ -301,7 +301,7 @@ def _review(request, draft: Draft, session: Session):
         return redirect("wizard_step", step="validation")
     try:
         job_id = finetune.create(session, **context["arguments"])
-    except StudioError as error:
+    except UserError as error:
         step, field = error_step(error, draft)
         draft.set_error(step, field, error.message)
         return redirect("wizard_step", step=step)
@@ -362,7 +362,7 @@ def check_name(request):
     try:
         name = forms.check_model_name(text)
         final = _final_name(draft, name) if draft.model_location else None
-    except StudioError as error:
+    except UserError as error:
         return render(request, "studio/wizard/_name_check.html", {"problem": error.message}, status=400)
     return render(request, "studio/wizard/_name_check.html", {"final": final, "typed": name})
 
@@ -374,7 +374,7 @@ def _table_param(request, draft: Draft, session: Session, key: str) -> str | Non
     if not table or table == forms.SKIP:
         return None
     if table not in {r["qualified"] for r in relations(session)}:
-        raise StudioError(f"Table or view {table} does not exist or is not visible to role {session.role}.")
+        raise UserError(f"Table or view {table} does not exist or is not visible to role {session.role}.")
     return table
 
 
@@ -398,7 +398,7 @@ def preview_rows(request):
         if table is None:
             return render(request, "studio/wizard/_rows.html", {"table": None, "which": which})
         result = first_rows(session, table)
-    except StudioError as error:
+    except UserError as error:
         return render(request, "studio/wizard/_preview_error.html", {"problem": error.message}, status=400)
     # The validation query selects the same columns as the training query.
     marks = {_column(request, draft, "prompt"): "prompt", _column(request, draft, "completion"): "completion"}
@@ -423,14 +423,14 @@ def preview_examples(request):
         if base is None or table is None or not prompt or not completion:
             return render(request, "studio/wizard/_examples.html", {"incomplete": True})
         found = data_preview.preview(session, base, draft.query(table, prompt, completion), purpose=which)
-    except StudioError as error:
+    except UserError as error:
         return render(request, "studio/wizard/_preview_error.html", {"problem": error.message}, status=400)
     return render(request, "studio/wizard/_examples.html", {"preview": found, "which": which, "table": table})
 
 
 # Each step's form, what it saves and what its page lists ---------------------------------------------
 
-class StepRefusal(StudioError):
+class StepRefusal(UserError):
     """A service refusal that belongs to one field of the step's form."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -494,7 +494,7 @@ class RoleStep(StepHandler):
         chosen = Session(session.user, role=role, warehouse=warehouse, entry_point="web")
         try:
             privileges.require_warehouse_usage(chosen, warehouse)
-        except StudioError as error:
+        except UserError as error:
             raise StepRefusal("warehouse", f"{error.message}: role {role} has no USAGE on it.") from error
         draft.update(role=role, warehouse=warehouse)
 
@@ -539,7 +539,7 @@ class NameStep(StepHandler):
         if value and not form.errors:
             try:
                 final = _final_name(draft, forms.check_model_name(value))
-            except StudioError:
+            except UserError:
                 final = None
         return {"final": final, "location": draft.model_location}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from catalog.identifiers import split_parts
-from studio.errors import StudioError
+from errors import UserError
 
 SKIP = "__skip__"
 
@@ -46,10 +46,10 @@ class DatabaseForm(forms.Form):
 
 
 def check_model_name(text: str) -> str:
-    """The name as typed, when the identifier rules accept it as one name; StudioError otherwise."""
+    """The name as typed, when the identifier rules accept it as one name; UserError otherwise."""
     parts = split_parts(text.strip())
     if len(parts) != 1:
-        raise StudioError(f"Invalid model name '{text.strip()}': enter the name only, without a database or "
+        raise UserError(f"Invalid model name '{text.strip()}': enter the name only, without a database or "
                           "schema; the model is stored in the database and schema chosen in the previous step.")
     return text.strip()
 
@@ -61,7 +61,7 @@ class NameForm(forms.Form):
     def clean_name(self) -> str:
         try:
             return check_model_name(self.cleaned_data["name"])
-        except StudioError as error:
+        except UserError as error:
             raise forms.ValidationError(error.message) from error
 
 

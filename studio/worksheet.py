@@ -26,12 +26,12 @@ from django_htmx.http import HttpResponseClientRedirect
 from access.roles import open_session
 from access.session import Session
 from access.web import current_role, current_warehouse
+from errors import UserError
 from sqlapi.resultsets import infer_type
 from sqlengine.executor import Executor
 from sqlengine.parsing import parse
 from sqlengine.results import format_value
 from sqlengine.statements.users import redact
-from studio.errors import StudioError
 from studio.models import Worksheet
 
 SESSION_KEY = "worksheet"
@@ -63,7 +63,7 @@ class Outcome:
     columns: list[tuple[str, str]] = field(default_factory=list)  # (name, Snowflake type)
     rows: list[list[tuple[str, bool]]] = field(default_factory=list)  # (cell text, is NULL)
     row_count: int = 0
-    error: StudioError | None = None
+    error: UserError | None = None
 
     @property
     def text(self) -> str:
@@ -117,14 +117,14 @@ def _column_types(result) -> list[str]:
             (infer_type([row[i] for row in result.rows[:100]]) for i in range(len(result.columns)))]
 
 
-def _with_absolute_line(error: StudioError, statement: Statement) -> StudioError:
+def _with_absolute_line(error: UserError, statement: Statement) -> UserError:
     """A syntax error names the line inside its statement; the editor's line is what the user can find."""
     match = re.search(r"syntax error line (\d+) at position", error.message)
     if not match:
         return error
     line = statement.line + int(match.group(1)) - 1
     message = error.message[:match.start(1)] + str(line) + error.message[match.end(1):]
-    return StudioError(message, code=error.code, sqlstate=error.sqlstate)
+    return UserError(message, code=error.code, sqlstate=error.sqlstate)
 
 
 def run_statements(session: Session, statements: list[Statement]) -> list[Outcome]:
@@ -136,7 +136,7 @@ def run_statements(session: Session, statements: list[Statement]) -> list[Outcom
         try:
             for parsed in parse(statement.text):
                 result = executor.run(parsed)
-        except StudioError as error:
+        except UserError as error:
             outcomes.append(Outcome(statement, _ms_since(started), error=_with_absolute_line(error, statement)))
             break
         rows = [[(format_value(v), v is None) for v in row] for row in result.rows[:MAX_ROWS_SHOWN]]
@@ -222,7 +222,7 @@ def worksheet(request):
             try:
                 session = open_session(request.user, **{name: state.get(name) for name in SESSION_FIELDS},
                                        entry_point="worksheet")
-            except StudioError as error:
+            except UserError as error:
                 # What earlier runs made current is no longer allowed (a grant revoked since, or a session
                 # edited by hand): nothing runs, and the next run starts from the header's role and warehouse.
                 context["outcomes"] = [Outcome(statements[0], 0, error=error)]

@@ -191,8 +191,8 @@ def test_a_cancel_arriving_as_the_model_is_registered_is_refused_and_the_job_kee
                                                                                         monkeypatch):
     """SUCCESS is claimed before the model is registered, in one transaction: a CANCEL then finds the job
     finished. A job is CANCELLED without a model or SUCCESS with one, never CANCELLED with a model."""
+    from errors import UserError
     from models_registry import registry
-    from studio.errors import StudioError
 
     short, _ = tables
     session = session_on("CANCEL_REGISTERING_WH")
@@ -201,7 +201,7 @@ def test_a_cancel_arriving_as_the_model_is_registered_is_refused_and_the_job_kee
     refusals = []
 
     def cancel_then_register(job, staging, metrics):
-        with pytest.raises(StudioError) as refused:
+        with pytest.raises(UserError) as refused:
             cancel_job(session, job_id)
         refusals.append(str(refused.value))
         return register(job, staging, metrics)

@@ -5,9 +5,9 @@ import pytest
 
 from access.session import Session
 from access.tests.conftest import ANALYST_GRANTS, finetune_sql, make_model, sql
+from errors import UserError
 from jobs.models import FineTuneJob
 from models_registry.models import FineTunedModel
-from studio.errors import StudioError
 
 CORTEX_USER_REFUSAL = ("Insufficient privileges to operate on function '{f}': the SNOWFLAKE.CORTEX_USER database "
                        "role is required; ask an ACCOUNTADMIN to run GRANT DATABASE ROLE SNOWFLAKE.CORTEX_USER TO "
@@ -28,8 +28,8 @@ def revoke_statement(grant: str) -> str:
     return grant.replace("GRANT ", "REVOKE ", 1).replace(" TO ROLE ", " FROM ROLE ")
 
 
-def refusal(session: Session, statement: str) -> StudioError:
-    with pytest.raises(StudioError) as caught:
+def refusal(session: Session, statement: str) -> UserError:
+    with pytest.raises(UserError) as caught:
         sql(session, statement)
     assert caught.value.refused
     assert (caught.value.code, caught.value.sqlstate) in ((3001, "42501"), (2003, "42S02"))
@@ -70,13 +70,13 @@ def test_complete_on_a_fine_tuned_model_needs_cortex_user_and_usage_on_model_sch
     sql(admin, grant)
     # Past every privilege check, the request reaches the inference gateway; no server runs in this
     # test, so the gateway's own error is what proves the privileges passed.
-    with pytest.raises(StudioError, match=r"^No inference server serves base model 'tiny-llama'"):
+    with pytest.raises(UserError, match=r"^No inference server serves base model 'tiny-llama'"):
         sql(analyst, COMPLETE)
 
 
 def test_complete_on_a_model_the_role_owns_needs_no_usage_grant(admin, analyst, tmp_path):
     make_model("ANAS_MODEL", "ANALYST", tmp_path)
-    with pytest.raises(StudioError, match=r"^No inference server serves base model"):
+    with pytest.raises(UserError, match=r"^No inference server serves base model"):
         sql(analyst, "SELECT SNOWFLAKE.CORTEX.COMPLETE('anas_model', 'hi')")
 
 
@@ -86,7 +86,7 @@ def _admins_job(admin) -> str:
 
 def test_describe_of_another_roles_job_is_refused_like_a_missing_job(admin, analyst):
     other = _admins_job(admin)
-    with pytest.raises(StudioError) as caught:
+    with pytest.raises(UserError) as caught:
         sql(analyst, f"SELECT SNOWFLAKE.CORTEX.FINETUNE('DESCRIBE', '{other}')")
     assert caught.value.message == f"Fine-tuning job '{other}' does not exist or not authorized."
     own = sql(analyst, finetune_sql()).rows[0][0]
@@ -96,7 +96,7 @@ def test_describe_of_another_roles_job_is_refused_like_a_missing_job(admin, anal
 
 def test_cancel_of_another_roles_job_is_refused_and_leaves_it_pending(admin, analyst):
     other = _admins_job(admin)
-    with pytest.raises(StudioError) as caught:
+    with pytest.raises(UserError) as caught:
         sql(analyst, f"SELECT SNOWFLAKE.CORTEX.FINETUNE('CANCEL', '{other}')")
     assert caught.value.message == f"Fine-tuning job '{other}' does not exist or not authorized."
     assert FineTuneJob.objects.get(pk=other).status == FineTuneJob.Status.PENDING

@@ -12,8 +12,8 @@ from access.models import AccessEvent
 from access.session import Session
 from access.tests.conftest import ROWS, finetune_sql, make_model, new_user, sql
 from catalog import accountdata
+from errors import UserError
 from jobs.models import FineTuneJob
-from studio.errors import StudioError
 from tests.support.cortex import make_table
 
 
@@ -30,24 +30,24 @@ def test_a_user_with_the_top_role_of_three_uses_the_grants_of_the_bottom_one(adm
     sql(session, "USE ROLE role_c")
     job = FineTuneJob.objects.get(pk=sql(session, finetune_sql()).rows[0][0])
     assert (job.role, job.status) == ("ROLE_C", FineTuneJob.Status.PENDING)
-    with pytest.raises(StudioError, match="^Requested role 'ROLE_A' is not assigned"):
+    with pytest.raises(UserError, match="^Requested role 'ROLE_A' is not assigned"):
         sql(Session(new_user("dave"), role="PUBLIC"), "USE ROLE role_a")
 
 
 def test_revoke_takes_effect_on_the_next_statement_of_the_same_session(admin, analyst):
     sql(analyst, finetune_sql("mdb.public.first"))
     sql(admin, "REVOKE SELECT ON TABLE mdb.public.training FROM ROLE analyst")
-    with pytest.raises(StudioError) as caught:
+    with pytest.raises(UserError) as caught:
         sql(analyst, finetune_sql("mdb.public.second"))
     assert caught.value.message == ("SQL compilation error: the training query failed: Object "
                                     "'MDB.PUBLIC.TRAINING' does not exist or not authorized.")
-    with pytest.raises(StudioError, match=r"^SQL compilation error: Object 'MDB.PUBLIC.TRAINING' does not exist or "
+    with pytest.raises(UserError, match=r"^SQL compilation error: Object 'MDB.PUBLIC.TRAINING' does not exist or "
                                           r"not authorized\.$"):
         sql(analyst, "SELECT COUNT(*) FROM training")
 
 
 def test_use_role_of_a_role_not_granted_is_refused(admin, analyst):
-    with pytest.raises(StudioError) as caught:
+    with pytest.raises(UserError) as caught:
         sql(analyst, "USE ROLE sysadmin")
     assert caught.value.message == ("Requested role 'SYSADMIN' is not assigned to the executing user. Specify "
                                     "another role to activate.")
@@ -71,7 +71,7 @@ def test_the_guides_grant_create_model_statement_enables_finetune(admin, tmp_pat
                    schema="PUBLIC")
     statement = ("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'guide_db.my_schema.tuned', 'tiny-llama', "
                  "'SELECT prompt, completion FROM training')")
-    with pytest.raises(StudioError, match=r"^Insufficient privileges to operate on schema 'MY_SCHEMA'$"):
+    with pytest.raises(UserError, match=r"^Insufficient privileges to operate on schema 'MY_SCHEMA'$"):
         sql(user, statement)
     sql(setup, "GRANT CREATE MODEL ON SCHEMA my_schema TO ROLE my_role;")  # verbatim from the guide
     assert FineTuneJob.objects.get(pk=sql(user, statement).rows[0][0]).schema == "MY_SCHEMA"
@@ -146,17 +146,17 @@ def test_another_users_jobs_are_invisible_through_the_sql_api(admin, analyst, cl
 def test_access_history_records_granted_and_refused_finetune_complete_grant_and_revoke(admin, analyst, tmp_path):
     make_model("SUPPORT_MODEL", "ACCOUNTADMIN", tmp_path)
     sql(analyst, finetune_sql())
-    with pytest.raises(StudioError):
+    with pytest.raises(UserError):
         sql(analyst, "SELECT SNOWFLAKE.CORTEX.COMPLETE('support_model', 'hi')")
-    with pytest.raises(StudioError):
+    with pytest.raises(UserError):
         sql(analyst, "GRANT USAGE ON MODEL mdb.public.support_model TO ROLE analyst")
     sql(admin, "GRANT USAGE ON MODEL mdb.public.support_model TO ROLE analyst")
-    with pytest.raises(StudioError, match="^No inference server"):
+    with pytest.raises(UserError, match="^No inference server"):
         sql(analyst, "SELECT SNOWFLAKE.CORTEX.COMPLETE('support_model', 'hi')")
-    with pytest.raises(StudioError):
+    with pytest.raises(UserError):
         sql(analyst, "REVOKE USAGE ON MODEL mdb.public.support_model FROM ROLE analyst")
     sql(admin, "REVOKE SELECT ON TABLE mdb.public.training FROM ROLE analyst")
-    with pytest.raises(StudioError):
+    with pytest.raises(UserError):
         sql(analyst, finetune_sql("mdb.public.again"))
 
     def events(user, action):

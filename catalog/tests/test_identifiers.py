@@ -1,7 +1,7 @@
 import pytest
 
 from catalog.identifiers import QualifiedName, qualify, split_parts
-from studio.errors import StudioError
+from errors import UserError
 
 
 def test_unquoted_parts_are_upper_cased_and_quoted_parts_keep_their_case():
@@ -22,11 +22,11 @@ def test_a_qualified_name_prints_the_way_snowflake_shows_it():
 
 
 def test_a_name_without_a_current_database_says_how_to_fix_it():
-    with pytest.raises(StudioError, match="no current database. Run USE DATABASE"):
+    with pytest.raises(UserError, match="no current database. Run USE DATABASE"):
         qualify("my_model", None, None)
 
 
 @pytest.mark.parametrize("bad", ["", "1abc", "a-b", "a.", ".a", '""', "a b"])
 def test_invalid_names_are_refused(bad):
-    with pytest.raises(StudioError, match="Invalid identifier"):
+    with pytest.raises(UserError, match="Invalid identifier"):
         split_parts(bad)

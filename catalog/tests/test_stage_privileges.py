@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from access.models import Grant
 from access.session import Session
 from catalog import stages
+from errors import UserError
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.security import SECRET, SECRET_FILE, SECRET_FILE_BODY, STAGED_FILES, leaks
 from tests.support.security import staged_files as admin_files
 
@@ -31,9 +31,9 @@ def admin_sql(account, text: str):
     return Executor(account.admin, local_files=True).execute(text)[-1]
 
 
-def refused(account, text: str, **session) -> StudioError:
+def refused(account, text: str, **session) -> UserError:
     """The error LOW gets for `text`; it must name no secret."""
-    with pytest.raises(StudioError) as caught:
+    with pytest.raises(UserError) as caught:
         account.sql(text, **session)
     assert not leaks(caught.value.message), caught.value.message
     return caught.value
@@ -133,7 +133,7 @@ def test_a_stage_query_in_a_select_returns_no_secret(low_account):
     for text in ("SELECT $1 FROM @ACC.S.SECRETSTAGE", "SELECT $1 FROM @ACC.S.%T", "SELECT * FROM '@ACC.S.%T/*.csv'"):
         try:
             result = low_account.sql(text)[-1]
-        except StudioError as error:
+        except UserError as error:
             assert not leaks(error.message), error.message
         else:
             assert not leaks(result.rows), text
@@ -173,7 +173,7 @@ def test_read_lets_the_role_list_get_describe_and_copy_but_not_change_the_stage(
 
 
 def refused_as_reader(account, text: str) -> str:
-    with pytest.raises(StudioError) as caught:
+    with pytest.raises(UserError) as caught:
         account.sql(text)
     assert caught.value.code == 3001 and caught.value.sqlstate == "42501"
     return caught.value.message
@@ -201,7 +201,7 @@ def test_write_lets_the_role_put_and_remove(low_account, tmp_path):
 
 def test_write_needs_read_granted_before_or_with_it_as_snowflake_orders_them(low_account):
     grant_usage_on_acc(low_account)
-    with pytest.raises(StudioError) as caught:
+    with pytest.raises(UserError) as caught:
         admin_sql(low_account, "GRANT WRITE ON STAGE acc.s.secretstage TO ROLE low")
     assert (caught.value.message, caught.value.code, caught.value.sqlstate) == (ORDER_ON_GRANT, 3511, "23001")
     assert not Grant.objects.filter(object_type="STAGE").exists()
@@ -211,7 +211,7 @@ def test_write_needs_read_granted_before_or_with_it_as_snowflake_orders_them(low
     assert sorted((r[1], r[2], r[3], r[5]) for r in shown.rows) == [
         ("READ", "STAGE", "ACC.S.SECRETSTAGE", "LOW"), ("WRITE", "STAGE", "ACC.S.SECRETSTAGE", "LOW")]
 
-    with pytest.raises(StudioError) as caught:
+    with pytest.raises(UserError) as caught:
         admin_sql(low_account, "REVOKE READ ON STAGE acc.s.secretstage FROM ROLE low")
     assert (caught.value.message, caught.value.code) == (ORDER_ON_REVOKE, 3512)
     assert set(Grant.objects.filter(object_type="STAGE").values_list("privilege", flat=True)) == {"READ", "WRITE"}
@@ -305,11 +305,11 @@ def test_a_user_named_like_a_folder_reaches_no_other_users_stage(low_account, tm
 
 
 def test_a_session_without_a_user_has_no_user_stage(low_account):
-    with pytest.raises(StudioError, match=r"^The user stage @~ belongs to a user, and this session has none\.$"):
+    with pytest.raises(UserError, match=r"^The user stage @~ belongs to a user, and this session has none\.$"):
         Executor(Session(user=None, role="ACCOUNTADMIN")).execute("LIST @~")
 
 
 def test_get_runs_from_the_command_line_only(low_account, tmp_path):
     executor = Executor(low_account.session())  # as every entry point but manage.py sql makes one
-    with pytest.raises(StudioError, match=r"GET writes files on the machine that runs it"):
+    with pytest.raises(UserError, match=r"GET writes files on the machine that runs it"):
         executor.execute(f"GET @~ file://{tmp_path}/out")

@@ -18,6 +18,7 @@ from huggingface_hub import InferenceClient
 from access.bootstrap import bootstrap
 from catalog import accountdata
 from catalog.models import BaseModel
+from errors import UserError
 from inference import deployment
 from inference.credentials import auth_headers
 from inference.gateway import InferenceError
@@ -27,7 +28,6 @@ from inference.server.tests.conftest import free_port, make_adapter, server_proc
 from jobs.models import FineTuneJob
 from models_registry.models import Deployment, FineTunedModel
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.cortex import admin_session, sql_literal
 
 BASE = "tiny-llama"
@@ -269,7 +269,7 @@ def test_drop_model_unloads_the_adapter_and_the_server_then_refuses_it(session, 
     status, body = post_json(server.url + "/v1/chat/completions", {
         "model": "DEPLOY.PUBLIC.DROPPED", "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 2})
     assert status == 404 and body["error"].startswith("Adapter 'DEPLOY.PUBLIC.DROPPED' not found on this server")
-    with pytest.raises(StudioError, match="Model 'DEPLOY.PUBLIC.DROPPED' does not exist or not authorized."):
+    with pytest.raises(UserError, match="Model 'DEPLOY.PUBLIC.DROPPED' does not exist or not authorized."):
         complete(session, "dropped")
 
 
@@ -302,12 +302,12 @@ def test_a_disabled_base_model_refuses_complete_on_itself_and_its_fine_tuned_mod
     call_command("basemodels", "disable", BASE, stdout=StringIO())
     assert not BaseModel.objects.get(name=BASE).enabled
 
-    with pytest.raises(StudioError) as refused:
+    with pytest.raises(UserError) as refused:
         complete(session, "tuned")
     assert refused.value.message == (
         "Base model 'tiny-llama' is disabled, so fine-tuned model 'DEPLOY.PUBLIC.TUNED' no longer works. An "
         "administrator can enable it again: python manage.py basemodels enable tiny-llama")
-    with pytest.raises(StudioError) as refused:
+    with pytest.raises(UserError) as refused:
         complete(session, BASE)
     assert refused.value.message == ("Base model 'tiny-llama' is disabled. An administrator can enable it again: "
                                      "python manage.py basemodels enable tiny-llama")
@@ -318,7 +318,7 @@ def test_a_disabled_base_model_refuses_complete_on_itself_and_its_fine_tuned_mod
 
 def test_finetune_create_refuses_a_disabled_base_model(session):
     BaseModel.objects.filter(name=BASE).update(enabled=False)
-    with pytest.raises(StudioError) as refused:
+    with pytest.raises(UserError) as refused:
         Executor(session).execute("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'new_model', 'tiny-llama', "
                                   "'SELECT 1 AS prompt, 2 AS completion')")
     assert refused.value.message == (

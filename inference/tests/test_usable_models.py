@@ -8,10 +8,10 @@ from access.bootstrap import bootstrap
 from access.session import Session
 from catalog import accountdata
 from catalog.models import BaseModel
+from errors import UserError
 from inference import complete
 from models_registry.models import FineTunedModel
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.cortex import admin_session
 
 BASE = "tiny-llama"
@@ -51,7 +51,7 @@ def one_by_one(session: Session) -> list[str]:
     for name in names:
         try:
             allowed.append(complete._authorized_target(session, name).display_name)
-        except StudioError:
+        except UserError:
             pass
     return allowed
 

@@ -6,11 +6,11 @@ import openai
 import pytest
 from transformers import AutoTokenizer
 
+from errors import UserError
 from inference.models import CompletionUsage
 from inference.tests.gateway_support import gateway, web  # noqa: F401 (fixtures)
 from models_registry.models import FineTunedModel
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.cortex import admin_session, make_table, sql_literal, sql_value
 
 REST_VIEW = "SNOWFLAKE.ACCOUNT_USAGE.CORTEX_REST_API_USAGE_HISTORY"
@@ -102,7 +102,7 @@ def test_the_rest_api_usage_history_sums_tokens_per_user(gateway):
 
 @pytest.mark.parametrize("view", [REST_VIEW, FUNCTIONS_VIEW])
 def test_only_security_administrators_read_the_usage_histories(gateway, view):
-    with pytest.raises(StudioError, match=f"Insufficient privileges to operate on view '{view}'"):
+    with pytest.raises(UserError, match=f"Insufficient privileges to operate on view '{view}'"):
         run(gateway.session("gw_ana"), f"SELECT COUNT(*) FROM {view}")
     security_admin = admin_session()
     security_admin.role = "SECURITYADMIN"
@@ -136,7 +136,7 @@ def test_a_call_the_inference_server_fails_is_recorded_failed(gateway):
     url = server.url
     InferenceServer.objects.filter(pk=server.pk).update(url=f"http://127.0.0.1:{free_port()}")
     try:
-        with pytest.raises(StudioError, match="is not reachable"):
+        with pytest.raises(UserError, match="is not reachable"):
             sql_value(gateway.session("gw_ana"), "SELECT SNOWFLAKE.CORTEX.COMPLETE('tiny-llama', 'Hello?')")
     finally:
         InferenceServer.objects.filter(pk=server.pk).update(url=url)

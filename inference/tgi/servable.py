@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 
-from studio.errors import StudioError
+from errors import UserError
 
 
 # Modules TGI applies LoRA to, per architecture (config.json model_type). Read from
@@ -38,7 +38,7 @@ _SKIPPED_WEIGHT_NAMES = ("arguments", "args", "training")
 _LORA_KEY = re.compile(r"base_model\.model\.(?:(.+)\.)?(\w+)\.lora_([AB])\.weight")
 _LAYER_PREFIX = re.compile(r"model\.layers\.(\d+)\.(?:self_attn|mlp)")
 
-class NotServable(StudioError):
+class NotServable(UserError):
     """An adapter TGI would refuse, or load and then silently ignore in part or in whole."""
 
 

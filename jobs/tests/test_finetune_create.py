@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from errors import UserError
 from jobs.models import FineTuneJob
-from studio.errors import StudioError
 from tests.support.cortex import admin_session, make_table, sql_literal, sql_value
 
 GOOD_QUERY = "SELECT prompt, completion FROM checks.public.examples"
@@ -27,7 +27,7 @@ def create(session, *args: str | None) -> str:
 
 
 def refused(session, *args: str | None) -> str:
-    with pytest.raises(StudioError) as caught:
+    with pytest.raises(UserError) as caught:
         create(session, *args)
     assert FineTuneJob.objects.count() == 0, "a refused CREATE must not leave a job behind"
     return caught.value.message
@@ -136,9 +136,9 @@ def test_it_refuses_a_schema_that_does_not_exist(examples):
 
 
 def test_describe_and_cancel_of_an_unknown_job_are_refused(examples):
-    with pytest.raises(StudioError, match="Fine-tuning job 'ft_nope' does not exist"):
+    with pytest.raises(UserError, match="Fine-tuning job 'ft_nope' does not exist"):
         sql_value(examples, "SELECT SNOWFLAKE.CORTEX.FINETUNE('DESCRIBE', 'ft_nope')")
-    with pytest.raises(StudioError, match="Fine-tuning job 'ft_nope' does not exist"):
+    with pytest.raises(UserError, match="Fine-tuning job 'ft_nope' does not exist"):
         sql_value(examples, "SELECT SNOWFLAKE.CORTEX.FINETUNE('CANCEL', 'ft_nope')")
 
 
@@ -151,7 +151,7 @@ def test_a_pending_job_describes_itself_and_can_be_cancelled(examples):
     message = sql_value(examples, f"SELECT SNOWFLAKE.CORTEX.FINETUNE('CANCEL', '{job_id}')")
     assert message == f"Canceled Cortex Fine-tuning job: {job_id}"
     assert FineTuneJob.objects.get(pk=job_id).status == "CANCELLED"
-    with pytest.raises(StudioError, match="already finished with status CANCELLED"):
+    with pytest.raises(UserError, match="already finished with status CANCELLED"):
         sql_value(examples, f"SELECT SNOWFLAKE.CORTEX.FINETUNE('CANCEL', '{job_id}')")
 
 
@@ -162,9 +162,9 @@ def test_it_refuses_prompt_or_completion_columns_that_are_not_text(examples):
 
 
 def test_it_refuses_arguments_of_the_wrong_type(examples):
-    with pytest.raises(StudioError, match=r"the training query must be a string, got 42\."):
+    with pytest.raises(UserError, match=r"the training query must be a string, got 42\."):
         sql_value(examples, "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'tiny-llama', 42)")
-    with pytest.raises(StudioError, match=r"the model name must be a string, got null\."):
+    with pytest.raises(UserError, match=r"the model name must be a string, got null\."):
         sql_value(examples, f"SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', NULL, 'tiny-llama', {sql_literal(GOOD_QUERY)})")
     assert FineTuneJob.objects.count() == 0
 

@@ -11,12 +11,12 @@ from django.test import Client
 from django.utils.html import escape
 
 from catalog.models import BaseModel, SchemaObject
+from errors import UserError
 from inference.models import CompletionUsage
 from jobs.data_preview import preview
 from jobs.models import FineTuneJob
 from sandbox.tests.escapes import QUERIES, STATEMENTS
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.cortex import sql_literal
 from tests.support.security import PUBLIC_ROWS, SECRET_ROWS, leaks
 
@@ -69,7 +69,7 @@ def test_every_attempt_is_refused_through_sql(low_account):
         try:
             result = low_account.sql(sql, database="PUB", schema="S")
             outcomes.refused(sql, expected, None, result[-1].rows)
-        except StudioError as error:
+        except UserError as error:
             outcomes.refused(sql, expected, error.message)
     outcomes.check()
     unchanged(low_account)
@@ -161,7 +161,7 @@ def test_every_query_is_refused_as_a_finetune_training_or_validation_query(low_w
             try:
                 account.sql(call, database="PUB", schema="S")
                 outcomes.refused(sql, expected, None, "a job was created")
-            except StudioError as error:
+            except UserError as error:
                 purpose = "training" if validation is None else "validation"
                 if f"the {purpose} query" not in error.message and not expected.startswith("Insufficient"):
                     outcomes.problems.append(f"not named as the {purpose} query: {sql} -> {error.message}")
@@ -179,7 +179,7 @@ def test_every_query_is_refused_as_the_wizards_preview(low_with_a_base_model):
         try:
             shown = preview(account.session(database="PUB", schema="S"), base, sql)
             outcomes.refused(sql, expected, None, shown)
-        except StudioError as error:
+        except UserError as error:
             outcomes.refused(sql, expected, error.message)
     outcomes.check()
 
@@ -190,7 +190,7 @@ def test_every_query_is_refused_as_the_rows_of_complete(low_account):
         wrapped = f"SELECT SNOWFLAKE.CORTEX.COMPLETE('smollm2-135m', 'Say yes.') FROM ({sql}) AS q"
         try:
             outcomes.refused(sql, expected, None, low_account.sql(wrapped, database="PUB", schema="S")[-1].rows)
-        except StudioError as error:
+        except UserError as error:
             outcomes.refused(sql, expected, error.message)
     outcomes.check()
     assert not CompletionUsage.objects.exists()
@@ -207,7 +207,7 @@ def test_every_query_is_refused_inside_a_statement_that_writes(low_account, make
     for sql, expected in REFUSED_QUERIES:
         try:
             outcomes.refused(sql, expected, None, low_account.sql(make.format(q=sql), database="PUB", schema="S"))
-        except StudioError as error:
+        except UserError as error:
             outcomes.refused(sql, expected, error.message)
     outcomes.check()
     assert not SchemaObject.objects.filter(name="LOOT").exists()

@@ -6,9 +6,9 @@ import datetime
 
 import pytest
 
+from errors import UserError
 from sandbox import allowlist
 from sandbox.functions import SAMPLES
-from studio.errors import StudioError
 
 
 def test_every_supported_function_runs_for_a_role_without_privileges(low_account):
@@ -17,7 +17,7 @@ def test_every_supported_function_runs_for_a_role_without_privileges(low_account
         try:
             result = low_account.sql(f"SELECT {sample} AS v")[-1]
             assert result.columns == ["V"] and len(result.rows) == 1
-        except StudioError as error:
+        except UserError as error:
             failed.append(f"{sample}: {error.message}")
     assert not failed, "\n".join(failed)
 
@@ -40,7 +40,7 @@ def test_functions_answer_as_snowflakes_do(low_account):
     ("SELECT CAST('x' AS GEOGRAPHY)", "SQL compilation error: Type GEOGRAPHY is not supported."),
 ])
 def test_what_is_not_listed_is_refused_with_snowflakes_error(low_account, sql, error):
-    with pytest.raises(StudioError) as caught:
+    with pytest.raises(UserError) as caught:
         low_account.sql(sql, database="PUB", schema="S")
     assert caught.value.message.startswith(error)
     if "Unknown" in error:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from errors import UserError
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.security import leaks
 
 
@@ -56,10 +56,10 @@ def test_the_session_databases_information_schema_answers_unqualified_names(low_
 
 def test_another_databases_information_schema_needs_usage_on_it(low_account):
     for view in ("TABLES", "COLUMNS", "VIEWS", "SCHEMATA", "DATABASES"):
-        with pytest.raises(StudioError) as caught:
+        with pytest.raises(UserError) as caught:
             rows(low_account, f"SELECT * FROM acc.information_schema.{view}")
         assert caught.value.message == "Database 'ACC' does not exist or not authorized."
-    with pytest.raises(StudioError) as caught:
+    with pytest.raises(UserError) as caught:
         rows(low_account, "SELECT * FROM pub.information_schema.query_history")
     assert caught.value.message == ("SQL compilation error: Object 'PUB.INFORMATION_SCHEMA.QUERY_HISTORY' does not "
                                     "exist or not authorized.")

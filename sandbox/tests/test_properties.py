@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from studio.errors import StudioError
+from errors import UserError
 from tests.support.security import leaks
 
 ALLOWED = ["pub.s.x", "PUB.S.X", '"PUB"."S"."X"', "Pub.s.X", 'pub."S".x', "x", "X", '"X"']
@@ -60,7 +60,7 @@ queries = st.recursive(
     _extend, max_leaves=6)
 
 
-def clean(error: StudioError) -> bool:
+def clean(error: UserError) -> bool:
     return (isinstance(error.code, int) and len(error.sqlstate) == 5
             and error.message.startswith(("SQL compilation error: ", "Insufficient privileges to operate on ",
                                           "Database '", "Schema '"))
@@ -75,7 +75,7 @@ def test_no_query_returns_a_secret_row_and_every_refusal_is_clean(low_account, q
     session = {"database": "ACC", "schema": "S"} if in_acc else {"database": "PUB", "schema": "S"}
     try:
         result = low_account.sql(query.sql, **session)[-1]
-    except StudioError as error:
+    except UserError as error:
         assert clean(error), (query.sql, error.code, error.sqlstate, error.message)
         return
     assert not query.forbidden, f"ran although it names ACC: {query.sql}"

@@ -29,9 +29,9 @@ from django.test import Client
 
 from access.session import Session
 from catalog import stages
+from errors import UserError
 from jobs.models import FineTuneJob
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.security import PUBLIC_ROWS, SECRET_ROWS, STAGED_FILES, leaks
 from tests.support.security import staged_files as admin_files
 
@@ -46,12 +46,12 @@ def outcome(account, sql: str, **session) -> tuple:
     """("OK", rows) or (code, sqlstate, message): what LOW is told, to compare two answers."""
     try:
         return ("OK", account.sql(sql, **(session or SESSION))[-1].rows)
-    except StudioError as error:
+    except UserError as error:
         return (error.code, error.sqlstate, error.message)
 
 
-def refusal(account, sql: str, **session) -> StudioError:
-    with pytest.raises(StudioError) as caught:
+def refusal(account, sql: str, **session) -> UserError:
+    with pytest.raises(UserError) as caught:
         account.sql(sql, **(session or SESSION))
     assert not leaks(caught.value.message), caught.value.message
     return caught.value
@@ -119,7 +119,7 @@ def test_insert_values_cannot_read_duckdbs_catalog_views(low_account, sql, read_
     hidden_objects(low_account)
     try:
         low_account.sql(sql, **SESSION)
-    except StudioError as error:
+    except UserError as error:
         assert not leaks(error.message), error.message
     shown = str(what_low_reads_back(low_account))
     assert read_back not in shown and not leaks(shown), shown
@@ -148,7 +148,7 @@ def test_delete_using_cannot_read_the_metadata_of_a_database_a_view_attaches(low
     # …nor, as a yes/no oracle, delete a row depending on what ACC holds.
     sql = ("DELETE FROM pub.s.sink USING (WITH duckdb_columns AS (SELECT 1) SELECT 1) z, duckdb_columns c "
            "WHERE sink.id IN (SELECT id FROM pub.s.ids) AND c.database_name = 'ACC' AND c.column_name = 'DETAIL'")
-    with pytest.raises(StudioError):
+    with pytest.raises(UserError):
         low_account.sql(sql, **SESSION)
     assert admin(low_account, "SELECT * FROM pub.s.sink").rows == [(1, "mine")]
     unchanged(low_account)
@@ -371,7 +371,7 @@ def test_odd_file_names_in_an_upload_are_a_400_not_a_500(low_account):
     # Found by the attack review, fixed since: catalog/stage_views.py _from_body -> stages.store_stream -> publish: clean_relative() lets
     # through a NUL byte (ValueError from os.replace), a name over the file system's limit (OSError
     # ENAMETOOLONG), and a name whose folder is a file already, or that is a folder already
-    # (FileExistsError, IsADirectoryError); none is a StudioError, so each is a 500. All in LOW's own @~.
+    # (FileExistsError, IsADirectoryError); none is a UserError, so each is a 500. All in LOW's own @~.
     client = Client(raise_request_exception=False)
     assert _upload(client, low_account, "/api/v2/stages/~/files?name=f").status_code == 201
     assert _upload(client, low_account, "/api/v2/stages/~/files?name=d/e").status_code == 201
@@ -402,7 +402,7 @@ def test_the_sql_api_answers_a_huge_statement_count_and_deep_nesting_with_a_json
 
 
 def test_the_worksheet_answers_statements_that_crash_the_executor_with_an_error(low_account):
-    # Found by the attack review, fixed since: studio/worksheet.py run_statements catches StudioError only. These raise something else:
+    # Found by the attack review, fixed since: studio/worksheet.py run_statements catches UserError only. These raise something else:
     # USE SECONDARY ROLES (AttributeError in the USE handler), DROP DATABASE a.b (ValueError unpacking
     # the name in _drop), COPY … SKIP_HEADER = 'a' / 1e400 (int() in loading._file_format), and deep
     # nesting (RecursionError in sqlglot). The SQL API answers the first four as 422 "Internal error …

@@ -10,14 +10,14 @@ from sqlglot import parse_one
 from access.session import Session
 from catalog import accountdata
 from catalog.models import SchemaObject
+from errors import UserError
 from sandbox.box import Sandbox
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.security import PUBLIC_ROWS, SECRET_ROWS, leaks
 
 
-def refusal(account, sql, **session) -> StudioError:
-    with pytest.raises(StudioError) as caught:
+def refusal(account, sql, **session) -> UserError:
+    with pytest.raises(UserError) as caught:
         account.sql(sql, **session)
     assert not leaks(caught.value.message)
     return caught.value
@@ -89,7 +89,7 @@ def test_databases_that_differ_only_in_case_or_take_a_reserved_name_are_refused(
         ("CREATE SCHEMA pub.information_schema",
          "SQL compilation error: 'INFORMATION_SCHEMA' is reserved and cannot name a schema."),
     ]:
-        with pytest.raises(StudioError) as caught:
+        with pytest.raises(UserError) as caught:
             Executor(low_account.admin).execute(sql)
         assert caught.value.message.startswith(message), caught.value.message
     assert sorted(accountdata.Database.objects.values_list("name", flat=True)) == ["ACC", "PUB"]
@@ -119,7 +119,7 @@ def test_a_view_whose_owner_lost_its_privilege_stops_working(low_account):
     Executor(curator).execute("CREATE VIEW pub.s.names AS SELECT name FROM acc.s.t")
     assert Executor(curator).execute("SELECT COUNT(*) FROM pub.s.names")[-1].rows == [(2,)]
     run("REVOKE SELECT ON TABLE acc.s.t FROM ROLE curator")
-    with pytest.raises(StudioError) as caught:
+    with pytest.raises(UserError) as caught:
         Executor(curator).execute("SELECT * FROM pub.s.names")
     assert caught.value.message == ("SQL compilation error: Failure during expansion of view 'PUB.S.NAMES': SQL "
                                     "compilation error: Object 'ACC.S.T' does not exist or not authorized.")

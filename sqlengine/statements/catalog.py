@@ -19,6 +19,7 @@ from access import privileges
 from catalog import accountdata, stages
 from catalog.identifiers import QualifiedName, quote, split_parts
 from catalog.models import SchemaObject
+from errors import UserError, compilation_error
 from inference import deployment
 from models_registry.models import FineTunedModel
 from sandbox import names
@@ -27,7 +28,6 @@ from sandbox.resolver import Resolver
 from sqlengine import datatypes, show
 from sqlengine.parsing import constant, name_parts
 from sqlengine.results import Result, status
-from studio.errors import StudioError, compilation_error
 
 OBJECT_KINDS = ("DATABASE", "SCHEMA", "TABLE", "VIEW")
 _DROP_MODEL = re.compile(r"\s*MODEL\s+(?P<exists>IF\s+EXISTS\s+)?(?P<name>.+?)\s*;?\s*\Z", re.IGNORECASE | re.DOTALL)
@@ -112,13 +112,13 @@ def _object_kind(con: duckdb.DuckDBPyConnection, target: QualifiedName) -> str |
 does_not_exist = names.object_not_found
 
 
-def _wrong_kind(found: str, wanted: str) -> StudioError:
-    return StudioError(f"SQL compilation error: Object found is of type '{found}', not specified type '{wanted}'.",
+def _wrong_kind(found: str, wanted: str) -> UserError:
+    return UserError(f"SQL compilation error: Object found is of type '{found}', not specified type '{wanted}'.",
                        code=2002, sqlstate="42710")
 
 
-def _already_exists(name: str) -> StudioError:
-    return StudioError(f"SQL compilation error: Object '{name}' already exists.", code=2002, sqlstate="42710")
+def _already_exists(name: str) -> UserError:
+    return UserError(f"SQL compilation error: Object '{name}' already exists.", code=2002, sqlstate="42710")
 
 
 def _execute(con: duckdb.DuckDBPyConnection, sql: str):
@@ -163,13 +163,13 @@ def _refuse_unsupported(statement: exp.Create, kind: str) -> None:
     for prop in _properties(statement):
         if isinstance(prop, (exp.TransientProperty, exp.TemporaryProperty)) or type(prop).__name__ == "VolatileProperty":
             word = "TRANSIENT" if isinstance(prop, exp.TransientProperty) else "TEMPORARY"
-            raise StudioError(f"CREATE {word} {kind} is not supported here: create a permanent {kind.lower()} "
+            raise UserError(f"CREATE {word} {kind} is not supported here: create a permanent {kind.lower()} "
                               f"(CREATE {kind} …) and drop it when done.", code=2003, sqlstate="0A000")
         if isinstance(prop, exp.LikeProperty):
-            raise StudioError(f"CREATE {kind} … LIKE is not supported here: use CREATE {kind} … AS SELECT * "
+            raise UserError(f"CREATE {kind} … LIKE is not supported here: use CREATE {kind} … AS SELECT * "
                               "FROM <source> LIMIT 0.", code=2003, sqlstate="0A000")
     if statement.args.get("clone"):
-        raise StudioError(f"CREATE {kind} … CLONE is not supported here: use CREATE {kind} … AS SELECT * FROM "
+        raise UserError(f"CREATE {kind} … CLONE is not supported here: use CREATE {kind} … AS SELECT * FROM "
                           "<source>.", code=2003, sqlstate="0A000")
 
 
@@ -289,7 +289,7 @@ def _creation_steps(session, box: Sandbox, statement: exp.Create, kind: str, tar
         context = (target.database, target.schema) if kind == "VIEW" else (session.database, session.schema)
         prepared = box.prepare(query, database=context[0], schema=context[1])
         if kind == "VIEW" and any(read.kind == "VIRTUAL" for read in box.reads):
-            raise StudioError("SQL compilation error: a view cannot read INFORMATION_SCHEMA or "
+            raise UserError("SQL compilation error: a view cannot read INFORMATION_SCHEMA or "
                               "SNOWFLAKE.ACCOUNT_USAGE here: they are answered per query, not stored.",
                               code=2003, sqlstate="0A000")
     relation = accountdata.qualified_ident(target.database, target.schema, target.name)
@@ -350,7 +350,7 @@ def _drop(executor, statement: exp.Drop) -> Result:
         (name,) = parts
         try:
             resolver.database(name, usage=False)
-        except StudioError:
+        except UserError:
             if if_exists:  # one the role may not see is as dropped as one that does not exist
                 return _dropped_already(quote(name))
             raise
@@ -371,7 +371,7 @@ def _drop(executor, statement: exp.Drop) -> Result:
         database, name = parts
         try:
             resolver.schema(database, name, usage=False)
-        except StudioError:
+        except UserError:
             if if_exists:
                 return _dropped_already(quote(name))
             raise
@@ -396,14 +396,14 @@ def _drop(executor, statement: exp.Drop) -> Result:
     with Sandbox(session, write=target.database, action=f"DROP {kind}") as box:
         try:
             existing = box.visible_kind(target)
-        except StudioError:
+        except UserError:
             existing = None
             if not if_exists:
                 raise
         if existing is None:
             if if_exists:
                 return _dropped_already(quote(target.name))
-            raise StudioError(f"SQL compilation error: {kind.title()} '{target}' does not exist or not authorized.",
+            raise UserError(f"SQL compilation error: {kind.title()} '{target}' does not exist or not authorized.",
                               code=2003, sqlstate="02000")
         _write(target, box, steps)
     if kind == "TABLE":  # once the drop has committed: its stage goes with it, as in Snowflake
@@ -429,7 +429,7 @@ def _drop_model(executor, text: str) -> Result:
     if model is None:
         if match.group("exists"):
             return _dropped_already(quote(target.name))
-        raise StudioError(f"SQL compilation error: Model '{target}' does not exist or not authorized.",
+        raise UserError(f"SQL compilation error: Model '{target}' does not exist or not authorized.",
                           code=2003, sqlstate="02000")
     privileges.require_ownership(session, "MODEL", str(target))
     adapter = model.adapter_dir
@@ -519,7 +519,7 @@ def _truncate(executor, statement: exp.TruncateTable) -> Result:
         with Sandbox(session, write=target.database, action="TRUNCATE TABLE") as box:
             try:
                 _require_change(box, "TRUNCATE", target)
-            except StudioError as error:
+            except UserError as error:
                 if statement.args.get("exists") and not error.code == privileges.INSUFFICIENT_PRIVILEGES:
                     continue  # missing, or as good as missing to this role
                 raise

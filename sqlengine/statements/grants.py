@@ -13,8 +13,8 @@ from sqlglot import exp
 
 from access import grants
 from access.models import Role
+from errors import UserError, compilation_error
 from sqlengine.results import Result, status
-from studio.errors import StudioError, compilation_error
 
 DONE = "Statement executed successfully."
 _TOKEN = re.compile(r"""\s*(?:("(?:[^"]|"")*")|('(?:[^'\\]|''|\\.)*')|([A-Za-z_][A-Za-z0-9_$]*)|(\.)|(,)|(=)|(;)|(\S))""")
@@ -215,7 +215,7 @@ def _each_authorized(session, action, privileges, object_type, names, *args) -> 
     for name in names:
         try:
             stored = grants.resolve_object(session, object_type, name)
-        except StudioError as error:
+        except UserError as error:
             if error.refused:  # an object the role may not see: a refusal, worded as missing
                 action(session, privileges[0], object_type, name, *args)
             raise

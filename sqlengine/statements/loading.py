@@ -16,9 +16,9 @@ from access import privileges
 from catalog import copy_into, stages
 from catalog.identifiers import quote
 from catalog.models import Stage
+from errors import UserError, compilation_error
 from sqlengine.parsing import constant, name_parts
 from sqlengine.results import Result, status
-from studio.errors import StudioError, compilation_error
 
 PUT_COLUMNS = ["source", "target", "source_size", "target_size", "source_compression", "target_compression",
                "status", "message"]
@@ -84,7 +84,7 @@ def create_stage(session, statement: exp.Create) -> Result:
         if isinstance(prop, exp.SchemaCommentProperty):
             comment = constant(prop.this)
         elif isinstance(prop, exp.Property) and prop.name.upper() in ("URL", "STORAGE_INTEGRATION", "CREDENTIALS"):
-            raise StudioError("External stages (URL = …) are not supported: this account has internal stages only. "
+            raise UserError("External stages (URL = …) are not supported: this account has internal stages only. "
                               "Create the stage without URL and PUT or upload files into it.",
                               code=2019, sqlstate="0A000")
     _stage, created = stages.create_stage(session, database, schema, name,
@@ -169,7 +169,7 @@ def _remove_arguments(text: str) -> tuple[str, str | None]:
 
 def put(executor, statement: exp.Put) -> Result:
     if not executor.local_files:
-        raise StudioError("PUT reads a file on the machine that runs it, so it works from the command line "
+        raise UserError("PUT reads a file on the machine that runs it, so it works from the command line "
                           "(manage.py sql) only. Upload the file with POST /api/v2/stages/<stage>/files "
                           "(stage name URL-encoded, ~ for your user stage), then run COPY INTO.",
                           code=2019, sqlstate="0A000")
@@ -186,7 +186,7 @@ def put(executor, statement: exp.Put) -> Result:
     pattern = source_text[len("file://"):]
     sources = sorted(Path(p) for p in glob.glob(str(Path(pattern).expanduser())) if Path(p).is_file())
     if not sources:
-        raise StudioError(f"File doesn't exist: ['{pattern}']", code=253006, sqlstate="22000")
+        raise UserError(f"File doesn't exist: ['{pattern}']", code=253006, sqlstate="22000")
     rows = []
     for source in sources:
         outcome = stages.put_file(location, source, ref.path, overwrite=_true(options.get("OVERWRITE", False)),
@@ -205,7 +205,7 @@ _GET = re.compile(r"""\s*(?P<stage>'[^']*'|@(?:"[^"]*"|[^\s"'])+)\s+(?P<target>'
 def get(executor, text: str) -> Result:
     """GET @stage[/path] file://<folder> [PATTERN = '…']: READ on the stage; the command line only, as PUT."""
     if not executor.local_files:
-        raise StudioError("GET writes files on the machine that runs it, so it works from the command line "
+        raise UserError("GET writes files on the machine that runs it, so it works from the command line "
                           "(manage.py sql) only.", code=2019, sqlstate="0A000")
     match = _GET.fullmatch(text)
     if match is None:
@@ -236,12 +236,12 @@ def copy(session, statement: exp.Copy) -> Result:
         columns = [name_parts(c)[-1] for c in target.expressions]
         target = target.this
     if not isinstance(target, exp.Table) or isinstance(target.this, exp.Var):
-        raise StudioError("COPY INTO <location> (unloading to a stage) is not supported; COPY INTO <table> loads.",
+        raise UserError("COPY INTO <location> (unloading to a stage) is not supported; COPY INTO <table> loads.",
                           code=2019, sqlstate="0A000")
     sources = statement.args.get("files") or []
     if len(sources) != 1 or not isinstance(sources[0], exp.Table) or not isinstance(sources[0].this, exp.Var) \
             or not sources[0].this.name.startswith("@"):
-        raise StudioError("COPY INTO loads from a stage only: COPY INTO <table> FROM @stage[/path] … "
+        raise UserError("COPY INTO loads from a stage only: COPY INTO <table> FROM @stage[/path] … "
                           "(PUT or upload the file to a stage first; transformations are not supported).",
                           code=2019, sqlstate="0A000")
     database, schema, table = stages.qualify(name_parts(target), session, what="table")

@@ -13,6 +13,7 @@ import duckdb
 from sqlglot import exp
 
 from catalog.accountdata import duckdb_message
+from errors import compilation_error
 from inference import complete as complete_service
 from sandbox import allowlist
 from sandbox.box import Sandbox
@@ -21,7 +22,6 @@ from sqlengine import cortex
 from sqlengine.parsing import constant, cortex_call, is_constant
 from sqlengine.results import Result
 from sqlengine.udfs import CortexCalls
-from studio.errors import compilation_error
 
 
 def handles(statement: exp.Expression) -> bool:

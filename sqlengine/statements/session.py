@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlglot import exp
 
 from access import roles
+from errors import compilation_error
 from sqlengine.parsing import name_parts
 from sqlengine.results import Result, status
-from studio.errors import compilation_error
 
 
 def handles(statement: exp.Expression) -> bool:

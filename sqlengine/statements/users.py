@@ -22,10 +22,10 @@ from access import history
 from access.models import Grant, Role, UserProfile
 from access.privileges import effective_roles
 from catalog import stages
+from errors import UserError, compilation_error, invalid_argument
 from sqlengine import show
 from sqlengine.results import Result, status
 from sqlengine.statements.grants import Tokens
-from studio.errors import StudioError, compilation_error, invalid_argument
 
 MIN_PASSWORD_LENGTH = 8
 ACCOUNT = "STUDIO"
@@ -197,8 +197,8 @@ def find_user(text: str):
 
 # Who may -----------------------------------------------------------------------------------------
 
-def _insufficient(what: str) -> StudioError:
-    return StudioError(f"Insufficient privileges to operate on {what}", code=3001, sqlstate="42501")
+def _insufficient(what: str) -> UserError:
+    return UserError(f"Insufficient privileges to operate on {what}", code=3001, sqlstate="42501")
 
 
 def _require_useradmin(session, what: str) -> None:
@@ -206,8 +206,8 @@ def _require_useradmin(session, what: str) -> None:
         raise _insufficient(what)
 
 
-def _not_found(text: str) -> StudioError:
-    return StudioError(f"SQL compilation error:\nUser '{shown_name(username(text))}' does not exist or not authorized.",
+def _not_found(text: str) -> UserError:
+    return UserError(f"SQL compilation error:\nUser '{shown_name(username(text))}' does not exist or not authorized.",
                        code=2003, sqlstate="02000")
 
 
@@ -224,7 +224,7 @@ def _check(name: str, properties: dict[str, Any]) -> None:
         _check_password(properties["PASSWORD"])
     role = properties.get("DEFAULT_ROLE")
     if role and not Role.objects.filter(name=role).exists():
-        raise StudioError(f"SQL compilation error:\nRole '{role}' does not exist or not authorized.",
+        raise UserError(f"SQL compilation error:\nRole '{role}' does not exist or not authorized.",
                           code=2003, sqlstate="02000")
     login = properties.get("LOGIN_NAME")
     if login is not None and username(login) != name:
@@ -294,7 +294,7 @@ def create_user(session, text: str, properties: dict[str, Any], *, or_replace: b
             if if_not_exists:
                 return status(f"{shown_name(existing.username)} already exists, statement succeeded.")
             if not or_replace:
-                raise StudioError(f"SQL compilation error:\nObject '{shown_name(name)}' already exists.",
+                raise UserError(f"SQL compilation error:\nObject '{shown_name(name)}' already exists.",
                                   code=2002, sqlstate="42710")
             _forget(existing)
             existing.delete()
@@ -338,7 +338,7 @@ def rename_user(session, text: str, new_text: str, *, if_exists: bool = False) -
             return status("Statement executed successfully.")
         clash = find_user(new_text)
         if clash is not None and clash.pk != user.pk:
-            raise StudioError(f"SQL compilation error:\nObject '{shown_name(new_name)}' already exists.",
+            raise UserError(f"SQL compilation error:\nObject '{shown_name(new_name)}' already exists.",
                               code=2002, sqlstate="42710")
         old = user.username
         user.username = new_name

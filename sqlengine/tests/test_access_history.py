@@ -11,8 +11,8 @@ from access import history
 from access.bootstrap import bootstrap
 from access.models import AccessEvent, Role
 from access.session import Session
+from errors import UserError
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.cortex import admin_session
 
 VIEW = "SNOWFLAKE.ACCOUNT_USAGE.CORTEX_ACCESS_HISTORY"
@@ -75,7 +75,7 @@ def test_securityadmin_reads_it(events):
 def test_other_roles_are_refused_with_snowflakes_message(events, role):
     user = get_user_model().objects.create_user("bob", password="pw")
     Role.objects.get(name=role).users.add(user)
-    with pytest.raises(StudioError) as refused:
+    with pytest.raises(UserError) as refused:
         run(Session(user, role=role), f"SELECT * FROM {VIEW}")
     assert refused.value.message == ("Insufficient privileges to operate on view "
                                      "'SNOWFLAKE.ACCOUNT_USAGE.CORTEX_ACCESS_HISTORY'")
@@ -84,7 +84,7 @@ def test_other_roles_are_refused_with_snowflakes_message(events, role):
 
 def test_the_refusal_also_holds_inside_a_subquery(events):
     user = get_user_model().objects.create_user("bob", password="pw")
-    with pytest.raises(StudioError, match="Insufficient privileges"):
+    with pytest.raises(UserError, match="Insufficient privileges"):
         run(Session(user, role="PUBLIC"), f"SELECT 1 WHERE EXISTS (SELECT 1 FROM {VIEW})")
 
 

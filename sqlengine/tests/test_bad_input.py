@@ -7,10 +7,10 @@ import pytest
 from access.models import Grant, Role
 from catalog import accountdata
 from catalog.models import Database, Schema
+from errors import UserError
 from jobs.models import FineTuneJob
 from models_registry.models import FineTunedModel
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.cortex import admin_session, make_table
 
 Q = "SELECT prompt, completion FROM examples"
@@ -106,7 +106,7 @@ def test_the_bad_input_list_is_long_enough():
 @pytest.mark.parametrize(("statement", "error"), BAD_STATEMENTS, ids=[s[:60] for s, _ in BAD_STATEMENTS])
 def test_a_bad_statement_gets_a_clear_error_and_changes_nothing(account, statement, error):
     before = snapshot()
-    with pytest.raises(StudioError, match=error) as caught:
+    with pytest.raises(UserError, match=error) as caught:
         Executor(account).execute(statement)
     assert caught.value.code and caught.value.sqlstate
     assert snapshot() == before

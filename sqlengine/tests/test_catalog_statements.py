@@ -9,11 +9,11 @@ import sqlglot
 from access.bootstrap import bootstrap
 from catalog import accountdata
 from catalog.models import Database, Schema, SchemaObject
+from errors import UserError
 from jobs.training_data import check_query
 from models_registry.models import FineTunedModel
 from sandbox.box import Sandbox
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.cortex import admin_session
 
 
@@ -39,8 +39,8 @@ def rows(session, sql):
     return run(session, sql).rows
 
 
-def error(session, sql) -> StudioError:
-    with pytest.raises(StudioError) as caught:
+def error(session, sql) -> UserError:
+    with pytest.raises(UserError) as caught:
         Executor(session).execute(sql)
     return caught.value
 
@@ -363,7 +363,7 @@ def test_training_queries_stay_read_only(mydb):
         box.seal()
         with pytest.raises(Exception, match="read-only"):
             box.con.execute('INSERT INTO "MYDB"."PUBLIC"."T" VALUES (\'x\', 1)')
-    with pytest.raises(StudioError, match="only a SELECT query"):
+    with pytest.raises(UserError, match="only a SELECT query"):
         check_query(mydb, "DELETE FROM t", purpose="training")
 
 

@@ -10,9 +10,9 @@ from access.bootstrap import bootstrap
 from access.models import Grant, Role
 from catalog import accountdata
 from catalog.models import Schema
+from errors import UserError
 from models_registry.models import FineTunedModel
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.cortex import admin_session, make_table
 
 DONE = [("Statement executed successfully.",)]
@@ -108,7 +108,7 @@ def test_quoted_names_keep_their_case(account):
     sql(account, 'CREATE ROLE "Mixed Case"')
     sql(account, 'GRANT USAGE ON DATABASE gdb TO ROLE "Mixed Case"')
     assert stored() == {("USAGE", "DATABASE", "GDB", "ROLE", "Mixed Case", False)}
-    with pytest.raises(StudioError, match=r"^Role 'MIXED' does not exist or not authorized\.$"):
+    with pytest.raises(UserError, match=r"^Role 'MIXED' does not exist or not authorized\.$"):
         sql(account, "GRANT USAGE ON DATABASE gdb TO ROLE mixed")
 
 
@@ -145,9 +145,9 @@ def test_a_role_cycle_is_refused(account):
     sql(account, "CREATE ROLE reader")
     sql(account, "GRANT ROLE reader TO ROLE analyst")
     sql(account, "GRANT ROLE analyst TO ROLE sysadmin")
-    with pytest.raises(StudioError, match=r"^Granting role 'SYSADMIN' to role 'READER' would create a cycle"):
+    with pytest.raises(UserError, match=r"^Granting role 'SYSADMIN' to role 'READER' would create a cycle"):
         sql(account, "GRANT ROLE sysadmin TO ROLE reader")
-    with pytest.raises(StudioError, match=r"would create a cycle"):
+    with pytest.raises(UserError, match=r"would create a cycle"):
         sql(account, "GRANT ROLE analyst TO ROLE analyst")
     assert len(stored()) == 2
 
@@ -185,7 +185,7 @@ def test_a_role_cycle_is_refused(account):
     ("GRANT USAGE ON DATABASE gdb TO ROLE analyst extra", r"expected the end of the statement, found 'extra'"),
 ])
 def test_bad_grants_fail_with_a_clear_message_and_store_nothing(account, statement, message):
-    with pytest.raises(StudioError, match=message):
+    with pytest.raises(UserError, match=message):
         sql(account, statement)
     assert stored() == set()
 
@@ -229,7 +229,7 @@ def test_show_grants_to_role_on_object_of_role_and_to_user(account):
 
 
 def test_show_grants_on_a_missing_object_names_it(account):
-    with pytest.raises(StudioError, match=r"^Table 'GDB\.PUBLIC\.NOPE' does not exist or not authorized\.$"):
+    with pytest.raises(UserError, match=r"^Table 'GDB\.PUBLIC\.NOPE' does not exist or not authorized\.$"):
         sql(account, "SHOW GRANTS ON TABLE nope")
 
 
@@ -255,7 +255,7 @@ def test_create_role_records_its_owner(account):
     assert Role.objects.filter(name="REVIEWER").exists()
     owner = Grant.objects.get(privilege="OWNERSHIP", object_type="ROLE", object_name="REVIEWER")
     assert (owner.grantee_type, owner.grantee_name) == ("ROLE", "ACCOUNTADMIN")
-    with pytest.raises(StudioError, match=r"^Object 'REVIEWER' already exists\.$"):
+    with pytest.raises(UserError, match=r"^Object 'REVIEWER' already exists\.$"):
         sql(account, "CREATE ROLE reviewer")
     assert sql(account, "CREATE ROLE IF NOT EXISTS reviewer").rows == [("REVIEWER already exists, statement succeeded.",)]
     assert Role.objects.filter(name="REVIEWER").count() == 1
@@ -269,14 +269,14 @@ def test_drop_role_removes_it_with_its_grants(account):
     assert not Role.objects.filter(name="ANALYST").exists()
     assert not Grant.objects.filter(grantee_name="ANALYST").exists()
     assert not Grant.objects.filter(object_name="ANALYST").exists()
-    with pytest.raises(StudioError, match=r"^Role 'ANALYST' does not exist or not authorized\.$"):
+    with pytest.raises(UserError, match=r"^Role 'ANALYST' does not exist or not authorized\.$"):
         sql(account, "DROP ROLE analyst")
     assert sql(account, "DROP ROLE IF EXISTS analyst").rows == [
         ("Drop statement executed successfully (role already dropped).",)]
 
 
 def test_system_roles_cannot_be_dropped(account):
-    with pytest.raises(StudioError, match=r"^System role 'SYSADMIN' cannot be dropped\.$"):
+    with pytest.raises(UserError, match=r"^System role 'SYSADMIN' cannot be dropped\.$"):
         sql(account, "DROP ROLE sysadmin")
     assert Role.objects.filter(name="SYSADMIN").exists()
 

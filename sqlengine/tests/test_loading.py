@@ -10,8 +10,8 @@ from django.core.management.base import CommandError
 
 from access.bootstrap import bootstrap
 from catalog import accountdata
+from errors import UserError
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.cortex import admin_session
 
 PEOPLE_CSV = "id,name,score\n1,Ada,1.5\n2,Alan,2.5\n3,\"Hopper, Grace\",3.5\n"
@@ -81,13 +81,13 @@ def test_put_skips_an_existing_file_unless_overwrite(account):
 
 
 def test_put_of_a_missing_file_names_it(account):
-    with pytest.raises(StudioError, match=r"File doesn't exist: \['/nope/x.csv'\]"):
+    with pytest.raises(UserError, match=r"File doesn't exist: \['/nope/x.csv'\]"):
         sql("PUT file:///nope/x.csv @~")
 
 
 def test_put_through_the_api_points_at_the_upload_endpoint(account):
     source = write(account / "people.csv", PEOPLE_CSV)
-    with pytest.raises(StudioError) as caught:
+    with pytest.raises(UserError) as caught:
         sql(f"PUT file://{source} @~", local_files=False)
     assert "POST /api/v2/stages/<stage>/files" in caught.value.message
     assert sql("LIST @~").rows == []
@@ -95,7 +95,7 @@ def test_put_through_the_api_points_at_the_upload_endpoint(account):
 
 def test_named_stages_are_created_shown_and_dropped(account):
     assert sql("CREATE STAGE raw_files COMMENT = 'incoming'").rows == [("Stage area RAW_FILES successfully created.",)]
-    with pytest.raises(StudioError, match="Object 'RAW_FILES' already exists"):
+    with pytest.raises(UserError, match="Object 'RAW_FILES' already exists"):
         sql("CREATE STAGE raw_files")
     assert sql("CREATE STAGE IF NOT EXISTS raw_files").rows == [("RAW_FILES already exists, statement succeeded.",)]
     shown = sql("SHOW STAGES IN SCHEMA loaddb.public")
@@ -103,7 +103,7 @@ def test_named_stages_are_created_shown_and_dropped(account):
                                                                        "INTERNAL")]
     assert sql("DROP STAGE raw_files").rows == [("RAW_FILES successfully dropped.",)]
     assert sql("SHOW STAGES").rows == []
-    with pytest.raises(StudioError, match=r"Stage 'LOADDB.PUBLIC.RAW_FILES' does not exist or not authorized"):
+    with pytest.raises(UserError, match=r"Stage 'LOADDB.PUBLIC.RAW_FILES' does not exist or not authorized"):
         sql("LIST @raw_files")
 
 
@@ -141,7 +141,7 @@ def test_a_bad_row_aborts_the_whole_copy_by_default(account):
     write(account / "good.csv", "id,name,score\n7,g,7\n")
     write(account / "bad.csv", BAD_CSV)
     sql(f"PUT 'file://{account}/*.csv' @~ AUTO_COMPRESS=FALSE")
-    with pytest.raises(StudioError) as caught:
+    with pytest.raises(UserError) as caught:
         sql("COPY INTO people FROM @~ FILE_FORMAT=(TYPE=CSV SKIP_HEADER=1)")
     assert caught.value.message == (
         "Numeric value 'notanumber' is not recognized\n"
@@ -155,7 +155,7 @@ def test_a_bad_row_aborts_the_whole_copy_by_default(account):
 def test_a_wrong_column_count_is_reported_in_snowflake_words(account):
     write(account / "short.csv", "1,a\n")
     sql(f"PUT file://{account}/short.csv @~ AUTO_COMPRESS=FALSE")
-    with pytest.raises(StudioError, match=r"^Number of columns in file \(2\) does not match that of the corresponding "
+    with pytest.raises(UserError, match=r"^Number of columns in file \(2\) does not match that of the corresponding "
                                           r"table \(3\), use file format option error_on_column_count_mismatch=false"):
         sql("COPY INTO people FROM @~/short.csv")
 
@@ -186,7 +186,7 @@ def test_files_and_pattern_choose_what_is_loaded(account):
     sql(f"PUT 'file://{account}/*' @~/d AUTO_COMPRESS=FALSE")
     assert [r[0] for r in sql("COPY INTO people FROM @~/d FILES=('b.csv')").rows] == ["d/b.csv"]
     assert [r[0] for r in sql("COPY INTO people FROM @~ PATTERN='.*[.]txt'").rows] == ["d/c.txt"]
-    with pytest.raises(StudioError, match=r"Remote file '@~/d/zzz.csv' was not found"):
+    with pytest.raises(UserError, match=r"Remote file '@~/d/zzz.csv' was not found"):
         sql("COPY INTO people FROM @~/d FILES=('zzz.csv')")
 
 
@@ -211,7 +211,7 @@ def test_json_lines_load_by_column_name_and_report_bad_lines(account):
 def test_json_into_several_columns_needs_match_by_column_name(account):
     write(account / "e.jsonl", '{"prompt": "p"}\n')
     sql(f"PUT file://{account}/e.jsonl @~")
-    with pytest.raises(StudioError, match="JSON file format can produce one and only one column"):
+    with pytest.raises(UserError, match="JSON file format can produce one and only one column"):
         sql("COPY INTO examples FROM @~ FILE_FORMAT=(TYPE=JSON)")
 
 
@@ -224,14 +224,14 @@ def test_remove_deletes_matching_files(account):
 
 
 def test_a_table_stage_needs_the_table(account):
-    with pytest.raises(StudioError, match=r"Table 'LOADDB.PUBLIC.NOPE' does not exist or not authorized"):
+    with pytest.raises(UserError, match=r"Table 'LOADDB.PUBLIC.NOPE' does not exist or not authorized"):
         sql("LIST @%nope")
 
 
 def test_copy_into_a_missing_table_names_it(account):
     write(account / "a.csv", "1,a,1\n")
     sql(f"PUT file://{account}/a.csv @~")
-    with pytest.raises(StudioError, match=r"Table 'LOADDB.PUBLIC.NOPE' does not exist or not authorized"):
+    with pytest.raises(UserError, match=r"Table 'LOADDB.PUBLIC.NOPE' does not exist or not authorized"):
         sql("COPY INTO nope FROM @~")
 
 

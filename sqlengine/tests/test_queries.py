@@ -11,9 +11,9 @@ import pytest
 
 from access.bootstrap import bootstrap
 from catalog.models import BaseModel
+from errors import UserError
 from jobs.models import FineTuneJob
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.cortex import admin_session, make_table
 
 
@@ -131,13 +131,13 @@ def test_the_credit_rates_are_seeded(db):
 
 def test_an_unknown_model_over_rows_fails_with_the_services_message(account):
     session = admin_session(database="QDB", schema="PUBLIC")
-    with pytest.raises(StudioError, match=r"^Model 'QDB\.PUBLIC\.NO_SUCH_MODEL' does not exist") as caught:
+    with pytest.raises(UserError, match=r"^Model 'QDB\.PUBLIC\.NO_SUCH_MODEL' does not exist") as caught:
         run(session, "SELECT id, SNOWFLAKE.CORTEX.COMPLETE('no_such_model', name) FROM people")
     assert caught.value.code != 2003 or "does not exist" in caught.value.message
 
 
 def test_an_unknown_cortex_function_is_a_compilation_error(account):
-    with pytest.raises(StudioError, match=r"Unknown function SNOWFLAKE\.CORTEX\.SENTIMENT"):
+    with pytest.raises(UserError, match=r"Unknown function SNOWFLAKE\.CORTEX\.SENTIMENT"):
         run(admin_session(database="QDB", schema="PUBLIC"), "SELECT SNOWFLAKE.CORTEX.SENTIMENT(name) FROM people")
 
 

@@ -8,8 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from errors import UserError
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.security import leaks
 from warehouses.models import Warehouse
 
@@ -28,8 +28,8 @@ def refused(*args: str) -> str:
     return str(caught.value)
 
 
-def use_refused(low_account, statement: str, **session) -> StudioError:
-    with pytest.raises(StudioError) as caught:
+def use_refused(low_account, statement: str, **session) -> UserError:
+    with pytest.raises(UserError) as caught:
         low_account.sql(statement, **session)
     return caught.value
 
@@ -80,11 +80,11 @@ def test_use_database_and_schema_of_acc_are_refused_like_missing_ones_and_change
     session = low_account.session(database="PUB", schema="S")
     run = Executor(session).execute
     for statement in ("USE DATABASE acc", 'USE DATABASE "ACC"', "USE SCHEMA acc.s"):
-        with pytest.raises(StudioError) as caught:
+        with pytest.raises(UserError) as caught:
             run(statement)
         assert (caught.value.message, caught.value.code, caught.value.sqlstate) == (ACC_REFUSAL, 2003, "02000")
         assert (session.database, session.schema) == ("PUB", "S")
-    with pytest.raises(StudioError) as caught:
+    with pytest.raises(UserError) as caught:
         run("USE DATABASE nodb")
     assert caught.value.message == "Database 'NODB' does not exist or not authorized."
     assert run("SELECT note FROM x ORDER BY id")[-1].rows == [("public one",), ("public two",)]

@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from access.session import Session
+from errors import UserError
 from sqlengine.executor import Executor
-from studio.errors import StudioError
 from tests.support.security import SECRET, leaks
 
 # (statement, the refusal's exact message): each one as LOW reads like the missing name next to it.
@@ -64,8 +64,8 @@ def rows(account, statement: str) -> list[tuple]:
     return [r[1:4] for r in result.rows]
 
 
-def refusal(account, statement: str) -> StudioError:
-    with pytest.raises(StudioError) as caught:
+def refusal(account, statement: str) -> UserError:
+    with pytest.raises(UserError) as caught:
         account.sql(statement)
     assert not leaks(caught.value.message)
     return caught.value

@@ -8,9 +8,9 @@ from access.bootstrap import bootstrap
 from access.models import AccessEvent, Role, UserProfile
 from access.roles import default_role, default_warehouse
 from access.session import Session
+from errors import UserError
 from sqlengine.executor import Executor
 from sqlengine.statements.users import SHOW_COLUMNS, describe_user, redact
-from studio.errors import StudioError
 from tests.support.cortex import admin_session
 
 User = get_user_model()
@@ -56,18 +56,18 @@ def test_a_quoted_name_is_kept_as_written(admin):
 
 
 def test_a_short_password_is_refused_and_nothing_is_created(admin):
-    with pytest.raises(StudioError) as error:
+    with pytest.raises(UserError) as error:
         sql(admin, "CREATE USER carol PASSWORD = 'short'")
     assert error.value.message == "Password is too short: a password needs at least 8 characters."
     assert not User.objects.filter(username="carol").exists()
     sql(admin, "CREATE USER carol PASSWORD = 'long enough'")
-    with pytest.raises(StudioError, match="too short"):
+    with pytest.raises(UserError, match="too short"):
         sql(admin, "ALTER USER carol SET PASSWORD = '1234567'")
     assert authenticate(username="carol", password="long enough") is not None
 
 
 def test_default_role_must_name_an_existing_role_and_becomes_the_default(admin):
-    with pytest.raises(StudioError) as error:
+    with pytest.raises(UserError) as error:
         sql(admin, "CREATE USER dan PASSWORD = 'long enough' DEFAULT_ROLE = nosuchrole")
     assert error.value.message == "SQL compilation error:\nRole 'NOSUCHROLE' does not exist or not authorized."
     assert not User.objects.filter(username="dan").exists()
@@ -82,7 +82,7 @@ def test_default_role_must_name_an_existing_role_and_becomes_the_default(admin):
 
 def test_create_of_an_existing_user_fails_unless_if_not_exists_or_or_replace(admin):
     sql(admin, "CREATE USER erin PASSWORD = 'first password'")
-    with pytest.raises(StudioError) as error:
+    with pytest.raises(UserError) as error:
         sql(admin, "CREATE USER ERIN")
     assert error.value.message == "SQL compilation error:\nObject 'ERIN' already exists."
     assert sql(admin, "CREATE USER IF NOT EXISTS erin").rows == [("ERIN already exists, statement succeeded.",)]
@@ -103,7 +103,7 @@ def test_alter_user_set_unset_and_rename(admin):
     assert sql(admin, "ALTER USER fay RENAME TO faye").rows == [("Statement executed successfully.",)]
     assert not User.objects.filter(username="fay").exists()
     assert authenticate(username="faye", password="a new password") is not None
-    with pytest.raises(StudioError) as error:
+    with pytest.raises(UserError) as error:
         sql(admin, "ALTER USER nobody SET COMMENT = 'x'")
     assert error.value.message == "SQL compilation error:\nUser 'NOBODY' does not exist or not authorized."
     assert sql(admin, "ALTER USER IF EXISTS nobody SET COMMENT = 'x'").rows == [("Statement executed successfully.",)]
@@ -125,13 +125,13 @@ def test_drop_user_removes_it_and_its_grants(admin):
     assert not User.objects.filter(username="hal").exists()
     assert authenticate(username="hal", password="long enough") is None
     assert not Role.objects.get(name="ANALYST").users.exists()
-    with pytest.raises(StudioError, match="User 'HAL' does not exist or not authorized."):
+    with pytest.raises(UserError, match="User 'HAL' does not exist or not authorized."):
         sql(admin, "DROP USER hal")
     assert sql(admin, "DROP USER IF EXISTS hal").rows == [("Drop statement executed successfully (USER already dropped).",)]
 
 
 def test_you_cannot_drop_yourself(admin):
-    with pytest.raises(StudioError, match="cannot drop the user you are signed in as"):
+    with pytest.raises(UserError, match="cannot drop the user you are signed in as"):
         sql(admin, "DROP USER admin")
 
 
@@ -164,7 +164,7 @@ def test_describe_user_lists_properties_without_the_password(admin):
 
 def test_the_password_stays_out_of_the_access_history(admin):
     sql(admin, "CREATE USER kim PASSWORD = 'kims-password'")
-    with pytest.raises(StudioError):
+    with pytest.raises(UserError):
         sql(admin, "ALTER USER kim SET PASSWORD = 'short'")
     events = AccessEvent.objects.filter(object_type="USER", object_name="kim")
     assert {(e.action, e.outcome) for e in events} == {("CREATE USER", "SUCCESS"), ("ALTER USER", "FAILED")}
@@ -190,7 +190,7 @@ def outsider(admin):
     ("SHOW USERS", "Insufficient privileges to operate on account 'STUDIO'"),
 ])
 def test_only_useradmin_may_manage_users(outsider, statement, message):
-    with pytest.raises(StudioError) as error:
+    with pytest.raises(UserError) as error:
         sql(outsider, statement)
     assert (error.value.message, error.value.code, error.value.sqlstate) == (message, 3001, "42501")
     victim = User.objects.get(username="victim")

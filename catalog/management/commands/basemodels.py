@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from catalog import base_models
 from catalog.models import BaseModel
-from studio.errors import StudioError
+from errors import UserError
 
 
 class Command(BaseCommand):
@@ -42,7 +42,7 @@ class Command(BaseCommand):
                 self.set_enabled(opts["name"], action == "enable")
             else:
                 self.list()
-        except StudioError as exc:
+        except UserError as exc:
             raise CommandError(exc.message) from exc
 
     def list(self) -> None:

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from catalog import accountdata
 from catalog.identifiers import split_parts
 from catalog.models import Database, Schema
-from studio.errors import StudioError
+from errors import UserError
 
 
 class Command(BaseCommand):
@@ -31,6 +31,6 @@ class Command(BaseCommand):
                 if not Schema.objects.filter(database__name=database, name=schema).exists():
                     accountdata.create_schema(database, schema)
             count = accountdata.load_table(database, schema, name, file.resolve(), replace=replace)
-        except StudioError as exc:
+        except UserError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(self.style.SUCCESS(f"Loaded {count} rows into {database}.{schema}.{name}"))

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from errors import UserError
 from inference import deployment
 from inference.models import InferenceServer
 from models_registry.models import Deployment, FineTunedModel
-from studio.errors import StudioError
 
 
 class Command(BaseCommand):
@@ -64,5 +64,5 @@ class Command(BaseCommand):
 
         try:
             return registry.resolve(name, None, None)
-        except StudioError as exc:
+        except UserError as exc:
             raise CommandError(exc.message) from exc

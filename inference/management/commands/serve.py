@@ -7,10 +7,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog import base_models
+from errors import UserError
 from inference.models import InferenceServer
 from inference.server.auth import TOKEN_ENV
 from models_registry.registry import adapters_dir
-from studio.errors import StudioError
 
 
 def max_new_tokens_limit() -> int:
@@ -35,7 +35,7 @@ class Command(BaseCommand):
     def handle(self, *args, base_model, host, port, name=None, **opts):
         try:
             base = base_models.get_installed(base_model)
-        except StudioError as exc:
+        except UserError as exc:
             raise CommandError(exc.message) from exc
         url = f"http://{host}:{port}"
         InferenceServer.objects.update_or_create(

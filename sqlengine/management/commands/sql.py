@@ -8,9 +8,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from access.roles import identifier, open_session
+from errors import UserError
 from sqlengine.executor import Executor
 from sqlengine.results import format_table, to_json
-from studio.errors import StudioError
 
 
 class Command(BaseCommand):
@@ -48,7 +48,7 @@ class Command(BaseCommand):
                     self.stdout.write(json.dumps(to_json(result), default=str))
                 else:
                     self.stdout.write(format_table(result) + "\n")
-        except StudioError as exc:
+        except UserError as exc:
             raise CommandError(f"{exc.code:06d} ({exc.sqlstate}): {exc.message}") from exc
 
     def _user(self, name: str | None):
