@@ -39,7 +39,7 @@ CATEGORIES = ("BILLING", "SHIPPING", "TECHNICAL", "ACCOUNT")
 
 def django_setup(data_dir: Path) -> None:
     os.environ["STUDIO_DATA_DIR"] = str(data_dir)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     sys.path.insert(0, str(ROOT))
     import django
 

@@ -39,7 +39,7 @@ def django_setup(data_dir: Path) -> None:
     os.environ.pop("DATABASE_URL", None)
     os.environ["ALLOWED_HOSTS"] = "testserver"  # the test client's host
     os.environ["DEBUG"] = "false"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     sys.path.insert(0, str(ROOT))
     import django
 

@@ -13,7 +13,7 @@ from errors import UserError
 from inference import limits
 from inference.gateway import InferenceError
 from sqlapi.sessions import open_session
-from studio import request_body
+from web import request_body
 
 UNAUTHORIZED = ("Invalid or missing API token. Send 'Authorization: Bearer <token>' with a token created on "
                 "the API tokens page (/account/tokens/) or with 'manage.py apitoken create'.")

@@ -23,7 +23,7 @@ from access.tokens import user_from_request
 from errors import UserError
 from inference import api, complete, forms, limits
 from inference.models import CompletionUsage
-from studio.streaming import streaming_response
+from web.streaming import streaming_response
 
 
 def error(status: int, code: str, message: str, request_id: str, **extra) -> JsonResponse:

@@ -17,7 +17,7 @@ from access.tokens import user_from_request
 from errors import UserError
 from inference import api, complete, forms, limits
 from inference.models import CompletionUsage
-from studio.streaming import streaming_response
+from web.streaming import streaming_response
 
 # OpenAI's error type and code for each status the gateway answers with.
 ERROR_KINDS = {

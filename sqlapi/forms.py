@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from studio import request_body
+from web import request_body
 
 DEFAULT_TIMEOUT = 45  # seconds a request waits before answering 202, as Snowflake does
 MAX_WAIT = 45  # never hold a web worker thread longer than this, whatever "timeout" asks

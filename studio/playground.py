@@ -35,7 +35,7 @@ from inference.complete import CompletionStream
 from inference.gateway import Target
 from inference.models import CompletionUsage
 from studio.chats import Chat
-from studio.streaming import streaming_response
+from web.streaming import streaming_response
 
 log = logging.getLogger(__name__)
 ENTRY_POINT = CompletionUsage.EntryPoint.PLAYGROUND

@@ -1,11 +1,8 @@
-from django.contrib import admin
+"""The Studio's pages: the fine-tune wizard, jobs, models, data, the playground, worksheets and the account."""
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, register_converter
+from django.urls import path
 
 from studio import account, data_views, jobs_views, models_views, playground, views, wizard, worksheet
-from studio.converters import IdentifierConverter
-
-register_converter(IdentifierConverter, "ident")  # a database, schema, table or model name as one segment
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -37,13 +34,9 @@ urlpatterns = [
     path("account/tokens/<int:pk>/revoke", account.revoke_api_token, name="revoke_api_token"),
     path("session/role", account.switch_role, name="switch_role"),
     path("session/warehouse", account.switch_warehouse, name="switch_warehouse"),
-    path("admin/", admin.site.urls),
-    path("api/v2/", include("sqlapi.urls")),
-    path("", include("inference.urls")),  # /v1/chat/completions, /v1/models, /api/v2/cortex/inference:complete
     path("worksheets/", worksheet.worksheet, name="worksheet"),
     path("worksheets/saved/", worksheet.save, name="worksheet_save"),
     path("worksheets/saved/<int:pk>/", worksheet.open_saved, name="worksheet_open"),
     path("worksheets/saved/<int:pk>/rename", worksheet.rename, name="worksheet_rename"),
     path("worksheets/saved/<int:pk>/delete", worksheet.delete, name="worksheet_delete"),
-    path("api/v2/stages/", include("catalog.stage_urls")),
 ]

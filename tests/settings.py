@@ -10,8 +10,8 @@ os.environ.setdefault("STUDIO_REDIS_PORT", str(free_port()))
 os.environ.pop("REDIS_URL", None)
 os.environ.pop("DATABASE_URL", None)
 
-from studio.settings import *  # noqa: E402,F403
-from studio.settings import DATA_DIR, DATABASES  # noqa: E402
+from project.settings import *  # noqa: E402,F403
+from project.settings import DATA_DIR, DATABASES  # noqa: E402
 
 # One SQLite file that pytest-django creates and the worker and inference server processes open too.
 DATABASES["default"]["NAME"] = str(DATA_DIR / "test.sqlite3")

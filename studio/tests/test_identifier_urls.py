@@ -2,7 +2,7 @@
 allows in double quotes: the page renders, shows the name HTML-escaped (no markup of the name's own
 reaches the page), and following its link reaches that object, not a 404, a 500 or another object.
 Through the web app served over real HTTP, since it is the server's percent-decoding of the path that
-used to turn "a/b" into two path segments (studio/converters.py)."""
+used to turn "a/b" into two path segments (web/converters.py)."""
 from __future__ import annotations
 
 import html

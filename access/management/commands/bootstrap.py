@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from access.bootstrap import bootstrap, password_file
-from studio.env import envstr
+from project.env import envstr
 
 
 class Command(BaseCommand):

@@ -52,7 +52,7 @@ class Command(BaseCommand):
             children.append(("inference", processes.manage("serve", "--base-model", settings.DEFAULT_BASE_MODEL)))
             web = processes.BASE_DIR / ".venv" / "bin" / "uvicorn"
             children.append(("web", processes.subprocess.Popen(
-                [str(web) if web.exists() else "uvicorn", "studio.asgi:application", "--host", host,
+                [str(web) if web.exists() else "uvicorn", "project.asgi:application", "--host", host,
                  "--port", str(port), "--workers", "2"], cwd=processes.BASE_DIR)))
             processes.wait_until(lambda: processes.port_open(port), 60, "web app", children[-1][1])
             processes.wait_until(lambda: processes.http_ok(f"{inference_url}/health"), 180, "inference server",

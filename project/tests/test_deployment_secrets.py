@@ -20,22 +20,22 @@ from django.core import signing
 from django.http import HttpRequest
 from django.test import override_settings
 
-from studio.private import generated_secret
+from project.private import generated_secret
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-# What studio/settings.py fell back to until every deployment generated its own.
+# What project/settings.py fell back to until every deployment generated its own.
 OLD_DEVELOPMENT_KEY = "dev-only-secret-key-change-me-in-production-0123456789"
 SETTINGS_VALUES = ("SECRET_KEY", "INFERENCE_TOKEN", "REDIS_PASSWORD", "REDIS_URL")
 
 
 def settings_process(data_dir: Path, **env: str) -> subprocess.Popen:
-    """A process that loads studio.settings for `data_dir`, as manage.py, the workers or uvicorn do, and prints
+    """A process that loads project.settings for `data_dir`, as manage.py, the workers or uvicorn do, and prints
     the secrets it ended up with as JSON."""
     code = ("import json; from django.conf import settings; "
             f"print(json.dumps({{n: getattr(settings, n) for n in {SETTINGS_VALUES!r}}}))")
     environ = {k: v for k, v in os.environ.items()
                if not k.startswith(("STUDIO_", "DJANGO_", "SECRET_KEY", "REDIS_URL", "DATABASE_URL", "DEBUG"))}
-    environ |= {"DJANGO_SETTINGS_MODULE": "studio.settings", "STUDIO_DATA_DIR": str(data_dir), **env}
+    environ |= {"DJANGO_SETTINGS_MODULE": "project.settings", "STUDIO_DATA_DIR": str(data_dir), **env}
     return subprocess.Popen([sys.executable, "-c", code], cwd=BASE_DIR, env=environ, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

@@ -1,4 +1,4 @@
-"""studio/streaming.py: a streamed response sends each piece as it comes under WSGI and under ASGI,
+"""web/streaming.py: a streamed response sends each piece as it comes under WSGI and under ASGI,
 where Django would otherwise read a plain generator to its end before sending anything."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.test import AsyncRequestFactory, RequestFactory
 
-from studio.streaming import streaming_response
+from web.streaming import streaming_response
 
 
 def run_coroutine(make):

@@ -1,7 +1,7 @@
 """Bodies no API can take are 400s (413 over the size limit) in each API's own JSON error shape, naming
 the problem and where it is, never a 500 or Django's HTML error page: the SQL API (POST
 /api/v2/statements), the OpenAI-compatible gateway (POST /v1/chat/completions) and the Cortex REST API
-(POST /api/v2/cortex/inference:complete), through real HTTP (studio/request_body.py)."""
+(POST /api/v2/cortex/inference:complete), through real HTTP (web/request_body.py)."""
 from __future__ import annotations
 
 import json

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from studio.private import generated_secret
+from project.private import generated_secret
 
 
 def envstr(name: str, default: str) -> str:
@@ -18,7 +18,7 @@ def envstr(name: str, default: str) -> str:
 
 def envsecret(name: str, generated: Path) -> str:
     """A secret from `name` or the file `name_FILE` names; when neither is set, the one generated on first use
-    and kept in `generated` (studio/private.py), so a deployment never runs on a secret shared with others."""
+    and kept in `generated` (project/private.py), so a deployment never runs on a secret shared with others."""
     value = envstr(name, "")
     if value:
         return value

@@ -8,8 +8,8 @@ from urllib.parse import quote
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from studio.env import envbool, envint, envpath, envsecret, envstr
-from studio.private import make_private
+from project.env import envbool, envint, envpath, envsecret, envstr
+from project.private import make_private
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -85,9 +85,9 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
-ROOT_URLCONF = "studio.urls"
-WSGI_APPLICATION = "studio.wsgi.application"
-ASGI_APPLICATION = "studio.asgi.application"
+ROOT_URLCONF = "project.urls"
+WSGI_APPLICATION = "project.wsgi.application"
+ASGI_APPLICATION = "project.asgi.application"
 
 TEMPLATES = [
     {
