@@ -131,7 +131,7 @@ def stack_processes(live_db, tiny_llama_dir):
     from django.conf import settings
 
     from access.bootstrap import bootstrap
-    from studio import processes
+    from supervision import processes
 
     bootstrap(password="admin-test-password", demo=False)
     register_tiny_llama()

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "sqlengine",
     "sqlapi",
     "studio",
+    "supervision",  # manage.py runstack
 ]
 
 MIDDLEWARE = [

@@ -3,7 +3,7 @@ and inference server processes the tests start (they inherit these environment v
 import os
 import tempfile
 
-from studio.processes import free_port  # no Django imports: safe before settings exist
+from supervision.processes import free_port  # no Django imports: safe before settings exist
 
 os.environ.setdefault("STUDIO_DATA_DIR", tempfile.mkdtemp(prefix="studio-test-"))
 os.environ.setdefault("STUDIO_REDIS_PORT", str(free_port()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from access.bootstrap import ensure_demo_data
-from studio import processes
+from supervision import processes
 from tests.support.cortex import admin_session, sql_literal, sql_value, wait_for_status
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ from django.conf import settings
 from rq import Queue
 
 from jobs import queues
-from studio import processes
+from supervision import processes
 
 QUEUE = "warehouse.COMPUTE_WH"
 

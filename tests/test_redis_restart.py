@@ -21,7 +21,7 @@ from jobs.models import FineTuneJob
 from jobs.reconcile import requeue_lost_jobs
 from models_registry.models import FineTunedModel
 from sqlengine.executor import Executor
-from studio import processes
+from supervision import processes
 from tests.support.cortex import admin_session, make_table, sql_literal, sql_value, wait_for_status
 from warehouses.models import Warehouse
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from studio import processes
+from supervision import processes
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,7 @@
 
 Two jobs on one single-slot warehouse run one after the other; two warehouses, or one warehouse with
 two slots, train two jobs in parallel. Each test starts its own workers on its own warehouse, with the
-commands `manage.py runstack` starts them with (studio.processes.worker_commands).
+commands `manage.py runstack` starts them with (supervision.processes.worker_commands).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from studio import processes
+from supervision import processes
 from tests.support.cortex import admin_session, make_table, wait_for_status
 from tests.support.workers import create_job, job, start_worker, stop_workers, wait_for_workers
 from warehouses.models import Warehouse
@@ -89,7 +89,7 @@ def test_runstack_starts_the_workers_worker_commands_gives(monkeypatch):
     """runstack's worker loop is worker_commands() over every warehouse, whatever it starts around it."""
     from django.core.management import call_command
 
-    from studio.management.commands import runstack
+    from supervision.management.commands import runstack
 
     warehouses = [SimpleNamespace(name="COMPUTE_WH", concurrency=2), SimpleNamespace(name="PAUSED_WH", concurrency=0),
                   SimpleNamespace(name="OTHER_WH", concurrency=1)]

@@ -11,7 +11,7 @@ import pytest
 
 from jobs.models import FineTuneJob
 from jobs.recovery import checkpoint_dir
-from studio import processes
+from supervision import processes
 from tests.support.cortex import admin_session, make_table, sql_literal, sql_value, wait_for_status
 from tests.support.workers import child_pids
 from warehouses.models import Warehouse

@@ -26,7 +26,7 @@ from catalog import accountdata
 from catalog.models import BaseModel
 from inference.models import CompletionUsage, InferenceServer
 from models_registry.models import Deployment, FineTunedModel
-from studio.processes import free_port
+from supervision.processes import free_port
 from tests.support.cortex import admin_session, sql_literal, sql_value
 from tests.support.web import serve_web_app
 

@@ -214,7 +214,7 @@ def test_a_body_over_the_size_limit_is_413(gateway, settings):
 
 
 def test_an_unreachable_inference_server_is_503(gateway):
-    from studio.processes import free_port
+    from supervision.processes import free_port
 
     server = InferenceServer.objects.get(base_model="tiny-llama")
     url = server.url

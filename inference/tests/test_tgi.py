@@ -316,7 +316,7 @@ def test_compose_publishes_only_the_web_app_and_tgi_asks_for_the_studios_token(c
 
 def test_compose_redis_asks_for_its_password_given_off_the_command_line(compose, tmp_path):
     """The redis service's command, run with the embedded redis-server in the image's entrypoint's place."""
-    from studio.processes import free_port, redis_command, redis_server_binary, stop, wait_until
+    from supervision.processes import free_port, redis_command, redis_server_binary, stop, wait_until
 
     services = compose["services"]
     assert services["redis"]["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
@@ -477,7 +477,7 @@ class Standin:
 @pytest.fixture
 def standin(settings, tiny_llama_dir, tmp_path):
     """Settings that make redeploy restart the embedded server in TGI's place; stops it afterwards."""
-    from studio.processes import free_port
+    from supervision.processes import free_port
 
     script = tmp_path / "restart_standin.py"
     script.write_text(STANDIN)
@@ -597,7 +597,7 @@ def test_redeploy_reports_a_missing_restart_command(adapters, schema, settings, 
 
 
 def test_redeploy_gives_up_when_health_never_answers(adapters, schema, settings, tmp_path, tgi_server):
-    from studio.processes import free_port
+    from supervision.processes import free_port
 
     settings.TGI_ENV_FILE = tmp_path / "tgi.env"
     settings.TGI_RESTART_COMMAND = shlex.join([sys.executable, "-c", "pass"])  # "restarts" nothing

@@ -130,7 +130,7 @@ def test_the_functions_usage_history_totals_sql_complete_by_hour_and_model(gatew
 
 def test_a_call_the_inference_server_fails_is_recorded_failed(gateway):
     from inference.models import InferenceServer
-    from studio.processes import free_port
+    from supervision.processes import free_port
 
     server = InferenceServer.objects.get(base_model="tiny-llama")
     url = server.url

@@ -19,7 +19,7 @@ from inference.models import InferenceServer
 from jobs import tasks
 from models_registry.models import Deployment, FineTunedModel
 from sqlengine.executor import Executor
-from studio.processes import free_port
+from supervision.processes import free_port
 from tests.support.cortex import admin_session
 
 BASE = "tiny-llama"

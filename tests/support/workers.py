@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from jobs.models import FineTuneJob
-from studio import processes
+from supervision import processes
 from tests.support.cortex import sql_literal, sql_value
 
 LOADING_PHASES = ("loading", "reading data", "preparing")  # an IN_PROGRESS job's phases before it trains

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.processes import BASE_DIR
+from supervision.processes import BASE_DIR
 
 CHROMIUM = os.environ.get("STUDIO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = BASE_DIR / "test-artifacts" / "screenshots"

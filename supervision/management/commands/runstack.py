@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from access.bootstrap import password_file
-from studio import processes
+from supervision import processes
 from warehouses.models import Warehouse
 
 

@@ -101,7 +101,7 @@ def _config_string(value: str) -> str:
 
 def redis_command(port: int, *args: str, password: str = "") -> bytes:
     """One command over RESP, after AUTH when a password is given, without needing a client library
-    (studio.processes imports no Django). Only for commands whose reply is one line (PING, CONFIG SET)."""
+    (supervision.processes imports no Django). Only for commands whose reply is one line (PING, CONFIG SET)."""
     commands = ([("AUTH", password)] if password else []) + [args]
     request = b"".join(f"*{len(c)}\r\n".encode() + b"".join(f"${len(a.encode())}\r\n{a}\r\n".encode() for a in c)
                        for c in commands)
