@@ -12,11 +12,11 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group
 
 from access import grants, tokens
+from access.console import ReadOnlyRoleAdmin, RoleAdmin, ServiceDeleteMixin, ServiceFormMixin, console_roles
 from access.forms import GrantForm, RoleCreateForm
 from access.models import SYSTEM_ROLES, AccessEvent, ApiToken, Grant, Role, UserProfile
 from access.privileges import effective_roles, user_roles
 from catalog.identifiers import quote
-from studio.admin_site import ReadOnlyRoleAdmin, RoleAdmin, ServiceDeleteMixin, ServiceFormMixin, console_roles
 from warehouses.models import Warehouse
 
 User = get_user_model()

@@ -22,7 +22,7 @@ class ConsoleAuthenticationForm(AdminAuthenticationForm):
     }
 
     def confirm_login_allowed(self, user) -> None:
-        from studio.admin_site import may_use_console
+        from access.console import may_use_console
 
         AuthenticationForm.confirm_login_allowed(self, user)  # active users only; skips the is_staff check
         if not may_use_console(user):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from access.console import ReadOnlyRoleAdmin, RoleAdmin
 from catalog.models import BaseModel, Database, Schema, SchemaObject, Stage
-from studio.admin_site import ReadOnlyRoleAdmin, RoleAdmin
 
 
 @admin.register(BaseModel)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from access.console import ReadOnlyRoleAdmin, RoleAdmin
 from inference.models import CompletionUsage, InferenceServer
-from studio.admin_site import ReadOnlyRoleAdmin, RoleAdmin
 
 
 @admin.register(InferenceServer)

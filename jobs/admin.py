@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from access.console import ReadOnlyRoleAdmin, named_filter
 from jobs import finetune
 from jobs.models import FineTuneJob
-from studio.admin_site import ReadOnlyRoleAdmin, named_filter
 
 
 def _base_models() -> list[str]:

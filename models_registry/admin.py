@@ -4,8 +4,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from access.console import ReadOnlyRoleAdmin
 from models_registry.models import Deployment, FineTunedModel
-from studio.admin_site import ReadOnlyRoleAdmin
 
 
 class DeploymentInline(admin.TabularInline):

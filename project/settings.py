@@ -34,7 +34,7 @@ ALLOWED_HOSTS = envstr("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
-    "studio.admin_site.StudioAdminConfig",  # Django's admin as the console, governed by roles
+    "access.console.StudioAdminConfig",  # Django's admin as the console, governed by roles
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

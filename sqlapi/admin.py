@@ -1,7 +1,7 @@
 from django.contrib import admin
 
+from access.console import ReadOnlyRoleAdmin
 from sqlapi.models import Statement
-from studio.admin_site import ReadOnlyRoleAdmin
 
 
 @admin.register(Statement)

@@ -43,7 +43,7 @@ def current_section(request) -> str | None:
 def navigation(request) -> dict:
     """Context processor: `nav.sections` (Admin last, for console users only), `nav.current` (the key
     of the current page's section) and `nav.current_label`."""
-    from studio.admin_site import may_use_console
+    from access.console import may_use_console
 
     # htmx fragments have no navigation: their polls skip the console check.
     if not request.user.is_authenticated or getattr(request, "htmx", False):

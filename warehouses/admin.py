@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from studio.admin_site import RoleAdmin
+from access.console import RoleAdmin
 from warehouses.models import Warehouse
 
 

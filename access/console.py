@@ -31,7 +31,7 @@ _SESSION_ATTR, _ROLES_ATTR, _ALLOWED_ATTR = "_console_session", "_console_roles"
 
 
 class StudioAdminConfig(AdminConfig):
-    default_site = "studio.admin_site.StudioAdminSite"
+    default_site = "access.console.StudioAdminSite"
 
 
 def may_use_console(user) -> bool:
