@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/serve_throughput.py --clients 1,8     # quicker: just the two the ratios need
     .venv/bin/python benchmarks/serve_throughput.py --decode-threads 0  # decode steps on all PyTorch threads
 
-It starts the real server (`python -m inference.server`, a subprocess) on SmolLM2-135M with two LoRA adapters
+It starts the real server (`python -m inference_server`, a subprocess) on SmolLM2-135M with two LoRA adapters
 made here (r=16, alpha=32, the 7 Llama projections, random non-zero weights: the speed of a trained adapter,
 the text of none), then drives it with closed-loop clients: each client sends POST /generate, waits for the
 answer, and sends its next request. Every request asks for --new-tokens tokens, greedy, on one of a few short
@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE_NAME = "smollm2-135m"
 MODEL_DIRS = (ROOT / "var/models/base/smollm2-135m", Path.home() / ".cache/finetune-studio-tests/smollm2-135m")
 ADAPTERS = ("BENCH.PUBLIC.ADAPTER_A", "BENCH.PUBLIC.ADAPTER_B")
-TOKEN = secrets.token_urlsafe(32)  # the server this run starts asks for it (inference/server/auth.py)
+TOKEN = secrets.token_urlsafe(32)  # the server this run starts asks for it (inference_server/auth.py)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # Raw-text prompts (9-15 tokens) that both adapters (seeds 1 and 2) continue greedily for 64 tokens or more.
 PROMPTS = (
@@ -91,7 +91,7 @@ def free_port() -> int:
 
 
 def start_server(model_dir: Path, adapters: dict[str, Path], port: int, args, log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "inference.server", "--base-model-dir", str(model_dir),
+    cmd = [sys.executable, "-m", "inference_server", "--base-model-dir", str(model_dir),
            "--base-model-name", BASE_NAME, "--port", str(port), "--log-level", "warning",
            "--max-batch-size", str(args.max_batch_size), "--max-concurrent-requests", str(max(32, args.max_clients)),
            "--max-new-tokens-limit", str(max(64, args.new_tokens))]

@@ -1,5 +1,5 @@
 """What the web app and workers send an inference server to be let in: the deployment's shared token
-(settings.INFERENCE_TOKEN), which the embedded server checks (inference/server/auth.py) and TGI takes as its
+(settings.INFERENCE_TOKEN), which the embedded server checks (inference_server/auth.py) and TGI takes as its
 API_KEY (docker/compose.yaml)."""
 from __future__ import annotations
 

@@ -23,8 +23,8 @@ from inference import deployment
 from inference.credentials import auth_headers
 from inference.gateway import InferenceError
 from inference.models import InferenceServer
-from inference.server.tests import _support
-from inference.server.tests.conftest import free_port, make_adapter, server_process
+from inference_server.tests import _support
+from inference_server.tests.conftest import free_port, make_adapter, server_process
 from jobs.models import FineTuneJob
 from models_registry.models import Deployment, FineTunedModel
 from sqlengine.executor import Executor

@@ -1,7 +1,7 @@
 """The TGI backend (inference/tgi/): which adapters TGI can serve, LORA_ADAPTERS, redeploys, the compose file.
 
 TGI itself needs a GPU and Docker, which the test machines do not have. The redeploy tests therefore
-restart our own TGI-compatible server (`python -m inference.server`) in its place: the restart command
+restart our own TGI-compatible server (`python -m inference_server`) in its place: the restart command
 is a small script that reads the generated env file the way the tgi service's entrypoint does, stops the
 previous server and starts a new one with one `--adapter ID=PATH` per LORA_ADAPTERS entry (container
 paths mapped back to the model store, as the compose volume does). So drain -> restart -> /health ->
@@ -424,7 +424,7 @@ def test_restart_container_asks_the_docker_engine_to_restart_tgi(tmp_path):
 
 STANDIN = r'''
 """Stand-in for restarting the tgi service: read the env file as its entrypoint does, stop the previous
-server, start python -m inference.server with LORA_ADAPTERS as --adapter flags, and return."""
+server, start python -m inference_server with LORA_ADAPTERS as --adapter flags, and return."""
 import json, os, signal, socket, subprocess, sys, time
 from pathlib import Path
 
@@ -450,7 +450,7 @@ if pid_file.exists():
     deadline = time.monotonic() + 30
     while port_open() and time.monotonic() < deadline:
         time.sleep(0.1)
-argv = [sys.executable, "-m", "inference.server", "--base-model-dir", conf["base_dir"], "--base-model-name",
+argv = [sys.executable, "-m", "inference_server", "--base-model-dir", conf["base_dir"], "--base-model-name",
         conf["base_name"], "--port", str(conf["port"]), "--log-level", "warning", "--max-new-tokens-limit", "64"]
 for entry in filter(None, setting.split(",")):
     adapter_id, _, path = entry.partition("=")

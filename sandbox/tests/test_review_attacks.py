@@ -636,7 +636,7 @@ def _asgi(path: str, headers: list[tuple[bytes, bytes]], kind: str = "http") -> 
     async def send(message):
         sent.append(message)
 
-    from inference.server.auth import BearerAuth
+    from inference_server.auth import BearerAuth
 
     scope = {"type": kind, "path": path, "headers": headers, "method": "POST"}
     asyncio.run(BearerAuth(inner, token="the-token")(scope, receive, send))

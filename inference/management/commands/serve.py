@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from catalog import base_models
 from errors import UserError
 from inference.models import InferenceServer
-from inference.server.auth import TOKEN_ENV
+from inference_server.auth import TOKEN_ENV
 from models_registry.registry import adapters_dir
 
 
@@ -44,7 +44,7 @@ class Command(BaseCommand):
         )
         adapters = adapters_dir()
         adapters.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "inference.server", "--base-model-dir", str(base.weights_dir),
+        argv = [sys.executable, "-m", "inference_server", "--base-model-dir", str(base.weights_dir),
                 "--base-model-name", base.name, "--host", host, "--port", str(port),
                 "--adapters-dir", str(adapters), "--max-new-tokens-limit", str(max_new_tokens_limit())]
         self.stdout.write(f"Serving {base.name} at {url}")

@@ -9,15 +9,15 @@ import urllib.request
 
 import pytest
 
-from inference.server.tests._support import AUTH, TOKEN, get_json, post_json
-from inference.server.tests.conftest import BASE_NAME, free_port
+from inference_server.tests._support import AUTH, TOKEN, get_json, post_json
+from inference_server.tests.conftest import BASE_NAME, free_port
 
 PROMPT = "Hello there, how are you"
 
 
 @pytest.fixture(scope="module")
 def app(models):
-    from inference.server import create_app
+    from inference_server import create_app
 
     return create_app(models.base, BASE_NAME, token=TOKEN, max_concurrent_requests=1, max_new_tokens_limit=1024)
 
@@ -88,7 +88,7 @@ def test_disconnected_stream_frees_its_slot(url):
 
 
 def test_eos_ends_generation_and_is_not_in_the_text(app):
-    from inference.server.engine import SamplingParams
+    from inference_server.engine import SamplingParams
 
     engine = app.state.engine
     base = engine.base_target

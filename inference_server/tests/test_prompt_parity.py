@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from inference.server.tests._support import post_json
-from inference.server.tests.conftest import (
+from inference_server.tests._support import post_json
+from inference_server.tests.conftest import (
     ADAPTER_TEMPLATE,
     BASE_NAME,
     DIR_ADAPTER,

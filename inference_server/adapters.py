@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("inference.server")
+log = logging.getLogger("inference_server")
 
 STUDIO_METADATA = "studio_adapter.json"
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")

@@ -16,10 +16,10 @@ from typing import Callable
 import torch  # the package __init__ (always imported first) has set OMP_WAIT_POLICY
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from inference.server.adapters import AdapterSpec, metadata_stamp, scan_adapters_dir, static_spec
-from inference.server.errors import AdapterLoadError, AdapterNotFound, TemplateError
+from inference_server.adapters import AdapterSpec, metadata_stamp, scan_adapters_dir, static_spec
+from inference_server.errors import AdapterLoadError, AdapterNotFound, TemplateError
 
-log = logging.getLogger("inference.server")
+log = logging.getLogger("inference_server")
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 
@@ -156,7 +156,7 @@ class Engine:
         self._registry_lock = threading.Lock()  # self._adapters
         self._adapters: dict[str, Target] = {}
         self._next_name = 0
-        from inference.server.batching import Scheduler  # batching imports this module
+        from inference_server.batching import Scheduler  # batching imports this module
 
         if decode_threads is None:
             # Decode steps are a thousand small operations over weights read once per step: with 2 cores, the

@@ -1,7 +1,7 @@
 """Embedded, Django-free inference server speaking Hugging Face TGI's HTTP protocol.
 
 One base model plus any number of PEFT LoRA adapters, selected per request by adapter id.
-Run it with ``python -m inference.server --help``; build it in-process with :func:`create_app`.
+Run it with ``python -m inference_server --help``; build it in-process with :func:`create_app`.
 """
 import os
 
@@ -15,7 +15,7 @@ __all__ = ["create_app"]
 
 def __getattr__(name):  # lazy, so importing the package does not import torch
     if name == "create_app":
-        from inference.server.app import create_app
+        from inference_server.app import create_app
 
         return create_app
     raise AttributeError(name)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from inference.server.tests._support import TOKEN
+from inference_server.tests._support import TOKEN
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE_NAME = "tiny-llama"
 NEW_TOKENS_LIMIT = 64
 
@@ -117,10 +117,10 @@ def wait_healthy(url: str, proc: subprocess.Popen | None = None, timeout: float 
 
 @contextmanager
 def server_process(args: list[str], log: Path, token: str = TOKEN) -> Iterator[str]:
-    """`python -m inference.server ARGS --port N`, as `manage.py serve` runs it (asking callers for `token`),
+    """`python -m inference_server ARGS --port N`, as `manage.py serve` runs it (asking callers for `token`),
     until the block ends; yields its URL once /health answers. Its output goes to `log`."""
     port = free_port()
-    cmd = [sys.executable, "-m", "inference.server", *args, "--port", str(port)]
+    cmd = [sys.executable, "-m", "inference_server", *args, "--port", str(port)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
                STUDIO_INFERENCE_TOKEN=token)
     env.pop("STUDIO_INFERENCE_TOKEN_FILE", None)

@@ -10,9 +10,9 @@ import urllib.request
 
 import pytest
 
-from inference.server.tests._support import TOKEN, get_json, post_json
-from inference.server.tests.conftest import BASE_NAME, DIR_ADAPTER, REPO_ROOT, STATIC_ADAPTER
-from inference.server.tests.test_metrics import scrape, value
+from inference_server.tests._support import TOKEN, get_json, post_json
+from inference_server.tests.conftest import BASE_NAME, DIR_ADAPTER, REPO_ROOT, STATIC_ADAPTER
+from inference_server.tests.test_metrics import scrape, value
 
 PROMPT = "The parcel never arrived. Category:"
 MISSING = {"error": "Authorization: Bearer <token> is required", "error_type": "unauthorized"}
@@ -108,8 +108,8 @@ def test_info_names_no_path_on_this_machine(server_url, models):
 def test_the_server_does_not_start_without_a_token(models):
     env = {k: v for k, v in os.environ.items() if not k.startswith("STUDIO_INFERENCE_TOKEN")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
-    done = subprocess.run([sys.executable, "-m", "inference.server", "--base-model-dir", str(models.base),
+    done = subprocess.run([sys.executable, "-m", "inference_server", "--base-model-dir", str(models.base),
                            "--base-model-name", BASE_NAME, "--port", "9"], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert "inference.server: no token: set STUDIO_INFERENCE_TOKEN or STUDIO_INFERENCE_TOKEN_FILE" in done.stderr
+    assert "inference_server: no token: set STUDIO_INFERENCE_TOKEN or STUDIO_INFERENCE_TOKEN_FILE" in done.stderr

@@ -14,8 +14,8 @@ from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.errors import ValidationError as HfValidationError
 
-from inference.server.tests._support import TOKEN
-from inference.server.tests.conftest import BASE_NAME, DIR_ADAPTER, FOREIGN_ADAPTER, STATIC_ADAPTER
+from inference_server.tests._support import TOKEN
+from inference_server.tests.conftest import BASE_NAME, DIR_ADAPTER, FOREIGN_ADAPTER, STATIC_ADAPTER
 
 openai = pytest.importorskip("openai")
 

@@ -39,10 +39,10 @@ from transformers.generation.logits_process import (
     TypicalLogitsWarper,
 )
 
-from inference.server.engine import GenResult, OnToken, SamplingParams, Target, _Detokenizer
-from inference.server.errors import AdapterNotFound, Cancelled
+from inference_server.engine import GenResult, OnToken, SamplingParams, Target, _Detokenizer
+from inference_server.errors import AdapterNotFound, Cancelled
 
-log = logging.getLogger("inference.server")
+log = logging.getLogger("inference_server")
 
 # Spare cache room allocated at a time along the time axis: the batch's cache grows in place, and is copied only
 # when it runs out of room or rows join or leave.

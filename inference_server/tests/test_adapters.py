@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from inference.server.adapters import scan_adapters_dir, static_spec
-from inference.server.tests.conftest import BASE_NAME, DIR_ADAPTER, FOREIGN_ADAPTER, STATIC_ADAPTER
+from inference_server.adapters import scan_adapters_dir, static_spec
+from inference_server.tests.conftest import BASE_NAME, DIR_ADAPTER, FOREIGN_ADAPTER, STATIC_ADAPTER
 
 
 def test_scan_keeps_only_adapters_for_this_base_model(models, tmp_path):

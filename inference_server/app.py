@@ -39,13 +39,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from inference.server.auth import BearerAuth
-from inference.server.engine import Engine, GenResult, SamplingParams, Target
-from inference.server.errors import (AdapterNotFound, Cancelled, Overloaded, ServerError, UnknownAdapterParameter,
+from inference_server.auth import BearerAuth
+from inference_server.engine import Engine, GenResult, SamplingParams, Target
+from inference_server.errors import (AdapterNotFound, Cancelled, Overloaded, ServerError, UnknownAdapterParameter,
                                     ValidationError)
-from inference.server.metrics import Metrics, MetricsMiddleware
+from inference_server.metrics import Metrics, MetricsMiddleware
 
-log = logging.getLogger("inference.server")
+log = logging.getLogger("inference_server")
 
 VERSION = "0.1.0"
 SYSTEM_FINGERPRINT = f"{VERSION}-native"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from inference.server.tests._support import get_json, move_in, post_json
-from inference.server.tests.conftest import BASE_NAME, DIR_ADAPTER, FOREIGN_ADAPTER, make_adapter
+from inference_server.tests._support import get_json, move_in, post_json
+from inference_server.tests.conftest import BASE_NAME, DIR_ADAPTER, FOREIGN_ADAPTER, make_adapter
 
 PROMPT = "Hello there"
 

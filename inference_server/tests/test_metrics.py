@@ -6,8 +6,8 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from inference.server.tests._support import AUTH, TOKEN, open_url, post_json
-from inference.server.tests.conftest import BASE_NAME
+from inference_server.tests._support import AUTH, TOKEN, open_url, post_json
+from inference_server.tests.conftest import BASE_NAME
 
 PROMPT = "The support ticket says the printer is on fire. Category:"
 
@@ -97,7 +97,7 @@ def test_streams_and_other_routes_are_counted(server_url):
 
 
 def test_each_app_has_its_own_registry(models):
-    from inference.server import create_app
+    from inference_server import create_app
 
     first = create_app(models.base, BASE_NAME, token=TOKEN)
     second = create_app(models.base, BASE_NAME, token=TOKEN, engine=first.state.engine)  # no duplicate-metric error

@@ -16,15 +16,15 @@ from contextlib import contextmanager
 
 import pytest
 
-from inference.server.tests._support import AUTH, post_json
-from inference.server.tests.conftest import (
+from inference_server.tests._support import AUTH, post_json
+from inference_server.tests.conftest import (
     BASE_NAME,
     DIR_ADAPTER,
     STATIC_ADAPTER,
     make_adapter,
     server_process,
 )
-from inference.server.tests.test_metrics import scrape, scrape_until, value
+from inference_server.tests.test_metrics import scrape, scrape_until, value
 
 PROMPTS = ["The support ticket says the printer is on fire. Category:",
            "Invoice 1234 was charged twice. Category:",
@@ -53,7 +53,7 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 def engine(models, tmp_path_factory):
-    from inference.server.engine import Engine
+    from inference_server.engine import Engine
 
     adapters_dir = tmp_path_factory.mktemp("batching-adapters")
     shutil.copytree(models.adapter_dirs[DIR_ADAPTER], adapters_dir / "support-triage")
@@ -68,7 +68,7 @@ def target(engine, adapter_id):
 
 
 def params(max_new_tokens=20, **kwargs):
-    from inference.server.engine import SamplingParams
+    from inference_server.engine import SamplingParams
 
     return SamplingParams(max_new_tokens=max_new_tokens, **kwargs)
 
@@ -161,7 +161,7 @@ def test_a_request_joins_a_running_batch_midway(engine):
 
 
 def test_a_cancelled_request_leaves_the_batch_and_the_others_go_on(engine):
-    from inference.server.errors import Cancelled
+    from inference_server.errors import Cancelled
 
     expected = [alone(engine, a, PROMPTS[0], max_new_tokens=30) for a in TARGETS]
     cancel = threading.Event()

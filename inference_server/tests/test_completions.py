@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from inference.server.tests._support import TOKEN, post_json, sse_events
-from inference.server.tests.conftest import BASE_NAME, DIR_ADAPTER, FOREIGN_ADAPTER, STATIC_ADAPTER
+from inference_server.tests._support import TOKEN, post_json, sse_events
+from inference_server.tests.conftest import BASE_NAME, DIR_ADAPTER, FOREIGN_ADAPTER, STATIC_ADAPTER
 
 PROMPT = "The support ticket says the printer is on fire. Category:"
 OTHER_PROMPT = "Invoice 1234 was charged twice. Category:"

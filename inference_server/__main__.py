@@ -1,4 +1,4 @@
-"""python -m inference.server --base-model-dir DIR --base-model-name NAME [options]
+"""python -m inference_server --base-model-dir DIR --base-model-name NAME [options]
 
 The token callers must send comes from STUDIO_INFERENCE_TOKEN or STUDIO_INFERENCE_TOKEN_FILE (auth.py)."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import argparse
 import logging
 import sys
 
-import inference.server  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
+import inference_server  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 
 
 def _adapter(value: str) -> tuple[str, str]:
@@ -19,7 +19,7 @@ def _adapter(value: str) -> tuple[str, str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m inference.server",
+        prog="python -m inference_server",
         description="Serve one base model plus LoRA adapters over Hugging Face TGI's HTTP protocol.")
     parser.add_argument("--base-model-dir", required=True, help="directory of the base model (safetensors + tokenizer)")
     parser.add_argument("--base-model-name", required=True,
@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
     from transformers.utils import logging as hf_logging
 
-    from inference.server.app import create_app
-    from inference.server.auth import token_from_environment
+    from inference_server.app import create_app
+    from inference_server.auth import token_from_environment
 
     hf_logging.disable_progress_bar()
     if args.num_threads > 0:
@@ -75,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
                          device=args.device, dtype=args.dtype, max_batch_size=args.max_batch_size,
                          decode_threads=args.decode_threads)
     except (OSError, ValueError) as exc:
-        print(f"inference.server: {exc}", file=sys.stderr)
+        print(f"inference_server: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - e.g. a static adapter that does not load
-        print(f"inference.server: {type(exc).__name__}: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        print(f"inference_server: {type(exc).__name__}: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
     return 0

@@ -1,4 +1,4 @@
-"""The real server (``python -m inference.server``) driven through huggingface_hub's InferenceClient."""
+"""The real server (``python -m inference_server``) driven through huggingface_hub's InferenceClient."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,8 @@ import pytest
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.inference._generated.types import TextGenerationOutput
 
-from inference.server.tests._support import get_json, move_in, post_json, sse_events
-from inference.server.tests.conftest import (
+from inference_server.tests._support import get_json, move_in, post_json, sse_events
+from inference_server.tests.conftest import (
     ADAPTER_TEMPLATE,
     BASE_NAME,
     DIR_ADAPTER,
