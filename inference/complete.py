@@ -13,7 +13,7 @@ from catalog import base_models
 from catalog.models import BaseModel
 from errors import UserError, invalid_argument
 from inference import limits, usage
-from inference.gateway import ChatDelta, Target, chat, chat_stream
+from inference.client import ChatDelta, Target, chat, chat_stream
 from inference.models import CompletionUsage
 from models_registry import registry
 

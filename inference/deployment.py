@@ -30,9 +30,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from inference.credentials import auth_headers
 from inference import addresses
-from inference.gateway import InferenceError
+from inference.client import InferenceError
+from inference.credentials import auth_headers
 from inference.models import InferenceServer
 from models_registry.models import Deployment, FineTunedModel
 

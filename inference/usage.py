@@ -24,7 +24,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from access.session import Session
-from inference.gateway import Target
+from inference.client import Target
 from inference.models import CompletionUsage
 
 # Session attribute: usage rows measured inside a SELECT, saved when the statement ends.

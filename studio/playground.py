@@ -31,8 +31,8 @@ from access.web import session_for
 from catalog.models import BaseModel
 from errors import UserError
 from inference import complete
+from inference.client import Target
 from inference.complete import CompletionStream
-from inference.gateway import Target
 from inference.models import CompletionUsage
 from studio.chats import Chat
 from web.streaming import streaming_response
