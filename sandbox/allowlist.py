@@ -15,8 +15,8 @@ import sqlglot
 from sqlglot import exp
 
 from errors import UserError
+from sandbox.expressions import cortex_call
 from sandbox.functions import CORTEX, SAMPLES, SESSION
-from sqlengine.parsing import cortex_call
 
 UNKNOWN_FUNCTION = 2140
 

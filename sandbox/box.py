@@ -34,8 +34,8 @@ from catalog.identifiers import QualifiedName
 from catalog.models import Database, Schema, SchemaObject
 from errors import UserError, compilation_error
 from sandbox import account_usage, allowlist, information_schema, names, session_functions
+from sandbox.expressions import name_parts
 from sandbox.resolver import Resolver
-from sqlengine.parsing import name_parts
 
 INFORMATION_SCHEMA = "INFORMATION_SCHEMA"
 # How deep views over views may nest before a query is refused (Snowflake has a limit too).

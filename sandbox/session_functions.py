@@ -9,7 +9,7 @@ from django.conf import settings
 from sqlglot import exp
 
 from access.session import Session
-from sqlengine.parsing import cortex_call
+from sandbox.expressions import cortex_call
 
 # What CURRENT_VERSION() reports: the Snowflake release whose SQL surface this studio follows.
 VERSION = "9.0.0"

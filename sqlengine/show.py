@@ -18,9 +18,9 @@ from catalog.models import Database, Schema, SchemaObject
 from errors import UserError, compilation_error
 from models_registry.models import FineTunedModel
 from sandbox import names
+from sandbox.expressions import constant, name_parts
 from sandbox.information_schema import is_secure, view_definition
 from sandbox.resolver import Resolver
-from sqlengine.parsing import constant, name_parts
 from sqlengine.results import Result
 
 KINDS = ("DATABASES", "SCHEMAS", "TABLES", "VIEWS", "MODELS", "WAREHOUSES")

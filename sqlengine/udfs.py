@@ -33,8 +33,8 @@ from sqlglot import exp
 from access.session import Session
 from errors import compilation_error
 from inference import complete as complete_service
+from sandbox.expressions import constant, cortex_call, is_constant
 from sqlengine import cortex
-from sqlengine.parsing import constant, cortex_call, is_constant
 
 WORKERS = 8  # concurrent COMPLETE requests per statement
 COMPLETE_TEXT = "studio_cortex_complete"  # (model, prompt) -> VARCHAR

@@ -24,9 +24,9 @@ from inference import deployment
 from models_registry.models import FineTunedModel
 from sandbox import names
 from sandbox.box import Sandbox
+from sandbox.expressions import constant, name_parts
 from sandbox.resolver import Resolver
 from sqlengine import datatypes, show
-from sqlengine.parsing import constant, name_parts
 from sqlengine.results import Result, status
 
 OBJECT_KINDS = ("DATABASE", "SCHEMA", "TABLE", "VIEW")

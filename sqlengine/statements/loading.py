@@ -17,7 +17,7 @@ from catalog import copy_into, stages
 from catalog.identifiers import quote
 from catalog.models import Stage
 from errors import UserError, compilation_error
-from sqlengine.parsing import constant, name_parts
+from sandbox.expressions import constant, name_parts
 from sqlengine.results import Result, status
 
 PUT_COLUMNS = ["source", "target", "source_size", "target_size", "source_compression", "target_compression",

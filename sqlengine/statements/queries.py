@@ -17,9 +17,9 @@ from errors import compilation_error
 from inference import complete as complete_service
 from sandbox import allowlist
 from sandbox.box import Sandbox
+from sandbox.expressions import constant, cortex_call, is_constant
 from sandbox.types import snowflake_type
 from sqlengine import cortex
-from sqlengine.parsing import constant, cortex_call, is_constant
 from sqlengine.results import Result
 from sqlengine.udfs import CortexCalls
 

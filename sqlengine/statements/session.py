@@ -6,7 +6,7 @@ from sqlglot import exp
 
 from access import roles
 from errors import compilation_error
-from sqlengine.parsing import name_parts
+from sandbox.expressions import name_parts
 from sqlengine.results import Result, status
 
 
