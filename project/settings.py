@@ -181,6 +181,10 @@ TGI_HEALTH_TIMEOUT = envint("STUDIO_TGI_HEALTH_TIMEOUT", 600)
 # What CURRENT_ACCOUNT() answers.
 ACCOUNT_NAME = envstr("STUDIO_ACCOUNT_NAME", "STUDIO")
 WEB_PORT = envint("STUDIO_PORT", 8000)
+# The administrator `manage.py bootstrap` creates; without a password, one is generated and kept in var/.
+# (Django's error pages mask settings whose names hold PASSWORD.)
+ADMIN_USER = envstr("STUDIO_ADMIN_USER", "admin")
+ADMIN_PASSWORD = envstr("STUDIO_ADMIN_PASSWORD", "")
 
 LOGGING = {
     "version": 1,

@@ -1,17 +1,17 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from access.bootstrap import bootstrap, password_file
-from project.env import envstr
 
 
 class Command(BaseCommand):
     help = "Create the system roles, the administrator (ACCOUNTADMIN), COMPUTE_WH and the DEMO database. Idempotent."
 
     def add_arguments(self, parser):
-        parser.add_argument("--username", default=envstr("STUDIO_ADMIN_USER", "admin"))
-        parser.add_argument("--password", default=envstr("STUDIO_ADMIN_PASSWORD", "") or None,
+        parser.add_argument("--username", default=settings.ADMIN_USER)
+        parser.add_argument("--password", default=settings.ADMIN_PASSWORD or None,
                             help="default: generated once and kept in var/admin-password.txt")
         parser.add_argument("--no-demo", action="store_true", help="skip the DEMO database")
 
