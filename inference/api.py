@@ -11,7 +11,7 @@ from access.privileges import INSUFFICIENT_PRIVILEGES
 from access.session import Session
 from errors import UserError
 from inference import limits
-from inference.client import InferenceError
+from inference.errors import InferenceError
 from sqlapi.sessions import open_session
 from web import request_body
 

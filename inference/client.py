@@ -10,21 +10,12 @@ from django.conf import settings
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, TextGenerationError
 
-from errors import UserError
-from inference import addresses, tgi
+from inference import addresses, deployment, tgi
+from inference.errors import InferenceError
 from inference.models import InferenceServer
+from models_registry.models import FineTunedModel
 
 log = logging.getLogger(__name__)
-
-
-class InferenceError(UserError):
-    """`invalid_request`: the server refused what was asked (TGI's 422: a prompt longer than the model
-    takes, a parameter out of its range), which the caller must change, rather than failing itself."""
-
-    def __init__(self, message: str, *, permanent: bool = True, invalid_request: bool = False) -> None:
-        super().__init__(message, code=100351, sqlstate="P0001")
-        self.permanent = permanent
-        self.invalid_request = invalid_request
 
 
 # huggingface_hub talks httpx2, whose connection errors and timeouts are not OSErrors.
@@ -52,9 +43,6 @@ def server_for(base_model: str, model_id: int | None = None) -> InferenceServer:
         )
     if model_id is None:
         return servers[0]
-    from inference import deployment  # it imports this module
-    from models_registry.models import FineTunedModel
-
     model = FineTunedModel.objects.select_related("schema__database").filter(pk=model_id).first()
     if model is None:
         raise InferenceError("The fine-tuned model was dropped while this request was on its way.")

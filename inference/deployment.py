@@ -31,8 +31,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from inference import addresses
-from inference.client import InferenceError
 from inference.credentials import auth_headers
+from inference.errors import InferenceError
 from inference.models import InferenceServer
 from models_registry.models import Deployment, FineTunedModel
 

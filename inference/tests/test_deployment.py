@@ -20,8 +20,8 @@ from catalog import accountdata
 from catalog.models import BaseModel
 from errors import UserError
 from inference import deployment
-from inference.client import InferenceError
 from inference.credentials import auth_headers
+from inference.errors import InferenceError
 from inference.models import InferenceServer
 from inference_server.tests import _support
 from inference_server.tests.conftest import free_port, make_adapter, server_process

@@ -14,7 +14,8 @@ from django.core.management.base import CommandError
 from access.bootstrap import bootstrap
 from catalog import accountdata
 from inference import deployment, tgi
-from inference.client import InferenceError, server_for
+from inference.client import server_for
+from inference.errors import InferenceError
 from inference.models import InferenceServer
 from jobs import tasks
 from models_registry.models import Deployment, FineTunedModel
