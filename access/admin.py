@@ -11,11 +11,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group
 
-from access import grants, tokens
+from access import grants, privileges, tokens
 from access.console import ReadOnlyRoleAdmin, RoleAdmin, ServiceDeleteMixin, ServiceFormMixin, console_roles
 from access.forms import GrantForm, RoleCreateForm
 from access.models import SYSTEM_ROLES, AccessEvent, ApiToken, Grant, Role, UserProfile
-from access.privileges import effective_roles, user_roles
+from access.role_graph import effective_roles, user_roles
 from catalog.identifiers import quote
 from warehouses.models import Warehouse
 
@@ -159,7 +159,7 @@ class RoleConsoleAdmin(ServiceFormMixin, RoleAdmin):
     def held_by_users(self, obj: Role) -> str:
         names = set(obj.users.values_list("username", flat=True))
         names |= set(Grant.objects.filter(object_type=grants.ROLE, grantee_type=grants.USER,
-                                          object_name=grants.object_key([obj.name]))
+                                          object_name=privileges.key(obj.name))
                      .values_list("grantee_name", flat=True))
         return ", ".join(sorted(names)) or "—"
 

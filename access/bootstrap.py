@@ -1,7 +1,7 @@
 """First-run account setup: system roles, the administrator, a warehouse and a demo database.
 
 As in a new Snowflake account: the administrator holds ACCOUNTADMIN (the system hierarchy below it is
-implicit, access/privileges.py SYSTEM_HIERARCHY); COMPUTE_WH and DEMO are owned by SYSADMIN; and PUBLIC
+implicit, access/role_graph.py SYSTEM_HIERARCHY); COMPUTE_WH and DEMO are owned by SYSADMIN; and PUBLIC
 holds USAGE on COMPUTE_WH, so any user granted SNOWFLAKE.CORTEX_USER can run jobs on it. CORTEX_USER
 itself is not granted to PUBLIC (Snowflake does so by default; here an ACCOUNTADMIN grants it).
 """

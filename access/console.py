@@ -35,7 +35,7 @@ class StudioAdminConfig(AdminConfig):
 
 
 def may_use_console(user) -> bool:
-    from access.privileges import effective_roles, user_roles
+    from access.role_graph import effective_roles, user_roles
 
     if user is None or not user.is_authenticated or not user.is_active:
         return False
@@ -45,7 +45,7 @@ def may_use_console(user) -> bool:
 
 
 def _strongest_role(user) -> str:
-    from access.privileges import effective_roles, user_roles
+    from access.role_graph import effective_roles, user_roles
 
     held = user_roles(user)
     for candidate in STRONGEST_FIRST:
@@ -58,7 +58,7 @@ def _console_session(request):
     """The session the console acts in: the user's current web session (the header menu's role and
     warehouse) when its role carries console rights, else with the strongest system role the user
     holds. Entry point "admin"."""
-    from access.privileges import effective_roles
+    from access.role_graph import effective_roles
     from access.web import session_for
 
     session = session_for(request)
@@ -77,7 +77,7 @@ def console_session(request):
 
 def console_roles(request) -> set[str]:
     """The console role and every role it inherits."""
-    from access.privileges import effective_roles
+    from access.role_graph import effective_roles
 
     roles = getattr(request, _ROLES_ATTR, None)
     if roles is None:

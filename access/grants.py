@@ -18,7 +18,7 @@ Stored forms (what the checks will read):
 - a database role (SNOWFLAKE.CORTEX_USER): Grant(privilege="USAGE", object_type="DATABASE ROLE", …);
 - the creator of a role owns it: Grant(privilege="OWNERSHIP", object_type="ROLE", …) to its role.
 object_name is the qualified name with Snowflake's identifier rules, each part quoted only where it
-must be (object_key); grantee_name is the role's name or the user's username as stored.
+must be (privileges.key); grantee_name is the role's name or the user's username as stored.
 """
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ import duckdb
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from access import history
-from access.models import SYSTEM_ROLES, Grant, Role
+from access import history, privileges
+from access.models import DATABASE_ROLE, ROLE, SYSTEM_ROLES, USER, Grant, Role
+from access.role_graph import inherited_roles
 from access.session import Session
 from catalog import accountdata
 from catalog.identifiers import qualify, quote, split_parts
@@ -48,7 +49,6 @@ PRIVILEGES: dict[str, tuple[str, ...]] = {
     "WAREHOUSE": ("USAGE", "OPERATE", "MONITOR", "MODIFY"),
 }
 OBJECT_TYPES = tuple(PRIVILEGES)
-ROLE, DATABASE_ROLE, USER = "ROLE", "DATABASE ROLE", "USER"
 GRANTEE_TYPES = (ROLE, USER)
 # Snowflake's application database roles; CORTEX_USER gates the Cortex functions.
 DATABASE_ROLES = ("SNOWFLAKE.CORTEX_USER",)
@@ -56,11 +56,6 @@ DATABASE_ROLES = ("SNOWFLAKE.CORTEX_USER",)
 
 def _not_found(kind: str, name: str) -> UserError:
     return UserError(f"{kind} '{name}' does not exist or not authorized.", code=2003, sqlstate="02000")
-
-
-def object_key(parts: Iterable[str]) -> str:
-    """The stored object_name for normalized name parts: DB.PUBLIC.T, "My db".PUBLIC."t" …"""
-    return ".".join(quote(p) for p in parts)
 
 
 # Names ------------------------------------------------------------------------------------------
@@ -92,7 +87,7 @@ def user_name(text: str) -> str:
 
 
 def database_role_name(text: str) -> str:
-    name = object_key(split_parts(text))
+    name = privileges.key(*split_parts(text))
     if name not in DATABASE_ROLES:
         raise _not_found("Database role", name)
     return name
@@ -121,8 +116,6 @@ def seen_object(session: Session, object_type: str, text: str, *, containers: bo
     gets at the first level the role may not use (database, then schema, then the object), so neither
     GRANT's refusal nor SHOW GRANTS tells whether anything exists in a database the role may not use.
     Roles and database roles are not hidden: SHOW ROLES lists every role to everyone, as in Snowflake."""
-    from access import privileges
-
     object_type = object_type.upper()
     roles = privileges.session_roles(session)
     # Stages answer for themselves in _existing_object: every stage the role may not see is missing there,
@@ -156,8 +149,6 @@ def _unseen(kind: str, name: str) -> UserError:
 def _require_containers(session: Session, roles: set[str], object_type: str, text: str) -> None:
     """USAGE on the database (and schema) an object's name resolves to, each refused as missing. Names
     that do not resolve are left to _existing_object, which words their error."""
-    from access import privileges
-
     if object_type in ("DATABASE", "WAREHOUSE"):
         return
     parts = split_parts(text)
@@ -171,9 +162,9 @@ def _require_containers(session: Session, roles: set[str], object_type: str, tex
         except UserError:
             return
         database, schema = name.database, name.schema
-    if not privileges.has_privilege(session, "USAGE", "DATABASE", object_key([database]), roles=roles):
+    if not privileges.has_privilege(session, "USAGE", "DATABASE", privileges.key(database), roles=roles):
         raise accountdata.database_not_found(database, refused=True)
-    if schema is not None and not privileges.has_privilege(session, "USAGE", "SCHEMA", object_key([database, schema]),
+    if schema is not None and not privileges.has_privilege(session, "USAGE", "SCHEMA", privileges.key(database, schema),
                                                            roles=roles):
         raise accountdata.schema_not_found(database, schema, refused=True)
 
@@ -181,7 +172,7 @@ def _require_containers(session: Session, roles: set[str], object_type: str, tex
 def _existing_object(session: Session, object_type: str, text: str) -> str:
     """The stored name of an existing object, resolved against the session's database and schema."""
     if object_type == ROLE:
-        return object_key([role_name(text)])
+        return privileges.key(role_name(text))
     if object_type == DATABASE_ROLE:
         return database_role_name(text)
     if object_type not in PRIVILEGES:
@@ -191,13 +182,13 @@ def _existing_object(session: Session, object_type: str, text: str) -> str:
     if object_type == "DATABASE":
         if len(parts) != 1:
             raise compilation_error(f"'{text}' is not a database name.")
-        return object_key([accountdata.get_database(parts[0]).name])
+        return privileges.key(accountdata.get_database(parts[0]).name)
     if object_type == "WAREHOUSE":
         from warehouses.models import Warehouse
 
         if len(parts) != 1 or not Warehouse.objects.filter(name=parts[0]).exists():
-            raise _not_found("Warehouse", object_key(parts))
-        return object_key(parts)
+            raise _not_found("Warehouse", privileges.key(*parts))
+        return privileges.key(*parts)
     if object_type == "SCHEMA":
         if len(parts) > 2:
             raise compilation_error(f"'{text}' is not a schema name: use schema or database.schema.")
@@ -206,10 +197,9 @@ def _existing_object(session: Session, object_type: str, text: str) -> str:
             raise UserError(f"Cannot resolve schema '{text}': this session has no current database. Run USE "
                               "DATABASE or qualify the name as database.schema.", code=90105, sqlstate="22000")
         schema = accountdata.get_schema(database, parts[-1])
-        return object_key([schema.database.name, schema.name])
+        return privileges.key(schema.database.name, schema.name)
     name = qualify(text, session.database, session.schema, what=object_type.lower())
     if object_type == "STAGE":
-        from access import privileges
         from catalog.models import Stage
 
         owner = Stage.objects.filter(schema__database__name=name.database, schema__name=name.schema,
@@ -310,8 +300,6 @@ def _display(object_type: str, object_name: str) -> str:
 
 def may_grant(session: Session, privilege: str, object_type: str, object_name: str) -> bool:
     """Whether the session may GRANT (or REVOKE) `privilege` on an object (its stored name)."""
-    from access import privileges
-
     roles = privileges.session_roles(session)
     if object_type == DATABASE_ROLE:
         return privileges.ACCOUNTADMIN in roles
@@ -325,8 +313,6 @@ def may_grant(session: Session, privilege: str, object_type: str, object_name: s
 
 
 def _require_grant_authority(session: Session, privilege: str, object_type: str, object_name: str) -> None:
-    from access import privileges
-
     if not may_grant(session, privilege, object_type, object_name):
         raise privileges.insufficient(object_type, _display(object_type, object_name))
 
@@ -366,14 +352,14 @@ def _grant(session: Session, privilege: str, object_type: str, object_name: str,
            grantee_name: str, grant_option: bool) -> list[Grant]:
     if grantee_type != ROLE:
         raise compilation_error(f"privileges on a {object_type} are granted to roles; grant a role to the user.")
-    privileges = privileges_for(object_type, [privilege])
+    wanted = privileges_for(object_type, [privilege])
     name = resolve_object(session, object_type, object_name)
     to = grantee(ROLE, grantee_name)
-    for p in privileges:
+    for p in wanted:
         _require_grant_authority(session, p, object_type, name)
-    if out_of_order(object_type, name, to, privileges, revoking=False):
+    if out_of_order(object_type, name, to, wanted, revoking=False):
         raise _order_violation(revoking=False)
-    return [_store(session, p, object_type, name, ROLE, to, grant_option) for p in privileges]
+    return [_store(session, p, object_type, name, ROLE, to, grant_option) for p in wanted]
 
 
 def grant_role(session: Session, role_type: str, name: str, grantee_type: str, grantee_text: str) -> Grant:
@@ -415,14 +401,14 @@ def revoke(session: Session, privilege: str, object_type: str, object_name: str,
 @transaction.atomic
 def _revoke(session: Session, privilege: str, object_type: str, object_name: str, grantee_type: str,
             grantee_name: str, grant_option: bool) -> int:
-    privileges = privileges_for(object_type, [privilege])
+    wanted = privileges_for(object_type, [privilege])
     name = resolve_object(session, object_type, object_name)
-    for p in privileges:
+    for p in wanted:
         _require_grant_authority(session, p, object_type, name)
     to = grantee(grantee_type, grantee_name)
-    if not grant_option and out_of_order(object_type, name, to, privileges, revoking=True):
+    if not grant_option and out_of_order(object_type, name, to, wanted, revoking=True):
         raise _order_violation(revoking=True)
-    rows = Grant.objects.filter(privilege__in=privileges, object_type=object_type, object_name=name,
+    rows = Grant.objects.filter(privilege__in=wanted, object_type=object_type, object_name=name,
                                 grantee_type=grantee_type, grantee_name=to)
     if grant_option:
         return rows.filter(grant_option=True).update(grant_option=False)
@@ -466,24 +452,18 @@ def grants_on(object_type: str, name: str) -> list[Grant]:
 # GRANTS (SECURITYADMIN, ACCOUNTADMIN) is shown everything. Anything else reads like a missing name.
 
 def _manages_grants(roles: set[str]) -> bool:
-    from access import privileges
-
     return bool(roles & set(privileges.MANAGE_GRANTS_ROLES))
 
 
 def _shown_role(roles: set[str], text: str) -> str:
-    from access import privileges
-
     role = role_name(text)
-    if not (role in roles or _manages_grants(roles) or privileges.owner_of(ROLE, object_key([role])) in roles):
+    if not (role in roles or _manages_grants(roles) or privileges.owner_of(ROLE, privileges.key(role)) in roles):
         raise _unseen("Role", quote(role))
     return role
 
 
 def shown_grants_to(session: Session, grantee_type: str, text: str | None = None) -> list[Grant]:
     """SHOW GRANTS TO ROLE r / TO USER u, and SHOW GRANTS (text None: the session's own user)."""
-    from access import privileges
-
     roles = privileges.session_roles(session)
     if grantee_type.upper() == ROLE:
         return grants_to(ROLE, _shown_role(roles, text or ""))
@@ -500,12 +480,10 @@ def shown_grants_to(session: Session, grantee_type: str, text: str | None = None
 
 def shown_grants_on(session: Session, object_type: str, text: str) -> list[Grant]:
     """SHOW GRANTS ON <object> (and OF ROLE / OF DATABASE ROLE: who holds it)."""
-    from access import privileges
-
     object_type = " ".join(object_type.upper().split())
     roles = privileges.session_roles(session)
     if object_type == ROLE:
-        return grants_on(ROLE, object_key([_shown_role(roles, text)]))
+        return grants_on(ROLE, privileges.key(_shown_role(roles, text)))
     name = seen_object(session, object_type, text)
     if object_type == DATABASE_ROLE and not _manages_grants(roles):
         held = grants_on(DATABASE_ROLE, name)
@@ -515,36 +493,11 @@ def shown_grants_on(session: Session, object_type: str, text: str) -> list[Grant
     return grants_on(object_type, name)
 
 
-def role_edges() -> dict[str, set[str]]:
-    """Each role and the roles granted to it directly (GRANT ROLE … TO ROLE), in one query."""
-    edges: dict[str, set[str]] = {}
-    for object_name, holder in Grant.objects.filter(object_type=ROLE, privilege="USAGE", grantee_type=ROLE) \
-            .values_list("object_name", "grantee_name"):
-        edges.setdefault(holder, set()).add(split_parts(object_name)[0])
-    return edges
-
-
-def inherited_roles(role: str, edges: dict[str, set[str]] | None = None) -> set[str]:
-    """Every role granted to `role`, directly or through other roles (not `role` itself)."""
-    edges = role_edges() if edges is None else edges
-    seen: set[str] = set()
-    todo = [role]
-    while todo:
-        for granted in edges.get(todo.pop(), ()):
-            if granted not in seen:
-                seen.add(granted)
-                todo.append(granted)
-    seen.discard(role)
-    return seen
-
-
 # Roles ------------------------------------------------------------------------------------------
 
 @transaction.atomic
 def create_role(session: Session, text: str, *, if_not_exists: bool = False, or_replace: bool = False) -> tuple[Role, bool]:
     """(role, created). The creating role owns it (an OWNERSHIP grant). USERADMIN or above only."""
-    from access import privileges
-
     parts = split_parts(text)
     if len(parts) != 1:
         raise compilation_error(f"'{text}' is not a role name.")
@@ -559,7 +512,7 @@ def create_role(session: Session, text: str, *, if_not_exists: bool = False, or_
             raise UserError(f"Object '{quote(name)}' already exists.", code=2002, sqlstate="42710")
         drop_role(session, name)
     role = Role.objects.create(name=name)
-    Grant.objects.create(privilege="OWNERSHIP", object_type=ROLE, object_name=object_key([name]), grantee_type=ROLE,
+    Grant.objects.create(privilege="OWNERSHIP", object_type=ROLE, object_name=privileges.key(name), grantee_type=ROLE,
                          grantee_name=session.role, granted_by=session.role)
     return role, True
 
@@ -578,8 +531,8 @@ def drop_role(session: Session, text: str, *, if_exists: bool = False) -> bool:
         raise _not_found("Role", quote(name))
     if name in SYSTEM_ROLES:
         raise UserError(f"System role '{name}' cannot be dropped.", code=3001, sqlstate="42501")
-    _require_grant_authority(session, "OWNERSHIP", ROLE, object_key([name]))
+    _require_grant_authority(session, "OWNERSHIP", ROLE, privileges.key(name))
     Grant.objects.filter(grantee_type=ROLE, grantee_name=name).delete()
-    Grant.objects.filter(object_type=ROLE, object_name=object_key([name])).delete()
+    Grant.objects.filter(object_type=ROLE, object_name=privileges.key(name)).delete()
     role.delete()
     return True

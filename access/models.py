@@ -6,6 +6,8 @@ from django.db import models
 # Snowflake's system roles. Their hierarchy and the grants between them belong to the access-control
 # issue; the skeleton needs the roles to exist so jobs and models record who owns them.
 SYSTEM_ROLES = ("ACCOUNTADMIN", "SECURITYADMIN", "SYSADMIN", "USERADMIN", "PUBLIC")
+# What a Grant row names besides privileges' object types: a role, a database role, a user.
+ROLE, DATABASE_ROLE, USER = "ROLE", "DATABASE ROLE", "USER"
 
 
 class Role(models.Model):

@@ -2,7 +2,7 @@
 
 The roles a session acts with are its current role plus every role that role inherits: roles granted
 to it (GRANT ROLE … TO ROLE), Snowflake's system hierarchy (ACCOUNTADMIN > SECURITYADMIN > USERADMIN,
-ACCOUNTADMIN > SYSADMIN), and PUBLIC, which every role inherits.
+ACCOUNTADMIN > SYSADMIN), and PUBLIC, which every role inherits (access/role_graph.py).
 
 A privilege on an object is held when one of those roles holds it (a Grant row), or owns the object
 (its owner_role: OWNERSHIP carries every privilege), or is ACCOUNTADMIN. The last is a simplification:
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from access.grants import DATABASE_ROLE, ROLE, USER, inherited_roles, object_key, role_edges
-from access.models import Grant, Role
+from access.models import DATABASE_ROLE, ROLE, USER, Grant
+from access.role_graph import effective_roles, user_roles
 from access.session import Session
+from catalog.identifiers import quote, split_parts
 from errors import UserError
 
 ACCOUNTADMIN = "ACCOUNTADMIN"
@@ -26,48 +27,10 @@ MANAGE_GRANTS_ROLES = ("SECURITYADMIN", ACCOUNTADMIN)
 WAREHOUSE_OWNER = "SYSADMIN"
 INSUFFICIENT_PRIVILEGES = 3001
 
-# Each system role and the system roles it inherits directly.
-SYSTEM_HIERARCHY: dict[str, tuple[str, ...]] = {
-    "ACCOUNTADMIN": ("SECURITYADMIN", "SYSADMIN"),
-    "SECURITYADMIN": ("USERADMIN",),
-    "USERADMIN": (),
-    "SYSADMIN": (),
-}
-
-
-def effective_roles(role: str) -> set[str]:
-    """`role`, every role it inherits through grants and the system hierarchy, and PUBLIC."""
-    edges = role_edges()  # one query, however deep the hierarchy
-    seen: set[str] = set()
-    todo = [role]
-    while todo:
-        current = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        todo.extend(SYSTEM_HIERARCHY.get(current, ()))
-        todo.extend(inherited_roles(current, edges))
-    seen.add("PUBLIC")
-    return seen
-
 
 def session_roles(session: Session) -> set[str]:
     """The roles a session acts with, read afresh: a REVOKE counts from the next statement on."""
     return effective_roles(session.role or "PUBLIC")
-
-
-def user_roles(user) -> set[str]:
-    """Roles granted to the user directly (GRANT ROLE … TO USER, or Role.users), plus PUBLIC.
-    The bootstrap administrator (a Django superuser) holds ACCOUNTADMIN."""
-    if user is None:
-        return {"PUBLIC"}
-    names = set(Role.objects.filter(users=user).values_list("name", flat=True))
-    names |= set(Grant.objects.filter(object_type=ROLE, grantee_type=USER, grantee_name=user.get_username())
-                 .values_list("object_name", flat=True))
-    if user.is_superuser:
-        names.add("ACCOUNTADMIN")
-    names.add("PUBLIC")
-    return names
 
 
 def may_use_role(user, role: str) -> bool:
@@ -80,13 +43,13 @@ def may_use_role(user, role: str) -> bool:
 # Objects and their owners ------------------------------------------------------------------------
 
 def key(*parts: str) -> str:
-    """The stored object_name (Grant.object_name) of normalized name parts."""
-    return object_key(parts)
+    """The stored object_name (Grant.object_name) of normalized name parts: DB.PUBLIC.T, "My db".PUBLIC."t" …,
+    each part quoted only where it must be."""
+    return ".".join(quote(p) for p in parts)
 
 
 def owner_of(object_type: str, object_name: str) -> str | None:
     """The role owning an object named by its stored key (DB, DB.SCHEMA, DB.SCHEMA.NAME), or None."""
-    from catalog.identifiers import split_parts
     from catalog.models import Database, Schema, SchemaObject, Stage
     from models_registry.models import FineTunedModel
 
@@ -127,8 +90,6 @@ def insufficient(object_type: str, name: str) -> UserError:
 
 
 def _display(object_name: str) -> str:
-    from catalog.identifiers import quote, split_parts
-
     try:
         return quote(split_parts(object_name)[-1])
     except UserError:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from access import privileges
+from access import privileges, role_graph
 from access.grants import PRIVILEGES
 from access.models import Role, UserProfile
 from access.session import Session
@@ -113,8 +113,8 @@ def usable_roles(user) -> list[str]:
     if user is None:
         return ["PUBLIC"]
     names: set[str] = set()
-    for held in privileges.user_roles(user):
-        names |= privileges.effective_roles(held)
+    for held in role_graph.user_roles(user):
+        names |= role_graph.effective_roles(held)
     existing = set(Role.objects.filter(name__in=names).values_list("name", flat=True))
     return sorted(existing | {"PUBLIC"})
 

@@ -11,7 +11,7 @@ import re
 from django.db import transaction
 from sqlglot import exp
 
-from access import grants
+from access import grants, privileges, role_graph
 from access.models import Role
 from errors import UserError, compilation_error
 from sqlengine.results import Result, status
@@ -196,7 +196,7 @@ def _targets(session, tokens: Tokens) -> tuple[str, list[str]]:
                          .values_list("name", flat=True))
         else:
             names = grants.schema_tables(database, schema_name, object_type)
-        return object_type, [grants.object_key([database, schema_name, n]) for n in names]
+        return object_type, [privileges.key(database, schema_name, n) for n in names]
     object_type = (tokens.peek() or "").upper()
     if object_type not in grants.OBJECT_TYPES:
         raise tokens.error(" or ".join(grants.OBJECT_TYPES))
@@ -330,12 +330,12 @@ def show_roles(session, tokens: Tokens) -> Result:
     if tokens.accept("LIKE"):
         pattern = tokens.string()
     tokens.end()
-    inherited = grants.inherited_roles(session.role)
+    inherited = role_graph.inherited_roles(session.role)
     rows = []
     for role in Role.objects.order_by("name").prefetch_related("users"):
         if pattern is not None and not fnmatch.fnmatchcase(role.name.upper(), _like_to_glob(pattern.upper())):
             continue
-        key = grants.object_key([role.name])
+        key = privileges.key(role.name)
         held_by = grants.grants_on(grants.ROLE, key)
         owner = next((g.grantee_name for g in held_by if g.privilege == "OWNERSHIP"), "")
         rows.append((

@@ -20,7 +20,7 @@ from sqlglot import exp
 
 from access import history
 from access.models import Grant, Role, UserProfile
-from access.privileges import effective_roles
+from access.role_graph import effective_roles
 from catalog import stages
 from errors import UserError, compilation_error, invalid_argument
 from sqlengine import show

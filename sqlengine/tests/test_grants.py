@@ -5,7 +5,7 @@ import duckdb
 import pytest
 from django.contrib.auth import get_user_model
 
-from access import grants
+from access import grants, role_graph
 from access.bootstrap import bootstrap
 from access.models import Grant, Role
 from catalog import accountdata
@@ -121,7 +121,7 @@ def test_grant_role_to_role_and_user_and_revoke(account):
     assert stored() == {("USAGE", "ROLE", "ANALYST", "ROLE", "SYSADMIN", False),
                         ("USAGE", "ROLE", "ANALYST", "USER", "bob", False)}
     assert list(Role.objects.get(name="ANALYST").users.all()) == [bob]
-    assert grants.inherited_roles("SYSADMIN") == {"ANALYST"}
+    assert role_graph.inherited_roles("SYSADMIN") == {"ANALYST"}
 
     sql(account, "REVOKE ROLE analyst FROM USER BOB")
     assert stored() == {("USAGE", "ROLE", "ANALYST", "ROLE", "SYSADMIN", False)}
