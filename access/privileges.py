@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from access.models import DATABASE_ROLE, ROLE, USER, Grant
-from access.role_graph import effective_roles, user_roles
+from access.role_graph import effective_roles
 from access.session import Session
 from catalog.identifiers import quote, split_parts
 from errors import UserError
@@ -31,13 +31,6 @@ INSUFFICIENT_PRIVILEGES = 3001
 def session_roles(session: Session) -> set[str]:
     """The roles a session acts with, read afresh: a REVOKE counts from the next statement on."""
     return effective_roles(session.role or "PUBLIC")
-
-
-def may_use_role(user, role: str) -> bool:
-    """USE ROLE r is allowed when r is granted to the user, directly or through a role they hold."""
-    if user is not None and user.is_superuser:
-        return True
-    return any(role in effective_roles(held) for held in user_roles(user))
 
 
 # Objects and their owners ------------------------------------------------------------------------
