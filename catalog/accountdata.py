@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from sqlglot import exp
 
-from catalog.identifiers import quote, split_parts
+from catalog.identifiers import quote, quote_always, split_parts
 from catalog.models import Database, Schema, SchemaObject
 from errors import UserError, compilation_error
 
@@ -38,16 +38,6 @@ def _file_name(database: str) -> str:
 
 def database_file(database: str) -> Path:
     return settings.DUCKDB_DIR / _file_name(database)
-
-
-def ident(name: str) -> str:
-    """A name quoted for DuckDB, exactly as stored."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def qualified_ident(database: str, schema: str, name: str) -> str:
-    """The DuckDB spelling of db.schema.name in a session where every database is attached by name."""
-    return ".".join(ident(p) for p in (database, schema, name))
 
 
 # DuckDB lets one process write a file and then excludes every other process, readers included, until it
@@ -89,7 +79,7 @@ def _open_file(database: str) -> duckdb.DuckDBPyConnection:
 def attach(con: duckdb.DuckDBPyConnection, database: str, *, read_only: bool) -> None:
     path = str(database_file(database)).replace("'", "''")
     mode = " (READ_ONLY)" if read_only else ""
-    _with_lock_retry(database, lambda: con.execute(f"ATTACH '{path}' AS {ident(database)}{mode}"))
+    _with_lock_retry(database, lambda: con.execute(f"ATTACH '{path}' AS {quote_always(database)}{mode}"))
 
 
 # DuckDB's own catalogs, and the databases and schemas the studio answers itself (SNOWFLAKE, each
@@ -130,7 +120,7 @@ def create_database(name: str, owner_role: str = "ACCOUNTADMIN", *, if_not_exist
         Schema.objects.create(database=database, name=DEFAULT_SCHEMA, owner_role=owner_role)
         con = _open_file(db_name)
         try:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(DEFAULT_SCHEMA)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_always(DEFAULT_SCHEMA)}")
         finally:
             con.close()
     return database
@@ -149,7 +139,7 @@ def create_schema(database: str, name: str, owner_role: str = "ACCOUNTADMIN", *,
         schema = Schema.objects.create(database=db, name=name, owner_role=owner_role)
         con = _open_file(db.name)
         try:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(name)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_always(name)}")
         finally:
             con.close()
     return schema
@@ -190,7 +180,7 @@ def load_table(database: str, schema: str, table: str, source: Path, *, replace:
         raise UserError(f"Cannot load {source.name}: supported file types are {', '.join(sorted(LOADERS))}.")
     if not source.exists():
         raise UserError(f"File not found: {source}")
-    target = f"{ident(schema)}.{ident(table)}"
+    target = quote_always(schema, table)
     con = _open_file(database)
     try:
         exists = con.execute(
@@ -235,7 +225,7 @@ def connect(database: str | None, schema: str | None, *, read_only: bool = True,
             if path.exists():
                 attach(con, db_name, read_only=read_only and db_name != write)
         if database and Database.objects.filter(name=database).exists():
-            con.execute(f"USE {ident(database)}.{ident(schema or DEFAULT_SCHEMA)}")
+            con.execute(f"USE {quote_always(database, schema or DEFAULT_SCHEMA)}")
         if read_only:
             # Training queries must not read files or load extensions on the server's behalf.
             con.execute("SET enable_external_access = false")
@@ -289,7 +279,7 @@ def drop_schema(database: str, name: str) -> None:
         schema.delete()
         con = _open_file(database)
         try:
-            con.execute(f"DROP SCHEMA IF EXISTS {ident(name)} CASCADE")
+            con.execute(f"DROP SCHEMA IF EXISTS {quote_always(name)} CASCADE")
         finally:
             con.close()
     _remove_dirs(adapters)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import duckdb
 
 from catalog import stages
-from catalog.accountdata import duckdb_message, ident
-from catalog.identifiers import quote
+from catalog.accountdata import duckdb_message
+from catalog.identifiers import quote, quote_always
 from catalog.models import LoadedFile
 from errors import UserError
 
@@ -97,7 +97,7 @@ class Target:
 
     @property
     def sql(self) -> str:
-        return f"{ident(self.schema)}.{ident(self.table)}"
+        return quote_always(self.schema, self.table)
 
     def column_label(self, name: str) -> str:
         position = [c for c, _ in self.columns].index(name) + 1 if name in [c for c, _ in self.columns] else 0
@@ -259,7 +259,7 @@ def _load_file(con, target: Target, location, staged: stages.StagedFile, fmt: Fi
 
 
 def _column_list(target: Target) -> str:
-    return ", ".join(ident(c) for c, _ in target.columns)
+    return ", ".join(quote_always(c) for c, _ in target.columns)
 
 
 def _compression(fmt: FileFormat) -> str:
@@ -283,8 +283,8 @@ def _load_csv(con, target: Target, destination: str, staged, fmt: FileFormat, op
             file_columns[name] = (match[1] if match else "VARCHAR", match[0] if match else None)
         columns = {n: t for n, (t, _) in file_columns.items()}
         pairs = [(n, m) for n, (_, m) in file_columns.items() if m is not None]
-        insert_columns = ", ".join(ident(m) for _, m in pairs)
-        projection = ", ".join(ident(n) for n, _ in pairs)
+        insert_columns = ", ".join(quote_always(m) for _, m in pairs)
+        projection = ", ".join(quote_always(n) for n, _ in pairs)
         header_option, skip = "true", 0
     else:
         columns = {name: types[name] for name, _ in target.columns}
@@ -393,7 +393,7 @@ def _load_json(con, target: Target, destination: str, staged, fmt: FileFormat, o
     # Not `line NOT IN (NULL)` when every line is good: that is never true, and would load nothing.
     good = f"WHERE line NOT IN ({', '.join(str(line) for line in errors)})" if errors else ""
     projection = ", ".join(f"CAST({expr} AS {dict(target.columns)[n]})" for n, expr in values)
-    loaded = con.execute(f"INSERT INTO {destination} ({', '.join(ident(n) for n, _ in values)}) "
+    loaded = con.execute(f"INSERT INTO {destination} ({', '.join(quote_always(n) for n, _ in values)}) "
                          f"SELECT {projection} FROM _copy_lines {good}").fetchone()[0]
     con.execute("DROP TABLE _copy_lines")
     ordered = [errors[line] for line in sorted(errors)]
@@ -457,8 +457,8 @@ def _load_parquet(con, target: Target, destination: str, staged, fmt: FileFormat
             found = [n for n in names if (n.upper() == name.upper() if options.match_by_column_name ==
                                           "CASE_INSENSITIVE" else n == name)]
             if found:
-                pairs.append((name, f"CAST({ident(found[0])} AS {kind})"))
+                pairs.append((name, f"CAST({quote_always(found[0])} AS {kind})"))
         source = f"read_parquet({path})"
-    loaded = con.execute(f"INSERT INTO {destination} ({', '.join(ident(n) for n, _ in pairs)}) "
+    loaded = con.execute(f"INSERT INTO {destination} ({', '.join(quote_always(n) for n, _ in pairs)}) "
                          f"SELECT {', '.join(e for _, e in pairs)} FROM {source}").fetchone()[0]
     return loaded, loaded, []

@@ -64,7 +64,14 @@ def quote(part: str) -> str:
     """Render one normalized part the way Snowflake shows it: bare when it needs no quotes."""
     if re.fullmatch(r"[A-Z_][A-Z0-9_$]*", part):
         return part
-    return '"' + part.replace('"', '""') + '"'
+    return quote_always(part)
+
+
+def quote_always(*parts: str) -> str:
+    """Normalized parts in double quotes whatever they hold, joined by dots: how the studio's own SQL
+    (for Snowflake's parser or for DuckDB) names an object, so no keyword, case rule or character in
+    a name changes which object it means."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
 
 
 @dataclass(frozen=True)

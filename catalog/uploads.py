@@ -14,7 +14,7 @@ import duckdb
 
 from access.session import Session
 from catalog import copy_into, stages
-from catalog.identifiers import UNQUOTED, quote
+from catalog.identifiers import UNQUOTED, quote, quote_always
 from errors import UserError
 from sqlengine import datatypes
 from sqlengine.executor import Executor
@@ -130,6 +130,5 @@ def inferred_columns(path: Path, kind: str) -> list[tuple[str, str]]:
 def create_table_sql(table: tuple[str, str, str], columns: list[tuple[str, str]]) -> str:
     if not columns:
         raise UserError("The file has no columns to create a table from.", code=2019, sqlstate="0A000")
-    definitions = ", ".join('"' + name.replace('"', '""') + '" ' + kind for name, kind in columns)
-    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in table)
-    return f"CREATE TABLE {quoted} ({definitions})"
+    definitions = ", ".join(f"{quote_always(name)} {kind}" for name, kind in columns)
+    return f"CREATE TABLE {quote_always(*table)} ({definitions})"

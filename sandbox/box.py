@@ -30,7 +30,7 @@ from sqlglot.optimizer.scope import traverse_scope
 from access import privileges
 from access.session import Session
 from catalog import accountdata
-from catalog.identifiers import QualifiedName
+from catalog.identifiers import QualifiedName, quote_always
 from catalog.models import Database, Schema, SchemaObject
 from errors import UserError, compilation_error
 from sandbox import account_usage, allowlist, information_schema, names, session_functions
@@ -128,14 +128,14 @@ def fill(con: duckdb.DuckDBPyConnection, name: str, columns: tuple[tuple[str, st
     """Create the temporary table `name` and fill it with `values`: tuples in the columns' order, or one array
     per column (DuckDB scans numpy arrays in milliseconds where inserting row by row takes seconds
     for ten thousand rows)."""
-    table = f"temp.main.{accountdata.ident(name)}"
-    con.execute(f"CREATE TEMPORARY TABLE {accountdata.ident(name)} ({', '.join(f'{accountdata.ident(n)} {t}' for n, t in columns)})")
+    table = f"temp.main.{quote_always(name)}"
+    con.execute(f"CREATE TEMPORARY TABLE {quote_always(name)} ({', '.join(f'{quote_always(n)} {t}' for n, t in columns)})")
     if isinstance(values, dict):
         if not len(values[columns[0][0]]):
             return
         con.register("_view_rows", values)
         try:
-            names = ", ".join(accountdata.ident(name) for name, _ in columns)
+            names = ", ".join(quote_always(name) for name, _ in columns)
             con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _view_rows")
         finally:
             con.unregister("_view_rows")

@@ -13,7 +13,7 @@ from sqlglot import exp
 
 from access import privileges, roles
 from catalog import accountdata
-from catalog.identifiers import split_parts
+from catalog.identifiers import quote_always, split_parts
 from catalog.models import Database, Schema, SchemaObject
 from errors import UserError, compilation_error
 from models_registry.models import FineTunedModel
@@ -208,8 +208,7 @@ def _relations(session, spec, kind: str) -> list[dict[str, Any]]:
                     "comment": record.comment if record else "",
                     "text": (record.text if record and record.text else sql)}
             if kind == "TABLE":
-                ident = accountdata.qualified_ident(database, schema, name)
-                item["rows"] = con.execute(f"SELECT count(*) FROM {ident}").fetchone()[0]
+                item["rows"] = con.execute(f"SELECT count(*) FROM {quote_always(database, schema, name)}").fetchone()[0]
             found.append(item)
     return sorted(found, key=lambda i: (i["database"], i["schema"], i["name"]))
 

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from access.privileges import INSUFFICIENT_PRIVILEGES
 from access.web import session_for
 from catalog import uploads
-from catalog.identifiers import quote
+from catalog.identifiers import quote, quote_always
 from catalog.stage_views import StageUploadHandler
 from errors import UserError
 from sqlengine import show
@@ -68,7 +68,7 @@ def data(request):
 
 def table_preview(session, database: str, schema: str, table: str) -> dict:
     """The table's columns (DESCRIBE) and first rows (SELECT … LIMIT), with the privileges SELECT needs."""
-    name = ".".join('"' + part.replace('"', '""') + '"' for part in (database, schema, table))
+    name = quote_always(database, schema, table)
     executor = Executor(session)
     columns = [(row[0], row[1]) for row in executor.execute(f"DESCRIBE TABLE {name}")[0].rows]
     rows = executor.execute(f"SELECT * FROM {name} LIMIT {PREVIEW_ROWS}")[0].rows

@@ -1,6 +1,6 @@
 import pytest
 
-from catalog.identifiers import QualifiedName, qualify, split_parts
+from catalog.identifiers import QualifiedName, qualify, quote, quote_always, split_parts
 from errors import UserError
 
 
@@ -19,6 +19,11 @@ def test_one_part_names_resolve_against_the_session():
 
 def test_a_qualified_name_prints_the_way_snowflake_shows_it():
     assert str(QualifiedName("DB", "PUBLIC", "My Model")) == 'DB.PUBLIC."My Model"'
+
+
+def test_quote_leaves_a_plain_name_bare_and_quote_always_quotes_every_part():
+    assert [quote("PUBLIC"), quote("My Model")] == ["PUBLIC", '"My Model"']
+    assert quote_always("DB", "PUBLIC", 'say "hi"') == '"DB"."PUBLIC"."say ""hi"""'
 
 
 def test_a_name_without_a_current_database_says_how_to_fix_it():

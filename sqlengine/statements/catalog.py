@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from access import privileges
 from catalog import accountdata, stages
-from catalog.identifiers import QualifiedName, quote, split_parts
+from catalog.identifiers import QualifiedName, quote, quote_always, split_parts
 from catalog.models import SchemaObject
 from errors import UserError, compilation_error
 from inference import deployment
@@ -248,7 +248,7 @@ def _columns(definitions: list[exp.Expression]) -> list[_Column]:
                 comment = str(constant(constraint.args["kind"].this))
             else:
                 constraints.append(constraint.sql(dialect="duckdb"))
-        sql = " ".join([accountdata.ident(name), datatypes.to_duckdb(datatype), *constraints])
+        sql = " ".join([quote_always(name), datatypes.to_duckdb(datatype), *constraints])
         columns.append(_Column(name, sql, datatypes.declared(datatype), comment))
     return columns
 
@@ -292,7 +292,7 @@ def _creation_steps(session, box: Sandbox, statement: exp.Create, kind: str, tar
             raise UserError("SQL compilation error: a view cannot read INFORMATION_SCHEMA or "
                               "SNOWFLAKE.ACCOUNT_USAGE here: they are answered per query, not stored.",
                               code=2003, sqlstate="0A000")
-    relation = accountdata.qualified_ident(target.database, target.schema, target.name)
+    relation = quote_always(*_parts(target))
 
     def steps(con):
         existing = _object_kind(con, target)
@@ -307,7 +307,7 @@ def _creation_steps(session, box: Sandbox, statement: exp.Create, kind: str, tar
             _execute(con, f"DROP {kind} {relation}")
             replaced.append(existing)
         if kind == "VIEW":
-            names = f" ({', '.join(accountdata.ident(c) for c in view_columns)})" if view_columns else ""
+            names = f" ({', '.join(quote_always(c) for c in view_columns)})" if view_columns else ""
             _execute(con, f"CREATE VIEW {relation}{names} AS {prepared.sql(dialect='duckdb')}")
         elif columns:
             _execute(con, f"CREATE TABLE {relation} ({', '.join(c.duckdb_sql for c in columns)})")
@@ -315,7 +315,7 @@ def _creation_steps(session, box: Sandbox, statement: exp.Create, kind: str, tar
                 if column.comment is not None:
                     # COMMENT ON takes no parameters in DuckDB.
                     text = "'" + column.comment.replace("'", "''") + "'"
-                    _execute(con, f"COMMENT ON COLUMN {relation}.{accountdata.ident(column.name)} IS {text}")
+                    _execute(con, f"COMMENT ON COLUMN {relation}.{quote_always(column.name)} IS {text}")
             if prepared is not None:
                 _execute(con, f"INSERT INTO {relation} {prepared.sql(dialect='duckdb')}")
         else:
@@ -388,7 +388,7 @@ def _drop(executor, statement: exp.Drop) -> Result:
         if existing != kind:
             raise _wrong_kind(existing, kind)
         privileges.require_ownership(session, kind, str(target))
-        _execute(con, f"DROP {kind} {accountdata.qualified_ident(*_parts(target))}")
+        _execute(con, f"DROP {kind} {quote_always(*_parts(target))}")
         SchemaObject.objects.filter(schema__database__name=target.database, schema__name=target.schema,
                                     name=target.name).delete()
         return True
@@ -480,7 +480,7 @@ def _insert(executor, statement: exp.Insert) -> Result:
         def steps(con):
             _existing_table(con, target)
             if overwrite:
-                _execute(con, f"DELETE FROM {accountdata.qualified_ident(*_parts(target))}")
+                _execute(con, f"DELETE FROM {quote_always(*_parts(target))}")
             return _execute(con, rewritten.sql(dialect="duckdb")).fetchone()[0]
 
         inserted = _write(target, box, steps)
@@ -514,7 +514,7 @@ def _truncate(executor, statement: exp.TruncateTable) -> Result:
 
         def steps(con, target=target):
             _existing_table(con, target)
-            _execute(con, f"DELETE FROM {accountdata.qualified_ident(*_parts(target))}")
+            _execute(con, f"DELETE FROM {quote_always(*_parts(target))}")
 
         with Sandbox(session, write=target.database, action="TRUNCATE TABLE") as box:
             try:
