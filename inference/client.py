@@ -23,8 +23,9 @@ UNREACHABLE = (OSError, httpx2.TransportError)
 
 
 @dataclass(frozen=True)
-class Target:
-    """What to ask for: the base model, and the adapter id (the model's qualified name) if fine-tuned."""
+class ServedModel:
+    """A model as the inference servers serve it: its base model, and the adapter id (the model's qualified
+    name) if fine-tuned; display_name is the name answers and usage rows give it."""
 
     base_model: str
     adapter_id: str | None
@@ -53,7 +54,7 @@ def client_for(server: InferenceServer) -> InferenceClient:
     return InferenceClient(base_url=server.url, api_key=settings.INFERENCE_TOKEN, timeout=settings.INFERENCE_TIMEOUT)
 
 
-def requested_model(server: InferenceServer, target: Target) -> str:
+def requested_model(server: InferenceServer, target: ServedModel) -> str:
     """The chat request's `model`: TGI selects a LoRA adapter by it, and the base model by its name. A TGI
     server knows an adapter by its LORA_ADAPTERS id, which escapes characters its launcher cannot parse."""
     if target.adapter_id is None:
@@ -63,7 +64,7 @@ def requested_model(server: InferenceServer, target: Target) -> str:
     return target.adapter_id
 
 
-def chat(target: Target, messages: list[dict[str, str]], *, max_tokens: int, temperature: float,
+def chat(target: ServedModel, messages: list[dict[str, str]], *, max_tokens: int, temperature: float,
          top_p: float | None) -> tuple[str, int, int]:
     """One chat completion; returns (text, prompt tokens, completion tokens)."""
     server = server_for(target.base_model, target.model_id)
@@ -84,7 +85,7 @@ def chat(target: Target, messages: list[dict[str, str]], *, max_tokens: int, tem
     return (choice.message.content or "", usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
 
 
-def _refused(server: InferenceServer, target: Target, exc: HfHubHTTPError) -> InferenceError:
+def _refused(server: InferenceServer, target: ServedModel, exc: HfHubHTTPError) -> InferenceError:
     status = exc.response.status_code if exc.response is not None else None
     log.warning("inference server %s at %s refused the request for %s: %s", server.name, server.url,
                 target.display_name, exc)
@@ -94,7 +95,7 @@ def _refused(server: InferenceServer, target: Target, exc: HfHubHTTPError) -> In
                           invalid_request=status == 422)
 
 
-def _unreachable(server: InferenceServer, target: Target, exc: BaseException) -> InferenceError:
+def _unreachable(server: InferenceServer, target: ServedModel, exc: BaseException) -> InferenceError:
     log.warning("inference server %s at %s is not reachable: %r", server.name, server.url, exc)
     return InferenceError(f"Inference server '{server.name}' for base model '{target.base_model}' is not reachable: "
                           f"{addresses.hide(str(exc), server) or type(exc).__name__}", permanent=False)
@@ -109,7 +110,7 @@ class ChatDelta:
     usage: tuple[int, int] | None = None  # (prompt tokens, completion tokens)
 
 
-def chat_stream(target: Target, messages: list[dict[str, str]], *, max_tokens: int, temperature: float,
+def chat_stream(target: ServedModel, messages: list[dict[str, str]], *, max_tokens: int, temperature: float,
                 top_p: float | None) -> Iterator[ChatDelta]:
     """One chat completion as the server generates it. A server that refuses the request or cannot be
     reached fails here, before the first piece; one that fails mid-stream fails the iteration."""
@@ -134,7 +135,7 @@ def chat_stream(target: Target, messages: list[dict[str, str]], *, max_tokens: i
     return _deltas(server, target, client, chunks)
 
 
-def _deltas(server: InferenceServer, target: Target, client: InferenceClient,
+def _deltas(server: InferenceServer, target: ServedModel, client: InferenceClient,
             chunks: Iterable) -> Iterator[ChatDelta]:
     usage, pieces = None, 0
     try:

@@ -13,7 +13,7 @@ from catalog import base_models
 from catalog.models import BaseModel
 from errors import UserError, invalid_argument
 from inference import limits, usage
-from inference.client import ChatDelta, Target, chat, chat_stream
+from inference.client import ChatDelta, ServedModel, chat, chat_stream
 from inference.models import CompletionUsage
 from models_registry import registry
 
@@ -21,19 +21,19 @@ DEFAULT_MAX_TOKENS = 256
 OPTION_NAMES = ("temperature", "top_p", "max_tokens", "guardrails")
 
 
-def resolve_target(session: Session, model: str) -> Target:
+def resolve_target(session: Session, model: str) -> ServedModel:
     if not isinstance(model, str) or not model.strip():
         raise invalid_argument("COMPLETE needs a model name as its first argument.")
     base = BaseModel.objects.filter(name=model.strip().lower()).first()
     if base is not None:
         base_models.get_installed(base.name)
-        return Target(base_model=base.name, adapter_id=None, display_name=base.name)
+        return ServedModel(base_model=base.name, adapter_id=None, display_name=base.name)
     tuned = registry.resolve(model.strip(), session.database, session.schema)
-    return Target(base_model=tuned.base_model, adapter_id=tuned.qualified_name, display_name=tuned.qualified_name,
-                  model_id=tuned.pk)
+    return ServedModel(base_model=tuned.base_model, adapter_id=tuned.qualified_name,
+                       display_name=tuned.qualified_name, model_id=tuned.pk)
 
 
-def authorize(session: Session, model: str) -> Target:
+def authorize(session: Session, model: str) -> ServedModel:
     """The model COMPLETE would call, once the session may call it: SNOWFLAKE.CORTEX_USER always, and
     for a fine-tuned model USAGE on its database and schema and USAGE (or OWNERSHIP) on the model; and an
     enabled base model. Recorded in the access history, refusals included."""
@@ -42,7 +42,7 @@ def authorize(session: Session, model: str) -> Target:
         return _authorized_target(session, model)
 
 
-def _authorized_target(session: Session, model: str) -> Target:
+def _authorized_target(session: Session, model: str) -> ServedModel:
     privileges.require_cortex_user(session, "COMPLETE")
     target = resolve_target(session, model)
     if target.adapter_id is not None:
@@ -55,7 +55,7 @@ def _authorized_target(session: Session, model: str) -> Target:
     return target
 
 
-def _require_enabled_base(target: Target) -> None:
+def _require_enabled_base(target: ServedModel) -> None:
     """A disabled base model answers no COMPLETE, nor does any model fine-tuned from it (Cortex: "If a
     base model is removed from the Cortex LLM Functions, your fine-tuned model will no longer work")."""
     fine_tuned = target.display_name if target.adapter_id is not None else None
@@ -66,7 +66,7 @@ def _require_enabled_base(target: Target) -> None:
     base.require_enabled(fine_tuned=fine_tuned)
 
 
-def authorize_statement(session: Session, models: list[str]) -> dict[str, Target]:
+def authorize_statement(session: Session, models: list[str]) -> dict[str, ServedModel]:
     """Authorize (and record) each model a statement names once, before its rows call COMPLETE; the
     per-row calls then reuse the answer (see complete(), AUTHORIZED_ATTRIBUTE)."""
     authorized = {}
@@ -80,7 +80,7 @@ def authorize_statement(session: Session, models: list[str]) -> dict[str, Target
     return authorized
 
 
-# Set on a Session by the SELECT handler for the length of one statement: model name -> Target.
+# Set on a Session by the SELECT handler for the length of one statement: model name -> ServedModel.
 AUTHORIZED_ATTRIBUTE = "cortex_authorized_models"
 # Checks made while a statement runs (a model named by a column, or one that did not resolve ahead):
 # model -> the error or None. Rows may be answered on other threads, where writing the metadata
@@ -153,7 +153,7 @@ def complete(session: Session, model: str, prompt_or_messages: Any, options: dic
         return _complete(session, _authorized_target(session, model), prompt_or_messages, options)
 
 
-def _complete(session: Session, target: Target, prompt_or_messages: Any, options: dict[str, Any] | None, *,
+def _complete(session: Session, target: ServedModel, prompt_or_messages: Any, options: dict[str, Any] | None, *,
               deferred: bool = False) -> Any:
     messages = _messages(prompt_or_messages)
     max_tokens, temperature, top_p = _options(options or {})
@@ -181,7 +181,7 @@ def usage_object(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 @dataclass
 class Completion:
-    target: Target
+    target: ServedModel
     text: str
     prompt_tokens: int
     completion_tokens: int
@@ -193,7 +193,7 @@ class CompletionStream:
     """A completion as it is generated: iterate `pieces` for text; once they are exhausted, the token
     counts and finish_reason are set. Closing it early (a client that went away) records CANCELLED."""
 
-    target: Target
+    target: ServedModel
     pieces: Generator[str, None, None] = field(repr=False)
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -208,7 +208,7 @@ class CompletionStream:
             self.call.finish(CompletionUsage.Status.CANCELLED, "the client closed the stream before it began")
 
 
-def _prepare(session: Session, model: str, messages: Any, options: dict[str, Any]) -> tuple[Target, list, tuple]:
+def _prepare(session: Session, model: str, messages: Any, options: dict[str, Any]) -> tuple[ServedModel, list, tuple]:
     """The authorized target, the messages and the options, or an error whose `field` names the part of
     the request it is about: "model" (unknown, unusable or refused), "messages" or "options"."""
     try:
@@ -278,7 +278,7 @@ def _metered(stream: CompletionStream, call: usage.Call, deltas: Iterator[ChatDe
         call.finish(status, message)
 
 
-def usable_models(session: Session) -> list[Target]:
+def usable_models(session: Session) -> list[ServedModel]:
     """The models COMPLETE would answer for this session: installed, enabled base models, and the fine-tuned
     models it holds USAGE on (with USAGE on their database and schema) whose base model is enabled.
     `_authorized_target`'s rule, evaluated for every model from a handful of queries (privileges.Held), so a
@@ -289,7 +289,7 @@ def usable_models(session: Session) -> list[Target]:
     if not privileges.holds_cortex_user(session, roles=roles):
         return []
     bases = {b.name: b for b in BaseModel.objects.order_by("name")}
-    usable = [Target(base_model=b.name, adapter_id=None, display_name=b.name)
+    usable = [ServedModel(base_model=b.name, adapter_id=None, display_name=b.name)
               for b in bases.values() if b.is_installed and b.enabled]
     held = privileges.Held(session, roles)
     for model in FineTunedModel.objects.select_related("schema__database"):
@@ -301,6 +301,6 @@ def usable_models(session: Session) -> list[Target]:
                 and held.has("USAGE", "SCHEMA", privileges.key(database.name, schema.name), schema.owner_role)
                 and held.has("USAGE", "MODEL", privileges.key(database.name, schema.name, model.name),
                              model.owner_role)):
-            usable.append(Target(base_model=model.base_model, adapter_id=model.qualified_name,
-                                 display_name=model.qualified_name, model_id=model.pk))
+            usable.append(ServedModel(base_model=model.base_model, adapter_id=model.qualified_name,
+                                      display_name=model.qualified_name, model_id=model.pk))
     return usable

@@ -24,7 +24,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from access.session import Session
-from inference.client import Target
+from inference.client import ServedModel
 from inference.models import CompletionUsage
 
 # Session attribute: usage rows measured inside a SELECT, saved when the statement ends.
@@ -35,7 +35,7 @@ _deferred_lock = threading.Lock()
 class Call:
     """One COMPLETE call being measured."""
 
-    def __init__(self, session: Session, target: Target, entry_point: str, request_id: str = "") -> None:
+    def __init__(self, session: Session, target: ServedModel, entry_point: str, request_id: str = "") -> None:
         user = session.user if getattr(session.user, "pk", None) else None
         self.row = CompletionUsage(
             user=user, user_name=session.user_name, role=session.role or "", warehouse=session.warehouse or "",
@@ -69,7 +69,7 @@ class Call:
 
 
 @contextlib.contextmanager
-def measured(session: Session, target: Target, entry_point: str, *, request_id: str = "", start: bool = False,
+def measured(session: Session, target: ServedModel, entry_point: str, *, request_id: str = "", start: bool = False,
              defer: bool = False) -> Iterator[Call]:
     """Measure one call: `start` saves the row before the block runs; `defer` keeps the finished row
     on the session for save_deferred instead of saving it."""

@@ -31,7 +31,7 @@ from access.web import session_for
 from catalog.models import BaseModel
 from errors import UserError
 from inference import complete
-from inference.client import Target
+from inference.client import ServedModel
 from inference.complete import CompletionStream
 from inference.models import CompletionUsage
 from studio.chats import Chat
@@ -73,15 +73,15 @@ class ChatForm(forms.Form):
 class Picker:
     """The models the role may use (COMPLETE's own rule), and the one chosen."""
 
-    models: list[Target]
-    chosen: Target | None
+    models: list[ServedModel]
+    chosen: ServedModel | None
 
     @property
-    def base_models(self) -> list[Target]:
+    def base_models(self) -> list[ServedModel]:
         return [m for m in self.models if m.adapter_id is None]
 
     @property
-    def fine_tuned(self) -> list[Target]:
+    def fine_tuned(self) -> list[ServedModel]:
         return [m for m in self.models if m.adapter_id is not None]
 
     @property
@@ -101,7 +101,7 @@ def _page_url(model: str) -> str:
     return f"{reverse('playground')}?{urlencode({'model': model})}"
 
 
-def _find(models: list[Target], name: str | None) -> Target | None:
+def _find(models: list[ServedModel], name: str | None) -> ServedModel | None:
     """The model of that name; case-insensitively only when none has it exactly, since two quoted names
     may differ only in case (DB.S."Aa" and DB.S."aA")."""
     wanted = (name or "").strip()

@@ -191,12 +191,12 @@ def test_adapter_ids_are_qualified_names_with_tgi_syntax_percent_encoded():
 
 def test_requests_to_a_tgi_server_name_the_adapter_by_its_lora_adapters_id():
     """COMPLETE's chat request selects the adapter by `model`: on TGI that is the id LORA_ADAPTERS gave it."""
-    odd = client.Target("smollm2-135m", 'DB.PUBLIC."a,b"', 'DB.PUBLIC."a,b"')
+    odd = client.ServedModel("smollm2-135m", 'DB.PUBLIC."a,b"', 'DB.PUBLIC."a,b"')
     tgi_server = InferenceServer(name="t", url="http://tgi", base_model="smollm2-135m", backend="tgi")
     embedded = InferenceServer(name="e", url="http://e", base_model="smollm2-135m", backend="embedded")
     assert client.requested_model(tgi_server, odd) == tgi.adapter_id('DB.PUBLIC."a,b"') == 'DB.PUBLIC."a%2Cb"'
     assert client.requested_model(embedded, odd) == 'DB.PUBLIC."a,b"'
-    base = client.Target("smollm2-135m", None, "smollm2-135m")
+    base = client.ServedModel("smollm2-135m", None, "smollm2-135m")
     assert client.requested_model(tgi_server, base) == "smollm2-135m"
 
 
