@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import transaction
@@ -70,11 +72,11 @@ def parse_options(options: str | dict[str, Any] | None) -> dict[str, Any]:
 def _warehouse(session: Session) -> Warehouse:
     if not session.warehouse:
         raise UserError("No active warehouse selected in the current session. Select an active warehouse "
-                          "with the 'use warehouse' command.", code=606, sqlstate="57P03")
+                          "with the 'use warehouse' command.", code=606, sqlstate="57P03", field="warehouse")
     warehouse = Warehouse.objects.filter(name=session.warehouse).first()
     if warehouse is None:
         raise UserError(f"Warehouse '{session.warehouse}' does not exist or not authorized.",
-                          code=2003, sqlstate="02000")
+                          code=2003, sqlstate="02000", field="warehouse")
     return warehouse
 
 
@@ -87,7 +89,11 @@ def create(
     options: str | dict[str, Any] | None = None,
 ) -> str:
     """Validate everything a job needs, check the session's privileges, record it PENDING and queue it;
-    returns the job id. The attempt, refused or not, goes into the access history."""
+    returns the job id. The attempt, refused or not, goes into the access history.
+
+    A refusal names the argument it concerns in its `field`: FINETUNE's own ("name", "base_model",
+    "training_data", "validation_data", "options"), or a finer one: "schema" (the schema part of the
+    name), "prompt" / "completion" (a column of the training query), "role" / "warehouse" (the session's)."""
     with history.recorded(session, "FINETUNE CREATE", "MODEL", _target_label(session, name)):
         return _create(session, name, base_model, training_query, validation_query, options)
 
@@ -99,28 +105,51 @@ def _target_label(session: Session, name: Any) -> str:
         return str(name)[:767]
 
 
+@contextmanager
+def _concerning(field: str) -> Iterator[None]:
+    try:
+        yield
+    except UserError as error:
+        raise error.concerning(field)
+
+
 def _create(session: Session, name: str, base_model: str, training_query: str, validation_query: str | None,
             options: str | dict[str, Any] | None) -> str:
-    _require_text("model name", name)
-    _require_text("base model", base_model)
-    _require_text("training query", training_query)
+    _require_text("model name", name, field="name")
+    _require_text("base model", base_model, field="base_model")
+    _require_text("training query", training_query, field="training_data")
     if validation_query is not None:
-        _require_text("validation query", validation_query)
+        _require_text("validation query", validation_query, field="validation_data")
     if options is not None and not isinstance(options, (str, dict)):
-        raise invalid_argument("Invalid options argument: expected a JSON object in a string, e.g. '{\"max_epochs\": 3}'.")
-    target: QualifiedName = qualify(name, session.database, session.schema, what="model")
-    privileges.require_cortex_user(session, "FINETUNE")
-    base = base_models.get_installed(base_model)
-    base.require_enabled(finetune=True)
-    parsed_options = parse_options(options)
-    accountdata.get_schema(target.database, target.schema)
+        raise invalid_argument(
+            "Invalid options argument: expected a JSON object in a string, e.g. '{\"max_epochs\": 3}'.", field="options")
+    with _concerning("name"):
+        target: QualifiedName = qualify(name, session.database, session.schema, what="model")
+    with _concerning("role"):
+        privileges.require_cortex_user(session, "FINETUNE")
+    with _concerning("base_model"):
+        base = base_models.get_installed(base_model)
+        base.require_enabled(finetune=True)
+    with _concerning("options"):
+        parsed_options = parse_options(options)
+    with _concerning("schema"):
+        accountdata.get_schema(target.database, target.schema)
     warehouse = _warehouse(session)
-    privileges.require_warehouse_usage(session, warehouse.name)
-    privileges.require_create_in_schema(session, "MODEL", target.database, target.schema)
+    with _concerning("warehouse"):
+        privileges.require_warehouse_usage(session, warehouse.name)
+    with _concerning("schema"):
+        privileges.require_create_in_schema(session, "MODEL", target.database, target.schema)
     # Each query runs in a sandbox that checks every name it reads before reading anything.
-    check_query(session, training_query, purpose="training")
+    with _concerning("training_data"):
+        check_query(session, training_query, purpose="training")
     if validation_query:
-        check_query(session, validation_query, purpose="validation")
+        try:
+            check_query(session, validation_query, purpose="validation")
+        except UserError as error:
+            # Its PROMPT and COMPLETION must be the training query's: a missing or non-text one is fixed
+            # with other validation data, not with another column, so this argument is the one to name.
+            error.field = "validation_data"
+            raise
 
     with transaction.atomic():
         job = FineTuneJob.objects.create(
@@ -142,9 +171,10 @@ def _create(session: Session, name: str, base_model: str, training_query: str, v
     return job.id
 
 
-def _require_text(what: str, value: Any) -> None:
+def _require_text(what: str, value: Any, *, field: str) -> None:
     if not isinstance(value, str):
-        raise invalid_argument(f"Invalid argument for FINETUNE: the {what} must be a string, got {json.dumps(value)}.")
+        raise invalid_argument(f"Invalid argument for FINETUNE: the {what} must be a string, got {json.dumps(value)}.",
+                               field=field)
 
 
 def visible_jobs(session: Session):

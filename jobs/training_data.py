@@ -29,11 +29,13 @@ def _prepared(box: Sandbox, sql: str, purpose: str) -> str:
     except UserError as error:
         reason = error.message.removeprefix("SQL compilation error: ")
         raise UserError(f"SQL compilation error: the {purpose} query failed: {reason}", code=error.code,
-                          sqlstate=error.sqlstate, refused=error.refused) from None
+                          sqlstate=error.sqlstate, refused=error.refused, field=error.field) from None
 
 
 def check_query(session: Session, sql: str, *, purpose: str) -> int:
-    """Validate a training/validation query before a job exists; returns its row count."""
+    """Validate a training/validation query before a job exists; returns its row count. A missing or
+    non-text PROMPT or COMPLETION column is refused naming that column (field "prompt" or "completion");
+    the caller names the query its other refusals concern."""
     if not sql or not sql.strip():
         raise UserError(f"The {purpose} query is empty: give a SELECT that returns prompt and completion columns.",
                           code=100357, sqlstate="22023")
@@ -51,13 +53,16 @@ def check_query(session: Session, sql: str, *, purpose: str) -> int:
             raise compilation_error(
                 f"the {purpose} query result must have columns named PROMPT and COMPLETION; "
                 f"missing {', '.join(c.upper() for c in missing)} (found {', '.join(columns) or 'no columns'}). "
-                "Use column aliases, e.g. SELECT question AS prompt, answer AS completion FROM …"
+                "Use column aliases, e.g. SELECT question AS prompt, answer AS completion FROM …",
+                field=missing[0],
             )
-        not_text = [f"{c.upper()} is {types[c]}" for c in REQUIRED_COLUMNS if types[c] not in TEXT_TYPES]
+        not_text = [c for c in REQUIRED_COLUMNS if types[c] not in TEXT_TYPES]
         if not_text:
             raise compilation_error(
-                f"the {purpose} query's PROMPT and COMPLETION columns must be text; {', '.join(not_text)}. "
-                "Cast them, e.g. SELECT TO_VARCHAR(label) AS completion"
+                f"the {purpose} query's PROMPT and COMPLETION columns must be text; "
+                f"{', '.join(f'{c.upper()} is {types[c]}' for c in not_text)}. "
+                "Cast them, e.g. SELECT TO_VARCHAR(label) AS completion",
+                field=not_text[0],
             )
         count = box.execute(f"SELECT count(*) FROM ({_wrapped(inner)}) AS c").fetchone()[0]
     if count == 0:

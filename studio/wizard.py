@@ -11,7 +11,6 @@ step they concern.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,28 +197,25 @@ def first_rows(session: Session, table: str):
 
 # Where CREATE's refusals belong --------------------------------------------------------------------
 
-# (pattern in the message, step, field): the first that matches names the step that fixes the error.
-ERROR_STEPS = (
-    (r"validation query", "validation", "Validation data"),
-    (r"[Bb]ase model", "model", "Base model"),
-    (r"CORTEX_USER|function 'FINETUNE'", "role", "Role"),
-    (r"[Ww]arehouse", "role", "Warehouse"),
-    (r"Invalid identifier|model name", "name", "Model name"),
-    (r"PROMPT is|missing PROMPT", "prompt", "Prompt column"),
-    (r"COMPLETION is|missing COMPLETION", "completion", "Completion column"),
-    (r"on (schema|database) |^Schema |^Database ", "database", "Database"),
-)
+# The argument a refusal names (finetune.create's fields) -> the step that changes it, and the label the
+# refusal is shown under there.
+FIELD_STEPS = {
+    "base_model": ("model", "Base model"),
+    "role": ("role", "Role"),
+    "warehouse": ("role", "Warehouse"),
+    "schema": ("database", "Database"),
+    "name": ("name", "Model name"),
+    "training_data": ("training", "Training data"),
+    "prompt": ("prompt", "Prompt column"),
+    "completion": ("completion", "Completion column"),
+    "validation_data": ("validation", "Validation data"),
+}
+# A refusal naming nothing the wizard has a step for stays where Start was pressed.
+UNPLACED = ("review", "Fine-tuning job")
 
 
-def error_step(error: UserError, draft: Draft) -> tuple[str, str]:
-    message = error.message
-    for pattern, step, field in ERROR_STEPS:
-        if re.search(pattern, message):
-            return step, field
-    validation = draft.validation_table
-    if validation and split_parts(validation)[-1] in message:
-        return "validation", "Validation data"
-    return "training", "Training data"
+def error_step(error: UserError) -> tuple[str, str]:
+    return FIELD_STEPS.get(error.field, UNPLACED)
 
 
 # Views ----------------------------------------------------------------------------------------------
@@ -302,7 +298,7 @@ def _review(request, draft: Draft, session: Session):
     try:
         job_id = finetune.create(session, **context["arguments"])
     except UserError as error:
-        step, field = error_step(error, draft)
+        step, field = error_step(error)
         draft.set_error(step, field, error.message)
         return redirect("wizard_step", step=step)
     draft.clear()
@@ -434,8 +430,7 @@ class StepRefusal(UserError):
     """A service refusal that belongs to one field of the step's form."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field=field)
 
 
 class StepHandler:

@@ -172,3 +172,28 @@ def test_it_refuses_arguments_of_the_wrong_type(examples):
 def test_it_refuses_an_eval_steps_option_below_one(examples):
     message = refused(examples, "my_model", "tiny-llama", GOOD_QUERY, None, '{"eval_steps": 0}')
     assert message == "Invalid options argument: eval_steps must be a positive number of training steps, got 0."
+
+
+@pytest.mark.parametrize("args, field", [
+    ((None, "tiny-llama", GOOD_QUERY), "name"),
+    (("9lives", "tiny-llama", GOOD_QUERY), "name"),
+    (("my_model", "gpt-9", GOOD_QUERY), "base_model"),
+    (("checks.nowhere.my_model", "tiny-llama", GOOD_QUERY), "schema"),
+    (("my_model", "tiny-llama", GOOD_QUERY, None, '{"epochs": 3}'), "options"),
+    (("my_model", "tiny-llama", "SELECT prompt, completion FROM missing_table"), "training_data"),
+    (("my_model", "tiny-llama", "SELECT prompt FROM examples"), "completion"),
+    (("my_model", "tiny-llama", "SELECT prompt, 42 AS completion FROM examples"), "completion"),
+    (("my_model", "tiny-llama", "SELECT 1 AS prompt, completion FROM examples"), "prompt"),
+    (("my_model", "tiny-llama", GOOD_QUERY, "SELECT prompt FROM examples"), "validation_data"),
+    (("my_model", "tiny-llama", GOOD_QUERY, "SELECT prompt, completion FROM nothing WHERE 1 = 0"), "validation_data"),
+])
+def test_a_refusal_names_the_argument_it_concerns(examples, args, field):
+    with pytest.raises(UserError) as caught:
+        create(examples, *args)
+    assert caught.value.field == field, caught.value.message
+
+
+def test_a_session_without_a_warehouse_is_refused_naming_the_warehouse(examples):
+    with pytest.raises(UserError, match="No active warehouse selected") as caught:
+        create(admin_session(database="CHECKS", schema="PUBLIC", warehouse=None), "my_model", "tiny-llama", GOOD_QUERY)
+    assert caught.value.field == "warehouse"
