@@ -12,7 +12,7 @@ from access.session import Session
 from catalog import base_models
 from catalog.models import BaseModel
 from errors import UserError, invalid_argument
-from inference import limits, usage
+from inference import limits, metering
 from inference.client import ChatDelta, ServedModel, chat, chat_stream
 from inference.models import CompletionUsage
 from models_registry import registry
@@ -96,7 +96,7 @@ def record_checked(session: Session) -> None:
         history.record(session, "COMPLETE", "MODEL", model[:767], outcome=outcome,
                        message=error.message if error is not None else "")
     setattr(session, CHECKED_ATTRIBUTE, {})
-    usage.save_deferred(session)
+    metering.save_deferred(session)
 
 
 def _messages(prompt_or_messages: Any) -> list[dict[str, str]]:
@@ -157,7 +157,7 @@ def _complete(session: Session, target: ServedModel, prompt_or_messages: Any, op
               deferred: bool = False) -> Any:
     messages = _messages(prompt_or_messages)
     max_tokens, temperature, top_p = _options(options or {})
-    with usage.measured(session, target, CompletionUsage.EntryPoint.SQL, defer=deferred) as call:
+    with metering.measured(session, target, CompletionUsage.EntryPoint.SQL, defer=deferred) as call:
         text, prompt_tokens, completion_tokens = chat(target, messages, max_tokens=max_tokens,
                                                       temperature=temperature, top_p=top_p)
         call.tokens(prompt_tokens, completion_tokens)
@@ -198,7 +198,7 @@ class CompletionStream:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
-    call: usage.Call | None = field(default=None, repr=False)
+    call: metering.Call | None = field(default=None, repr=False)
 
     def close(self) -> None:
         """Stop generating. Closing a generator that never started runs none of its code, so a stream
@@ -232,7 +232,7 @@ def chat_completion(session: Session, model: str, messages: Any, options: dict[s
                     request_id: str) -> Completion:
     """COMPLETE(model, messages, options) for an HTTP request: the same rules and the same answer."""
     target, messages, (max_tokens, temperature, top_p) = _prepare(session, model, messages, options)
-    with usage.measured(session, target, entry_point, request_id=request_id, start=True) as call:
+    with metering.measured(session, target, entry_point, request_id=request_id, start=True) as call:
         text, prompt_tokens, completion_tokens = chat(target, messages, max_tokens=max_tokens,
                                                       temperature=temperature, top_p=top_p)
         call.tokens(prompt_tokens, completion_tokens)
@@ -245,7 +245,7 @@ def stream_completion(session: Session, model: str, messages: Any, options: dict
     """chat_completion, streamed. Refusals, bad input and an unreachable server raise here, before
     anything is streamed, so the caller can still answer with an error status."""
     target, messages, (max_tokens, temperature, top_p) = _prepare(session, model, messages, options)
-    call = usage.Call(session, target, entry_point, request_id).start()
+    call = metering.Call(session, target, entry_point, request_id).start()
     try:
         deltas = chat_stream(target, messages, max_tokens=max_tokens, temperature=temperature, top_p=top_p)
     except BaseException as exc:
@@ -256,7 +256,7 @@ def stream_completion(session: Session, model: str, messages: Any, options: dict
     return stream
 
 
-def _metered(stream: CompletionStream, call: usage.Call, deltas: Iterator[ChatDelta]) -> Iterator[str]:
+def _metered(stream: CompletionStream, call: metering.Call, deltas: Iterator[ChatDelta]) -> Iterator[str]:
     status, message = CompletionUsage.Status.CANCELLED, "the client closed the stream"
     try:
         for delta in deltas:

@@ -28,7 +28,7 @@ from access.models import Role
 from access.session import Session
 from access.web import session_for
 from errors import UserError
-from inference import usage
+from inference import metering
 from inference.models import InferenceServer
 from models_registry import registry
 from models_registry.forms import PRIVILEGE, ModelGrantForm, ModelRevokeForm
@@ -92,8 +92,8 @@ def _usage(session: Session, model: FineTunedModel, user) -> dict:
     """Tokens per day over the last USAGE_DAYS days, for everyone (the owner) or the user alone."""
     everyone = privileges.is_owner(session, "MODEL", model.qualified_name)
     last_day = timezone.now().astimezone(datetime.UTC).date()
-    days = usage.tokens_per_day(model.qualified_name, last_day - datetime.timedelta(days=USAGE_DAYS - 1), last_day,
-                                user=None if everyone else user)
+    first_day = last_day - datetime.timedelta(days=USAGE_DAYS - 1)
+    days = metering.tokens_per_day(model.qualified_name, first_day, last_day, user=None if everyone else user)
     chart = bar_chart([d.day.strftime("%b %d") for d in days], [d.tokens for d in days],
                       [f"{d.day:%Y-%m-%d}: {d.tokens:,} tokens ({d.input_tokens:,} in, {d.output_tokens:,} out) "
                        f"in {d.calls:,} call{'s' if d.calls != 1 else ''}" for d in days])

@@ -1,6 +1,7 @@
-"""Token usage of every COMPLETE call, whatever its entry point, one CompletionUsage row per call.
+"""Metering COMPLETE: the token usage of every call, whatever its entry point, one CompletionUsage row
+per call, and the tokens per day read back from those rows (a model's page).
 
-    with usage.measured(session, target, CompletionUsage.EntryPoint.SQL) as call:
+    with metering.measured(session, target, CompletionUsage.EntryPoint.SQL) as call:
         text, prompt_tokens, completion_tokens = chat(...)
         call.tokens(prompt_tokens, completion_tokens)
 
