@@ -14,7 +14,7 @@ from sqlapi.models import HEARTBEAT_SECONDS, Statement
 from sqlapi.resultsets import MULTI_RESULT, result_set
 from sqlengine.executor import Executor, internal_error
 from sqlengine.parsing import parse
-from sqlengine.statements.users import redact  # stored statements must not keep passwords
+from sqlengine.redaction import redact  # stored statements must not keep passwords
 
 log = logging.getLogger(__name__)
 

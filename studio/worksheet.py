@@ -30,8 +30,8 @@ from errors import UserError
 from sqlapi.resultsets import infer_type
 from sqlengine.executor import Executor
 from sqlengine.parsing import parse
+from sqlengine.redaction import redact
 from sqlengine.results import format_value
-from sqlengine.statements.users import redact
 from studio.models import Worksheet
 
 SESSION_KEY = "worksheet"

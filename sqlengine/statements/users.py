@@ -6,8 +6,8 @@ names follow identifier rules case-insensitively and are stored lower-case (`CRE
 shows a lower-case name upper-cased, the way Snowflake shows unquoted names. LOGIN_NAME may only
 repeat the name: sign-in names separate from user names are not supported.
 
-Passwords are hashed by Django and never shown; `redact` masks them in statement text kept for
-history. Only roles inheriting USERADMIN may run these statements.
+Passwords are hashed by Django and never shown; sqlengine/redaction.py masks them in statement text
+kept for history. Only roles inheriting USERADMIN may run these statements.
 """
 from __future__ import annotations
 
@@ -49,13 +49,7 @@ PROPERTIES: dict[str, tuple[str, str | None]] = {
 }
 SETTABLE = ("PASSWORD", "LOGIN_NAME", "DISPLAY_NAME", "EMAIL", "DEFAULT_ROLE", "DEFAULT_WAREHOUSE",
             "MUST_CHANGE_PASSWORD", "DISABLED", "COMMENT")
-_PASSWORD = re.compile(r"""(\bPASSWORD\s*=\s*)('(?:[^'\\]|''|\\.)*'|\S+)""", re.IGNORECASE)
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
-
-
-def redact(text: str) -> str:
-    """`text` with every PASSWORD = '…' value replaced by '***': for history and logs."""
-    return _PASSWORD.sub(r"\1'***'", text)
 
 
 def _text(statement: exp.Expression) -> str:

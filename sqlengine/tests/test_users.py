@@ -10,7 +10,8 @@ from access.roles import default_role, default_warehouse
 from access.session import Session
 from errors import UserError
 from sqlengine.executor import Executor
-from sqlengine.statements.users import SHOW_COLUMNS, describe_user, redact
+from sqlengine.redaction import redact
+from sqlengine.statements.users import SHOW_COLUMNS, describe_user
 from tests.support.cortex import admin_session
 
 User = get_user_model()
