@@ -26,7 +26,6 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,6 +43,7 @@ from catalog import accountdata
 from catalog.identifiers import quote, split_parts
 from catalog.models import Stage
 from errors import UserError, compilation_error
+from sandbox.resolver import Resolver
 
 CHUNK = 1024 * 1024
 # The privileges on a stage (GRANT READ, WRITE ON STAGE …): what an operation needs, passed to resolve().
@@ -162,12 +162,12 @@ def resolve(ref: StageRef, session, privilege: str, *, loading_into: tuple[str, 
                               code=2003, sqlstate="02000")
         return StageLocation("@~", "", user_stage_root(session.user))
     database, schema, name = qualify(ref.parts, session, what="stage")
-    roles = privileges.session_roles(session)
+    resolver = Resolver(session)
     if ref.kind == "table":
-        _authorize_table_stage(session, roles, (database, schema, name), privilege, loading_into)
+        _authorize_table_stage(resolver, (database, schema, name), privilege, loading_into)
         return StageLocation(f"@{quote(database)}.{quote(schema)}.%{quote(name)}", "",
                              table_stage_root(database, schema, name), table=(database, schema, name))
-    stage = _authorized_stage(session, roles, database, schema, name, privilege)
+    stage = _authorized_stage(resolver, database, schema, name, privilege)
     return StageLocation(f"@{quote(database)}.{quote(schema)}.{quote(name)}", f"{name.lower()}/", named_root(stage))
 
 
@@ -203,17 +203,22 @@ def drop_table_stages(database: str, schema: str | None = None, table: str | Non
     shutil.rmtree(table_stage_root(database, schema, table), ignore_errors=True)
 
 
-def _uses_schema(session, roles: set[str], database: str, schema: str) -> bool:
-    return (privileges.has_privilege(session, "USAGE", "DATABASE", privileges.key(database), roles=roles)
-            and privileges.has_privilege(session, "USAGE", "SCHEMA", privileges.key(database, schema), roles=roles))
+def _uses_schema(resolver: Resolver, database: str, schema: str) -> bool:
+    """USAGE on the database and the schema; a stage in one the role may not use is named as missing
+    (the stage's or table's own wording, not the schema's)."""
+    try:
+        resolver.schema(database, schema)
+    except UserError:
+        return False
+    return True
 
 
-def _authorized_stage(session, roles: set[str], database: str, schema: str, name: str, privilege: str) -> Stage:
-    if not _uses_schema(session, roles, database, schema):
+def _authorized_stage(resolver: Resolver, database: str, schema: str, name: str, privilege: str) -> Stage:
+    if not _uses_schema(resolver, database, schema):
         raise stage_not_found(database, schema, name)
     stage = get_stage(database, schema, name)
     key = privileges.key(database, schema, name)
-    held = {p for p in (READ, WRITE) if privileges.has_privilege(session, p, "STAGE", key, roles=roles)}
+    held = {p for p in (READ, WRITE) if resolver.held.has(p, "STAGE", key, stage.owner_role)}
     if not held:
         raise stage_not_found(database, schema, name)
     if privilege not in held:
@@ -221,20 +226,20 @@ def _authorized_stage(session, roles: set[str], database: str, schema: str, name
     return stage
 
 
-def _authorize_table_stage(session, roles: set[str], table: tuple[str, str, str], privilege: str,
+def _authorize_table_stage(resolver: Resolver, table: tuple[str, str, str], privilege: str,
                            loading_into: tuple[str, str, str] | None) -> None:
     database, schema, name = table
-    if not _uses_schema(session, roles, database, schema) or not table_exists(database, schema, name):
+    if not _uses_schema(resolver, database, schema) or not table_exists(database, schema, name):
         raise _table_not_found(table)
     key = privileges.key(database, schema, name)
-    if privileges.is_owner(session, "TABLE", key, roles=roles):
+    owner = privileges.owner_of("TABLE", key)
+    if resolver.held.has("OWNERSHIP", "TABLE", key, owner):
         return
     # Snowflake: files in a table stage are the table owner's, but whoever may load the table may load
     # them into it (and only into it).
-    if privilege == READ and loading_into == table and privileges.has_privilege(
-            session, "INSERT", "TABLE", key, roles=roles):
+    if privilege == READ and loading_into == table and resolver.held.has("INSERT", "TABLE", key, owner):
         return
-    if not privileges.Visibility(session).sees("TABLE", key):
+    if not resolver.sees("TABLE", key, owner):
         raise _table_not_found(table)
     raise privileges.insufficient("table stage", quote(name))
 
@@ -252,9 +257,8 @@ def stage_not_found(database: str, schema: str, name: str) -> UserError:
 def visible_stage(session, database: str, schema: str, name: str) -> Stage | None:
     """The named stage when the session's roles may see it (USAGE on its schema and a privilege on it,
     or its ownership); None when it does not exist or they may not."""
-    roles = privileges.session_roles(session)
     try:
-        return _authorized_stage(session, roles, database, schema, name, READ)
+        return _authorized_stage(Resolver(session), database, schema, name, READ)
     except UserError as exc:
         if exc.code == privileges.INSUFFICIENT_PRIVILEGES:
             return Stage.objects.get(schema__database__name=database, schema__name=schema, name=name)
@@ -561,10 +565,3 @@ def table_exists(database: str, schema: str, table: str) -> bool:
         return bool(table_columns(con, schema, table))
     finally:
         con.close()
-
-
-def scratch_dir() -> Path:
-    """A temporary folder beside the stages (same disk) for files a loader derives from staged ones."""
-    base = Path(settings.STAGE_DIR) / ".incoming"
-    base.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=base))
