@@ -121,7 +121,8 @@ def run_finetune_job(job_id: str) -> str:
     from catalog.models import BaseModel
     from jobs.training_data import job_session, read_rows
     from models_registry import registry
-    from trainer import DataError, TrainConfig, TrainingCancelled, auto_epochs, check_rows, split_validation, train
+    from trainer import (FINETUNE_OPTIONS, DataError, TrainConfig, TrainingCancelled, check_rows, epochs_to_train,
+                         split_validation, train)
     from trainer.out_of_memory import TrainingOutOfMemory
 
     close_old_connections()
@@ -148,7 +149,8 @@ def run_finetune_job(job_id: str) -> str:
                 raise DataError(f"Validation data: {exc}") from None
         else:
             train_rows, val_rows = split_validation(rows, fraction=TrainConfig.validation_fraction, seed=0)
-        epochs = job.options.get("max_epochs") or auto_epochs(len(train_rows))
+        options = {name: job.options[name] for name in FINETUNE_OPTIONS if name in job.options}
+        epochs = epochs_to_train(options.pop("max_epochs", None), len(train_rows))
         FineTuneJob.objects.filter(pk=job.pk).update(epochs=epochs)
         devices = training_devices(job.warehouse)
         device = devices[0]
@@ -156,9 +158,8 @@ def run_finetune_job(job_id: str) -> str:
             base_model_path=str(base.weights_dir),
             output_dir=str(staging),
             max_epochs=epochs,
-            learning_rate=float(job.options.get("learning_rate", base.learning_rate)),
-            eval_steps=job.options.get("eval_steps"),
-            batch_size=job.options.get("batch_size", TrainConfig.batch_size),
+            learning_rate=float(options.pop("learning_rate", base.learning_rate)),  # by default the base model's
+            **options,  # the others, by their TrainConfig names; unset ones keep TrainConfig's defaults
             device=device,
             devices=devices if len(devices) > 1 else None,  # several GPUs: data parallel, one process each
             num_threads=cpu_threads(job.warehouse) if device == "cpu" else None,

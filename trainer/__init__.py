@@ -9,11 +9,11 @@ import os
 # training steps there. setdefault so an operator's explicit choice still wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .config import TrainConfig  # noqa: E402
-from .prepare import DataError, auto_epochs, check_rows, encode_rows, split_validation  # noqa: E402
+from .config import FINETUNE_OPTIONS, TrainConfig  # noqa: E402
+from .prepare import DataError, auto_epochs, check_rows, encode_rows, epochs_to_train, split_validation  # noqa: E402
 from .train import StepMetrics, TrainingCancelled, TrainingHooks, TrainResult, train  # noqa: E402
 
 __all__ = [
-    "DataError", "StepMetrics", "TrainConfig", "TrainResult", "TrainingCancelled", "TrainingHooks",
-    "auto_epochs", "check_rows", "encode_rows", "split_validation", "train",
+    "FINETUNE_OPTIONS", "DataError", "StepMetrics", "TrainConfig", "TrainResult", "TrainingCancelled", "TrainingHooks",
+    "auto_epochs", "check_rows", "encode_rows", "epochs_to_train", "split_validation", "train",
 ]

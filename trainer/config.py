@@ -8,6 +8,11 @@ from typing import Any
 # attention-only LoRA, at an adapter size that is still small.
 LLAMA_PROJECTIONS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
+# FINETUNE's options ('{"max_epochs": 3}'), with the JSON types each takes: each sets the TrainConfig field
+# of its name.
+FINETUNE_OPTIONS: dict[str, type | tuple[type, ...]] = {"max_epochs": int, "learning_rate": (int, float),
+                                                        "eval_steps": int, "batch_size": int}
+
 
 @dataclass
 class TrainConfig:
@@ -15,7 +20,7 @@ class TrainConfig:
     output_dir: str  # staging directory: cleared, filled with the adapter, then moved away by the caller
 
     # --- schedule ---
-    max_epochs: int | None = None  # None = auto: min(10, max(1, ceil(100 / training rows))), see prepare.auto_epochs
+    max_epochs: int | None = None  # None = auto: see prepare.epochs_to_train
     learning_rate: float = 2e-4  # peak LR for AdamW; LoRA tolerates ~10x the full fine-tuning LR
     batch_size: int = 8  # rows per optimizer step (no gradient accumulation)
     warmup_ratio: float = 0.1  # fraction of all steps spent ramping the LR up linearly before the linear decay

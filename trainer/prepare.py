@@ -50,6 +50,11 @@ def auto_epochs(n_train_rows: int) -> int:
     return min(10, max(1, math.ceil(100 / max(1, n_train_rows))))
 
 
+def epochs_to_train(max_epochs: int | None, n_train_rows: int) -> int:
+    """The epochs a run trains: max_epochs when the user chose it, else auto_epochs."""
+    return max_epochs or auto_epochs(n_train_rows)
+
+
 def split_validation(rows: Sequence[Row], fraction: float, seed: int) -> tuple[list[Row], list[Row]]:
     """Hold out round(len(rows) * fraction) rows, clamped to 1..1000 and leaving >= 1 training row.
 

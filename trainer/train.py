@@ -29,7 +29,7 @@ from .distributed import Group
 from .fingerprint import base_model_hash, data_hash
 from .loss import completion_loss_sum
 from .out_of_memory import TrainingOutOfMemory, advice, is_out_of_memory
-from .prepare import FALLBACK_CHAT_TEMPLATE, IGNORE_INDEX, Example, Row, auto_epochs, encode_rows
+from .prepare import FALLBACK_CHAT_TEMPLATE, IGNORE_INDEX, Example, Row, encode_rows, epochs_to_train
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
     train_examples, val_examples = examples[: len(train_rows)], examples[len(train_rows) :]
     template = examples[0].template
     where.longest_row_tokens = max(len(e.input_ids) for e in examples)
-    epochs = config.max_epochs or auto_epochs(len(train_examples))
+    epochs = epochs_to_train(config.max_epochs, len(train_examples))
     # A step takes one batch per rank.
     steps_per_epoch = math.ceil(math.ceil(len(train_examples) / config.batch_size) / group.world)
     total_steps = steps_per_epoch * epochs
