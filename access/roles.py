@@ -34,15 +34,6 @@ def _profile(user) -> UserProfile | None:
     return UserProfile.objects.filter(user=user).first()
 
 
-def identifier(name: str) -> str:
-    """A name as a client sent it (a request body, a command-line option): unquoted names are
-    upper-cased, "quoted" ones kept as written, as Snowflake's identifier rules say."""
-    name = name.strip()
-    if len(name) >= 2 and name.startswith('"') and name.endswith('"'):
-        return name[1:-1].replace('""', '"')
-    return name.upper()
-
-
 def _holds(user, role: str) -> bool:
     """The role is granted to the user, directly or through a role they hold; a superuser holds every role."""
     if user is not None and user.is_superuser:

@@ -74,6 +74,17 @@ def quote_always(*parts: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
 
 
+def normalize(name: str) -> str:
+    """One name as a client sent it (a request body, a command-line option, a property's value): a
+    "quoted" name as written without its quotes, any other upper-cased. Unlike split_parts it neither
+    splits on dots nor checks the identifier rules: a name that breaks them names nothing, and the
+    lookup that follows says so."""
+    name = name.strip()
+    if len(name) >= 2 and name.startswith('"') and name.endswith('"'):
+        return name[1:-1].replace('""', '"')
+    return name.upper()
+
+
 @dataclass(frozen=True)
 class QualifiedName:
     database: str

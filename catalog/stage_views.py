@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from access import privileges, roles, tokens
 from access.web import current_role
 from catalog import stages
+from catalog.identifiers import normalize
 from errors import UserError
 
 CHUNK = 1024 * 1024
@@ -145,4 +146,4 @@ def _created(location, relative: str, size: int, digest: str) -> JsonResponse:
 
 
 def _name(value: str | None) -> str | None:
-    return roles.identifier(value) if value else None
+    return normalize(value) if value else None

@@ -4,16 +4,14 @@ refused as USE DATABASE refuses it)."""
 from __future__ import annotations
 
 from access import roles
-from access.roles import identifier
 from access.session import Session
-
-__all__ = ["identifier", "open_session"]
+from catalog.identifiers import normalize
 
 
 def open_session(user, *, role: str | None = None, warehouse: str | None = None, database: str | None = None,
                  schema: str | None = None) -> Session:
     def name(text: str | None) -> str | None:
-        return identifier(text) if text else None
+        return normalize(text) if text else None
 
     return roles.open_session(user, role=name(role), warehouse=name(warehouse), database=name(database),
                               schema=name(schema), entry_point="api")

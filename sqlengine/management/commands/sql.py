@@ -7,7 +7,8 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from access.roles import identifier, open_session
+from access.roles import open_session
+from catalog.identifiers import normalize
 from errors import UserError
 from sqlengine.executor import Executor
 from sqlengine.results import format_table, to_json
@@ -36,7 +37,7 @@ class Command(BaseCommand):
             text = sys.stdin.read()
 
         def name(option: str | None) -> str | None:
-            return identifier(option) if option else None
+            return normalize(option) if option else None
 
         try:
             # The options open the session as a client's sign-in would, with USE's checks: --role must be
