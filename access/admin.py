@@ -11,12 +11,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group
 
-from access import grants, privileges, tokens
+from access import grants, privileges, tokens, users
 from access.console import ReadOnlyRoleAdmin, RoleAdmin, ServiceDeleteMixin, ServiceFormMixin, console_roles
 from access.forms import GrantForm, RoleCreateForm
 from access.models import SYSTEM_ROLES, AccessEvent, ApiToken, Grant, Role, UserProfile
 from access.role_graph import effective_roles, user_roles
-from catalog.identifiers import quote
+from catalog.identifiers import quote, quote_always
 from warehouses.models import Warehouse
 
 User = get_user_model()
@@ -121,10 +121,7 @@ class ConsoleUserAdmin(ServiceDeleteMixin, RoleAdmin, UserAdmin):
         return super().has_delete_permission(request, obj)
 
     def service_delete(self, session, obj) -> str:
-        from sqlengine.statements.users import drop_user
-
-        result = drop_user(session, '"' + obj.get_username().replace('"', '""') + '"')
-        return str(result.rows[0][0])
+        return users.drop_user(session, quote_always(obj.get_username()))
 
     @admin.action(description="Drop selected users")
     def drop_selected(self, request, queryset) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 
+from access import users
 from access.bootstrap import bootstrap
 from access.models import AccessEvent, Role, UserProfile
 from access.roles import default_role, default_warehouse
@@ -11,7 +12,7 @@ from access.session import Session
 from errors import UserError
 from sqlengine.executor import Executor
 from sqlengine.redaction import redact
-from sqlengine.statements.users import SHOW_COLUMNS, describe_user
+from sqlengine.statements.users import SHOW_COLUMNS
 from tests.support.cortex import admin_session
 
 User = get_user_model()
@@ -155,7 +156,8 @@ def test_show_users_has_snowflakes_columns_and_like(admin):
 def test_describe_user_lists_properties_without_the_password(admin):
     sql(admin, "CREATE USER jo PASSWORD = 'secret-password' DEFAULT_ROLE = sysadmin")
     result = sql(admin, "DESCRIBE USER jo")
-    assert result.rows == describe_user(admin, "jo").rows
+    described = users.describe_user(admin, "jo")
+    assert [row[:2] for row in result.rows] == [(p, "null" if v is None else str(v)) for p, v in described.items()]
     assert result.columns == ["property", "value", "default", "description"]
     values = {row[0]: row[1] for row in result.rows}
     assert values["NAME"] == "JO" and values["DEFAULT_ROLE"] == "SYSADMIN" and values["PASSWORD"] == "********"
