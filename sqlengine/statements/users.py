@@ -11,6 +11,7 @@ from typing import Any
 from sqlglot import exp
 
 from access import users
+from catalog.identifiers import normalize
 from sqlengine import show
 from sqlengine.results import Result, status
 from sqlengine.statements.grants import Tokens
@@ -132,7 +133,7 @@ def _properties(tokens: Tokens) -> dict[str, Any]:
             tokens.i += 1
             value: Any = token.upper() == "TRUE"
         elif name in ("DEFAULT_ROLE", "DEFAULT_WAREHOUSE") and not token.startswith("'"):
-            value = _identifier(tokens.name(f"a value for {name}"))
+            value = normalize(tokens.name(f"a value for {name}"))
         elif name in ("LOGIN_NAME", "DISPLAY_NAME") and not token.startswith("'"):
             value = tokens.name(f"a value for {name}")
         else:
@@ -140,13 +141,6 @@ def _properties(tokens: Tokens) -> dict[str, Any]:
         properties[name] = value
         tokens.accept(",")
     return properties
-
-
-def _identifier(text: str) -> str:
-    text = text.strip()
-    if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
-        return text[1:-1].replace('""', '"')
-    return text.upper()
 
 
 # The answers as rows -----------------------------------------------------------------------------
