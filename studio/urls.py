@@ -2,7 +2,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from studio import account, data_views, jobs_views, models_views, playground, views, wizard, worksheet
+from studio import account, data_views, jobs_views, models_views, playground, views, worksheet
+from studio.wizard import views as wizard
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -1,4 +1,4 @@
-"""The fine-tune wizard's step forms. Their choices come from the service layer (studio/wizard.py lists
+"""The fine-tune wizard's step forms. Their choices come from the service layer (pickers.py lists
 them for the wizard's role); the one rule checked here, the model name's, is catalog.identifiers'."""
 from __future__ import annotations
 
