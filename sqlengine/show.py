@@ -1,4 +1,5 @@
-"""SHOW DATABASES / SCHEMAS / TABLES / VIEWS / MODELS / WAREHOUSES, with Snowflake's columns.
+"""SHOW DATABASES / SCHEMAS / TABLES / VIEWS / MODELS / WAREHOUSES, with Snowflake's columns, of what
+the role may see (catalog/listing.py).
 
 sqlglot parses most SHOW statements; SHOW MODELS falls back to a generic Command, read here with a
 small regular expression. Both become a ShowSpec.
@@ -11,15 +12,11 @@ from typing import Any
 
 from sqlglot import exp
 
-from access import privileges, roles
-from catalog import accountdata
-from catalog.identifiers import quote_always, split_parts
-from catalog.models import Database, Schema, SchemaObject
+from catalog import listing
+from catalog.identifiers import split_parts
 from errors import UserError, compilation_error
-from models_registry.models import FineTunedModel
 from sandbox import names
 from sandbox.expressions import constant, name_parts
-from sandbox.information_schema import is_secure, view_definition
 from sandbox.resolver import Resolver
 from sqlengine.results import Result
 
@@ -152,11 +149,7 @@ def _findable(lookup, *name: str) -> bool:
     return True
 
 
-def _in_scope(database: str, schema: str | None, scope: tuple[str | None, str | None]) -> bool:
-    return (scope[0] is None or scope[0] == database) and (scope[1] is None or scope[1] == schema)
-
-
-# Listings ---------------------------------------------------------------------------------------------
+# Listings: what the role may see (catalog/listing.py), in SHOW's columns ----------------------------
 
 def _yn(flag: bool) -> str:
     return "Y" if flag else "N"
@@ -166,51 +159,19 @@ def _databases(session, spec) -> tuple[list[str], list[str], list[tuple[Any, ...
     columns = ["created_on", "name", "is_default", "is_current", "origin", "owner", "comment", "options",
                "retention_time", "kind"]
     types = ["TIMESTAMP_LTZ"] + ["TEXT"] * 9
-    rows = [(d.created_on, d.name, "N", _yn(d.name == session.database), "", d.owner_role, d.comment, "", "1",
-             "STANDARD") for d in Database.objects.order_by("name")]
+    rows = [(d.created_on, d.name, "N", _yn(d.name == session.database), "", d.owner, d.comment, "", "1",
+             "STANDARD") for d in listing.databases(session)]
     return columns, types, rows
 
 
 def _schemas(session, spec):
-    scope = _scope(session, spec)
+    database, _schema = _scope(session, spec)
     columns = ["created_on", "name", "is_default", "is_current", "database_name", "owner", "comment", "options",
                "retention_time"]
     types = ["TIMESTAMP_LTZ"] + ["TEXT"] * 8
-    schemas = Schema.objects.select_related("database").order_by("database__name", "name")
-    if scope[0]:
-        schemas = schemas.filter(database__name=scope[0])
-    rows = [(s.created_on, s.name, "N", _yn((s.database.name, s.name) == (session.database, session.schema)),
-             s.database.name, s.owner_role, "", "", "1") for s in schemas]
+    rows = [(s.created_on, s.name, "N", _yn((s.database, s.name) == (session.database, session.schema)),
+             s.database, s.owner, "", "", "1") for s in listing.schemas(session, database)]
     return columns, types, rows
-
-
-def _relations(session, spec, kind: str) -> list[dict[str, Any]]:
-    """Tables or views that DuckDB holds in scope, with their owner records."""
-    scope = _scope(session, spec)
-    records = {(o.schema.database.name, o.schema.name, o.name): o
-               for o in SchemaObject.objects.select_related("schema__database")}
-    schema_owners = {(s.database.name, s.name): s.owner_role for s in Schema.objects.select_related("database")}
-    found = []
-    with accountdata.connect(None, None) as con:
-        if kind == "TABLE":
-            listed = con.execute("SELECT database_name, schema_name, table_name, NULL FROM duckdb_tables() "
-                                 "WHERE NOT temporary").fetchall()
-        else:
-            listed = con.execute("SELECT database_name, schema_name, view_name, sql FROM duckdb_views() "
-                                 "WHERE NOT internal AND NOT temporary").fetchall()
-        for database, schema, name, sql in listed:
-            if (database, schema) not in schema_owners or not _in_scope(database, schema, scope):
-                continue
-            record = records.get((database, schema, name))
-            item = {"database": database, "schema": schema, "name": name, "record": record,
-                    "owner": record.owner_role if record else schema_owners[(database, schema)],
-                    "created_on": record.created_on if record else None,
-                    "comment": record.comment if record else "",
-                    "text": (record.text if record and record.text else sql)}
-            if kind == "TABLE":
-                item["rows"] = con.execute(f"SELECT count(*) FROM {quote_always(database, schema, name)}").fetchone()[0]
-            found.append(item)
-    return sorted(found, key=lambda i: (i["database"], i["schema"], i["name"]))
 
 
 def _tables(session, spec):
@@ -219,8 +180,8 @@ def _tables(session, spec):
     types = ["TIMESTAMP_LTZ", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "NUMBER", "NUMBER", "TEXT", "TEXT",
              "TEXT", "TEXT", "TEXT"]
     # DuckDB does not report a table's size on disk; bytes stays NULL rather than a guess.
-    rows = [(t["created_on"], t["name"], t["database"], t["schema"], "TABLE", t["comment"], "", t["rows"], None,
-             t["owner"], "1", "OFF", "OFF", "N") for t in _relations(session, spec, "TABLE")]
+    rows = [(t.created_on, t.name, t.database, t.schema, "TABLE", t.comment, "", t.rows, None, t.owner, "1", "OFF",
+             "OFF", "N") for t in listing.relations(session, (listing.TABLE,), *_scope(session, spec))]
     return columns, types, rows
 
 
@@ -228,45 +189,28 @@ def _views(session, spec):
     columns = ["created_on", "name", "reserved", "database_name", "schema_name", "owner", "comment", "text",
                "is_secure", "is_materialized", "change_tracking"]
     types = ["TIMESTAMP_LTZ"] + ["TEXT"] * 7 + ["BOOLEAN", "BOOLEAN", "TEXT"]
-    visibility = privileges.Visibility(session)
-    rows = [(v["created_on"], v["name"], "", v["database"], v["schema"], v["owner"], v["comment"],
-             view_definition(v["text"], v["owner"], visibility), is_secure(v["text"]), False, "OFF")
-            for v in _relations(session, spec, "VIEW")]
+    rows = [(v.created_on, v.name, "", v.database, v.schema, v.owner, v.comment, v.text, v.secure, False, "OFF")
+            for v in listing.relations(session, (listing.VIEW,), *_scope(session, spec))]
     return columns, types, rows
 
 
 def _models(session, spec):
-    scope = _scope(session, spec)
     # deployment (a studio column): the model's state on each inference server, "server: state, …".
     columns = ["created_on", "name", "database_name", "schema_name", "owner", "base_model", "comment", "deployment"]
     types = ["TIMESTAMP_LTZ"] + ["TEXT"] * 7
-    models = FineTunedModel.objects.select_related("schema__database").prefetch_related("deployments__server")
-    if scope[0]:
-        models = models.filter(schema__database__name=scope[0])
-    if scope[1]:
-        models = models.filter(schema__name=scope[1])
-    rows = [(m.created_on, m.name, m.schema.database.name, m.schema.name, m.owner_role, m.base_model, "",
-             ", ".join(f"{d.server.name}: {d.label}" for d in m.deployments.all()) or "not deployed")
-            for m in models]
+    rows = [(m.created_on, m.name, m.database, m.schema, m.owner, m.base_model, "",
+             ", ".join(f"{server}: {state}" for server, state in m.deployments) or "not deployed")
+            for m in listing.models(session, *_scope(session, spec))]
     return columns, types, rows
 
 
 def _warehouses(session, spec):
-    from jobs.models import FineTuneJob
-    from warehouses.models import Warehouse
-
     columns = ["name", "state", "type", "size", "running", "queued", "is_default", "is_current", "auto_suspend",
                "auto_resume", "created_on", "owner", "comment", "devices", "concurrency"]
     types = ["TEXT", "TEXT", "TEXT", "TEXT", "NUMBER", "NUMBER", "TEXT", "TEXT", "NUMBER", "TEXT",
              "TIMESTAMP_LTZ", "TEXT", "TEXT", "TEXT", "NUMBER"]
-    rows = []
-    for w in Warehouse.objects.filter(name__in=roles.visible_warehouses(session)).order_by("name"):
-        jobs = FineTuneJob.objects.filter(warehouse=w.name)
-        rows.append((w.name, "STARTED", "STANDARD", w.size,
-                     jobs.filter(status=FineTuneJob.Status.IN_PROGRESS).count(),
-                     jobs.filter(status=FineTuneJob.Status.PENDING).count(), "N", _yn(w.name == session.warehouse),
-                     None, "true", w.created_on, privileges.WAREHOUSE_OWNER, getattr(w, "comment", ""),
-                     w.devices, w.concurrency))
+    rows = [(w.name, "STARTED", "STANDARD", w.size, w.running, w.queued, "N", _yn(w.name == session.warehouse), None,
+             "true", w.created_on, w.owner, w.comment, w.devices, w.concurrency) for w in listing.warehouses(session)]
     return columns, types, rows
 
 
@@ -278,31 +222,8 @@ TERSE_KIND = {"DATABASES": "STANDARD", "SCHEMAS": "SCHEMA", "TABLES": "TABLE", "
               "MODELS": "MODEL", "WAREHOUSES": "WAREHOUSE"}
 
 
-# The object type a listing's rows are, for the privilege filter (warehouses are filtered by their own
-# listing, with the list the header's menu and USE WAREHOUSE read too).
-OBJECT_TYPES = {"DATABASES": "DATABASE", "SCHEMAS": "SCHEMA", "TABLES": "TABLE", "VIEWS": "VIEW", "MODELS": "MODEL"}
-
-
-def _visible(session, spec: ShowSpec, columns: list[str], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Only the objects the session's roles own or hold some privilege on, as Snowflake lists them."""
-    object_type = OBJECT_TYPES.get(spec.kind)
-    if object_type is None:
-        return rows
-    visibility = privileges.Visibility(session)
-    if visibility.all:
-        return rows
-    at = {c: i for i, c in enumerate(columns)}
-
-    def name_of(row):
-        parts = [row[at[c]] for c in ("database_name", "schema_name") if c in at] + [row[at["name"]]]
-        return privileges.key(*parts)
-
-    return [r for r in rows if visibility.sees(object_type, name_of(r), r[at["owner"]])]
-
-
 def run(session, spec: ShowSpec) -> Result:
     columns, types, rows = LISTINGS[spec.kind](session, spec)
-    rows = _visible(session, spec, columns, rows)
     name_at = columns.index("name")
     if spec.like is not None:
         rows = [r for r in rows if like_matches(spec.like, r[name_at])]

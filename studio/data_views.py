@@ -1,6 +1,6 @@
-"""The Data page: databases, schemas and tables as SHOW lists them for the role, a table's preview (its
-columns with types and first rows, read through the SQL engine) and uploading a file into a new or an
-existing table (catalog/uploads.py), with the load's per-row errors."""
+"""The Data page: databases, schemas and tables as the role may see them (catalog/listing.py, what SHOW
+lists), a table's preview (its columns with types and first rows, read through the SQL engine) and
+uploading a file into a new or an existing table (catalog/uploads.py), with the load's per-row errors."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
@@ -10,11 +10,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from access.privileges import INSUFFICIENT_PRIVILEGES
 from access.web import session_for
-from catalog import uploads
+from catalog import listing, uploads
 from catalog.identifiers import quote, quote_always
 from catalog.stage_views import StageUploadHandler
 from errors import UserError
-from sqlengine import show
 from sqlengine.executor import Executor
 from sqlengine.results import format_value
 from studio.data_forms import UploadForm, check_file_name
@@ -23,22 +22,16 @@ PREVIEW_ROWS = 20
 ERRORS_SHOWN = 100
 
 
-def _listing(session, kind: str) -> list[dict]:
-    result = show.run(session, show.ShowSpec(kind=kind, scope_kind="ACCOUNT"))
-    return [dict(zip(result.columns, row)) for row in result.rows]
-
-
 def _databases(session) -> list[dict]:
-    """Databases, their schemas and the tables and views in them, as SHOW lists them for the role."""
-    relations = _listing(session, "TABLES") + [v | {"kind": "VIEW", "rows": None} for v in _listing(session, "VIEWS")]
-    by_schema: dict[tuple[str, str], list[dict]] = {}
-    for relation in sorted(relations, key=lambda r: r["name"]):
-        by_schema.setdefault((relation["database_name"], relation["schema_name"]), []).append(relation)
-    schemas = _listing(session, "SCHEMAS")
-    return [{"name": db["name"], "owner": db["owner"], "schemas": [
-        {"name": s["name"], "owner": s["owner"], "relations": by_schema.get((db["name"], s["name"]), [])}
-        for s in schemas if s["database_name"] == db["name"]]}
-        for db in _listing(session, "DATABASES")]
+    """Databases, their schemas and the tables and views in them, as the role may see them."""
+    by_schema: dict[tuple[str, str], list[listing.RelationEntry]] = {}
+    for relation in sorted(listing.relations(session), key=lambda r: r.name):
+        by_schema.setdefault((relation.database, relation.schema), []).append(relation)
+    schemas = listing.schemas(session)
+    return [{"name": db.name, "owner": db.owner, "schemas": [
+        {"name": s.name, "owner": s.owner, "relations": by_schema.get((db.name, s.name), [])}
+        for s in schemas if s.database == db.name]}
+        for db in listing.databases(session)]
 
 
 def _choices(databases: list[dict]) -> dict:
@@ -47,7 +40,7 @@ def _choices(databases: list[dict]) -> dict:
     for database in databases:
         for schema in database["schemas"]:
             schemas.append(f"{quote(database['name'])}.{quote(schema['name'])}")
-            tables += [f"{schemas[-1]}.{quote(r['name'])}" for r in schema["relations"] if r["kind"] == "TABLE"]
+            tables += [f"{schemas[-1]}.{quote(r.name)}" for r in schema["relations"] if r.kind == listing.TABLE]
     return {"schema_choices": schemas, "table_choices": tables}
 
 
