@@ -9,99 +9,19 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch  # the package __init__ (always imported first) has set OMP_WAIT_POLICY
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from inference_server.adapters import AdapterSpec, metadata_stamp, scan_adapters_dir, static_spec
+from inference_server.batching import Scheduler
 from inference_server.errors import AdapterLoadError, AdapterNotFound, TemplateError
+from inference_server.generation import GenResult, OnToken, SamplingParams, Target
 
 log = logging.getLogger("inference_server")
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
-
-
-@dataclass
-class SamplingParams:
-    max_new_tokens: int
-    do_sample: bool = False
-    temperature: float | None = None
-    top_k: int | None = None
-    top_p: float | None = None
-    typical_p: float | None = None
-    repetition_penalty: float | None = None
-    frequency_penalty: float | None = None
-    seed: int | None = None
-    stop: list[str] = field(default_factory=list)
-    top_n_tokens: int = 0
-    decoder_input_details: bool = False
-
-    @property
-    def sampling(self) -> bool:
-        """TGI's rule: sample when asked to, or when any warper would change the distribution."""
-        if self.temperature is not None and self.temperature == 0:
-            return False  # temperature 0 always means greedy here
-        warpers = ((self.temperature is not None and self.temperature != 1.0)
-                   or bool(self.top_k)
-                   or (self.top_p is not None and self.top_p < 1.0)
-                   or (self.typical_p is not None and self.typical_p < 1.0))
-        return bool(self.do_sample) or warpers
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a request runs on: the base model (adapter_id None) or one loaded adapter."""
-
-    adapter_id: str | None
-    tokenizer: object
-    eos_ids: frozenset
-    special_ids: frozenset
-    peft_name: str | None = None
-    spec: AdapterSpec | None = None
-
-
-@dataclass
-class GenResult:
-    text: str  # the generated text: every non-special token's text, joined
-    tokens: list[dict]  # TGI tokens: {"id", "text", "logprob", "special"}
-    finish_reason: str  # "length" | "eos_token" | "stop_sequence"
-    seed: int | None
-    input_length: int
-    prefill: list[dict]
-    top_tokens: list[list[dict]] | None
-    stop_index: int | None = None  # where in ``text`` the matched stop sequence starts
-
-    @property
-    def generated_tokens(self) -> int:
-        return len(self.tokens)
-
-
-OnToken = Callable[[dict, "list[dict] | None", "GenResult | None"], None]
-
-
-class _Detokenizer:
-    """TGI's incremental decoding: text for each new token, holding back incomplete UTF-8 sequences."""
-
-    def __init__(self, tokenizer, prompt_ids: list[int]) -> None:
-        self.tokenizer = tokenizer
-        self.ids = list(prompt_ids[-5:])  # a little prompt context for tokenizers that clean up spaces
-        self.prefix = 0
-        self.read = len(self.ids)
-
-    def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
-    def push(self, token_id: int) -> str:
-        self.ids.append(token_id)
-        prefix_text = self._decode(self.ids[self.prefix:self.read])
-        new_text = self._decode(self.ids[self.prefix:])
-        if len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
-            self.prefix, self.read = self.read, len(self.ids)
-            return new_text[len(prefix_text):]
-        return ""
 
 
 def _as_id_set(*values) -> set[int]:
@@ -156,8 +76,6 @@ class Engine:
         self._registry_lock = threading.Lock()  # self._adapters
         self._adapters: dict[str, Target] = {}
         self._next_name = 0
-        from inference_server.batching import Scheduler  # batching imports this module
-
         if decode_threads is None:
             # Decode steps are a thousand small operations over weights read once per step: with 2 cores, the
             # second OpenMP thread mostly wakes up and waits. One thread decoded 1.75x faster at 8 concurrent

@@ -10,8 +10,8 @@ from typing import Any
 
 from starlette.responses import JSONResponse, StreamingResponse
 
-from inference_server.engine import GenResult
 from inference_server.errors import ServerError
+from inference_server.generation import GenResult
 
 log = logging.getLogger("inference_server")
 

@@ -7,8 +7,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
 
-from inference_server.engine import Engine, GenResult
+from inference_server.engine import Engine
 from inference_server.errors import Cancelled, Overloaded
+from inference_server.generation import GenResult
 from inference_server.metrics import Metrics
 from inference_server.responses import answer
 from inference_server.validation import GenerationRequest, RequestValidator

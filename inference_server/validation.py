@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from inference_server.engine import Engine, SamplingParams, Target
+from inference_server.engine import Engine
 from inference_server.errors import AdapterNotFound, UnknownAdapterParameter, ValidationError
+from inference_server.generation import SamplingParams, Target
 
 MAX_TOP_N_TOKENS = 5
 MAX_CLIENT_BATCH_SIZE = 4  # prompts in one /v1/completions request

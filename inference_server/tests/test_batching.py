@@ -68,7 +68,7 @@ def target(engine, adapter_id):
 
 
 def params(max_new_tokens=20, **kwargs):
-    from inference_server.engine import SamplingParams
+    from inference_server.generation import SamplingParams
 
     return SamplingParams(max_new_tokens=max_new_tokens, **kwargs)
 

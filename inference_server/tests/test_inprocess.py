@@ -88,7 +88,7 @@ def test_disconnected_stream_frees_its_slot(url):
 
 
 def test_eos_ends_generation_and_is_not_in_the_text(app):
-    from inference_server.engine import SamplingParams
+    from inference_server.generation import SamplingParams
 
     engine = app.state.engine
     base = engine.base_target
