@@ -49,10 +49,5 @@ class Overloaded(ServerError):
         super().__init__(message)
 
 
-class GenerationError(ServerError):
-    status_code = 424
-    error_type = "generation"
-
-
 class Cancelled(Exception):
     """The client went away; generation stopped early."""
