@@ -13,10 +13,9 @@ from pathlib import Path, PurePath
 import duckdb
 
 from access.session import Session
-from catalog import copy_into, stages
+from catalog import copy_into, datatypes, stages
 from catalog.identifiers import UNQUOTED, quote, quote_always
 from errors import UserError
-from sqlengine import datatypes
 from sqlengine.executor import Executor
 from sqlengine.statements.loading import copy_from_stage
 

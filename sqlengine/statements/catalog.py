@@ -16,7 +16,7 @@ from django.db import transaction
 from sqlglot import exp
 
 from access import privileges
-from catalog import accountdata, stages
+from catalog import accountdata, datatypes, stages
 from catalog.identifiers import QualifiedName, quote, quote_always, split_parts
 from catalog.models import SchemaObject
 from errors import UserError, compilation_error
@@ -26,7 +26,7 @@ from sandbox import names
 from sandbox.box import Sandbox
 from sandbox.expressions import constant, name_parts
 from sandbox.resolver import Resolver
-from sqlengine import datatypes, show
+from sqlengine import show
 from sqlengine.results import Result, status
 
 OBJECT_KINDS = ("DATABASE", "SCHEMA", "TABLE", "VIEW")
