@@ -1,23 +1,31 @@
 """The console's account pages: users, roles, grants, API tokens and the access history.
 
-Grants and roles change only through access.grants (the service checks who may); rows are never
-edited here. Users are Django's, with their Snowflake profile inline.
+Grants and roles change only through access.grants, users only through access.users (the services
+check who may and record the access history); rows are never edited here. Users are Django's, with
+their Snowflake profile inline.
 """
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model, update_session_auth_hash
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Group
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext
+from django.views.decorators.debug import sensitive_post_parameters
 
 from access import grants, privileges, tokens, users
-from access.console import ReadOnlyRoleAdmin, RoleAdmin, ServiceDeleteMixin, ServiceFormMixin, console_roles
-from access.forms import GrantForm, RoleCreateForm
+from access.console import (ReadOnlyRoleAdmin, RoleAdmin, ServiceDeleteMixin, ServiceFormMixin, console_roles,
+                            console_session)
+from access.forms import (PROFILE_PROPERTIES, USER_PROPERTIES, GrantForm, PasswordChangeForm, RoleCreateForm,
+                          UserCreationForm, UserProfileForm, new_password, user_properties)
 from access.models import SYSTEM_ROLES, AccessEvent, ApiToken, Grant, Role, UserProfile
 from access.role_graph import effective_roles, user_roles
 from catalog.identifiers import quote, quote_always
-from warehouses.models import Warehouse
+from errors import UserError
 
 User = get_user_model()
 ADMIN_ROLES = {"ACCOUNTADMIN", "SECURITYADMIN", "USERADMIN", "SYSADMIN"}
@@ -29,24 +37,6 @@ for model in (User, Group):
 
 
 # Users ------------------------------------------------------------------------------------------
-
-class UserProfileForm(forms.ModelForm):
-    class Meta:
-        model = UserProfile
-        fields = ("default_role", "default_warehouse", "comment")
-
-    def clean_default_role(self) -> str:
-        name = self.cleaned_data["default_role"].strip()
-        if not Role.objects.filter(name=name).exists():
-            raise forms.ValidationError(f"Role '{name}' does not exist or not authorized.")
-        return name
-
-    def clean_default_warehouse(self) -> str:
-        name = self.cleaned_data["default_warehouse"].strip()
-        if name and not Warehouse.objects.filter(name=name).exists():
-            raise forms.ValidationError(f"Warehouse '{name}' does not exist or not authorized.")
-        return name
-
 
 class UserProfileInline(admin.StackedInline):
     model = UserProfile
@@ -77,32 +67,32 @@ def _granted_roles(user) -> str:
 @admin.register(User)
 class ConsoleUserAdmin(ServiceDeleteMixin, RoleAdmin, UserAdmin):
     """USERADMIN and above manage users; nobody changes a user who holds a system administration role
-    the console role lacks (a USERADMIN cannot reset the ACCOUNTADMIN's password, nor make anyone a
-    superuser). Deleting is DROP USER."""
+    the console role lacks (a USERADMIN cannot reset the ACCOUNTADMIN's password). Django's forms
+    validate; adding is CREATE USER, saving a change ALTER USER (RENAME TO for a new name), a new
+    password ALTER USER SET PASSWORD, deleting DROP USER, each through access/users.py, which checks the
+    console role's authority and records the access history. Every field here is a USER property:
+    is_superuser (holding ACCOUNTADMIN) is shown, not edited, and granted as a role on the Grants page."""
 
     view_role = change_role = "USERADMIN"
     inlines = [UserProfileInline]
+    add_form = UserCreationForm
+    change_password_form = PasswordChangeForm
     list_display = ("username", "email", "is_active", "granted_roles", "last_login")
     list_filter = ("is_active", "is_superuser", "roles")
     filter_horizontal = ()
     fieldsets = (
         (None, {"fields": ("username", "password")}),
-        ("Personal info", {"fields": ("first_name", "last_name", "email")}),
+        ("Personal info", {"fields": ("first_name", "email")}),
         ("Status", {"fields": ("is_active", "is_superuser", "granted_roles"),
                     "description": "A superuser holds ACCOUNTADMIN. Roles are granted on the Grants page "
                                    "(object type ROLE, grantee type USER) or with GRANT ROLE in SQL."}),
         ("Important dates", {"fields": ("last_login", "date_joined")}),
     )
+    readonly_fields = ("is_superuser", "granted_roles", "last_login", "date_joined")
 
     @admin.display(description="Granted roles")
     def granted_roles(self, obj) -> str:
         return _granted_roles(obj)
-
-    def get_readonly_fields(self, request, obj=None):
-        fields = ["granted_roles", "last_login", "date_joined"]
-        if "ACCOUNTADMIN" not in console_roles(request):
-            fields.append("is_superuser")
-        return fields
 
     def _outranks_console(self, request, user) -> bool:
         """The user holds a system administration role (a superuser: ACCOUNTADMIN) the console role lacks."""
@@ -119,6 +109,73 @@ class ConsoleUserAdmin(ServiceDeleteMixin, RoleAdmin, UserAdmin):
         if obj is not None and (obj == request.user or self._outranks_console(request, obj)):
             return False
         return super().has_delete_permission(request, obj)
+
+    # Adding and changing: the user service writes ------------------------------------------------
+    # The POST runs outside Django's transaction, as deleting does (ServiceDeleteMixin): the service
+    # commits each change with its access-history record, so a refusal is recorded, not rolled back.
+
+    def _by_the_service(self, request, view):
+        try:
+            return view()
+        except UserError as exc:  # refused once the forms were valid: the service's own words
+            self.message_user(request, exc.message, messages.ERROR)
+            return redirect(request.get_full_path())
+
+    @method_decorator(sensitive_post_parameters())
+    def add_view(self, request, form_url="", extra_context=None):
+        return self._by_the_service(request, lambda: self._add_view(request, form_url, extra_context))
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return self._by_the_service(
+            request, lambda: self._changeform_view(request, object_id, form_url, extra_context))
+
+    def save_model(self, request, obj, form, change) -> None:
+        """Nothing is written here: save_related hands the user's and the profile's values to the service
+        together."""
+
+    def save_related(self, request, form, formsets, change) -> None:
+        session = console_session(request)
+        profile: dict = {}
+        for formset in formsets:
+            formset.save(commit=False)  # only what Django's change message lists
+            for profile_form in formset.forms:
+                if profile_form.has_changed():
+                    profile |= user_properties(profile_form, PROFILE_PROPERTIES, changed_only=change)
+        user = form.instance
+        if not change:
+            name = form.cleaned_data["username"]
+            users.create_user(session, quote_always(name), {**new_password(form), **profile})
+            user.pk = User.objects.get(username=name).pk
+            user._state.adding = False
+            return
+        old = User.objects.get(pk=user.pk).get_username()
+        properties = {**user_properties(form, USER_PROPERTIES, changed_only=True), **profile}
+        if properties:
+            users.alter_user(session, quote_always(old), properties)
+        if "username" in form.changed_data:
+            users.rename_user(session, quote_always(old), quote_always(form.cleaned_data["username"]))
+
+    @method_decorator(sensitive_post_parameters())
+    def user_change_password(self, request, id, form_url=""):
+        """A valid new password (or password sign-in disabled) is ALTER USER … SET / UNSET PASSWORD; the
+        rest (the page, an invalid form, who may) is Django's."""
+        user = self.get_object(request, unquote(id))
+        if request.method != "POST" or user is None or not self.has_change_permission(request, user):
+            return super().user_change_password(request, id, form_url)
+        form = self.change_password_form(user, request.POST)
+        if not form.is_valid() or not (form.cleaned_data["set_usable_password"] or "unset-password" in request.POST):
+            return super().user_change_password(request, id, form_url)
+        try:
+            users.alter_user(console_session(request), quote_always(user.get_username()), new_password(form))
+        except UserError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return redirect(request.get_full_path())
+        user.refresh_from_db()
+        self.log_change(request, user, self.construct_change_message(request, form, None))
+        self.message_user(request, gettext("Password changed successfully.") if user.has_usable_password()
+                          else gettext("Password-based authentication was disabled."), messages.SUCCESS)
+        update_session_auth_hash(request, user)
+        return redirect(reverse("admin:auth_user_change", args=(user.pk,)))
 
     def service_delete(self, session, obj) -> str:
         return users.drop_user(session, quote_always(obj.get_username()))

@@ -1,15 +1,24 @@
-"""Forms of the admin console: its login, and the add pages that call the access services."""
+"""Forms of the admin console: its login, the user pages' forms and the add pages that call the access
+services. The user forms check their values with the user service's own rules (access/users.py), so a
+value the service would refuse is a form error beside its field."""
 from __future__ import annotations
+
+from typing import Any
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, AuthenticationForm
 from django.core.exceptions import ValidationError
 
-from access import grants
+from access import grants, users
+from access.models import UserProfile
 from access.session import Session
+from errors import UserError
 
 ROLE_TYPES = (grants.ROLE, grants.DATABASE_ROLE)
+# The console's user and profile fields, and the USER properties (CREATE / ALTER USER) they are.
+USER_PROPERTIES = {"first_name": "DISPLAY_NAME", "email": "EMAIL", "is_active": "DISABLED"}
+PROFILE_PROPERTIES = {"default_role": "DEFAULT_ROLE", "default_warehouse": "DEFAULT_WAREHOUSE", "comment": "COMMENT"}
 
 
 class ConsoleAuthenticationForm(AdminAuthenticationForm):
@@ -71,3 +80,75 @@ class RoleCreateForm(forms.Form):
     def execute(self, session: Session) -> str:
         role, _ = grants.create_role(session, self.cleaned_data["name"])
         return f"Role {role.name} successfully created."
+
+
+# Users ------------------------------------------------------------------------------------------
+
+def user_properties(form: forms.Form, fields: dict[str, str], *, changed_only: bool) -> dict[str, Any]:
+    """The USER properties a validated console form sets, as the user service takes them: with
+    changed_only (a change), the changed fields, an emptied one as None (UNSET); else (a new user) the
+    fields that hold a value. is_active is DISABLED's opposite."""
+    properties: dict[str, Any] = {}
+    for field, prop in fields.items():
+        if field not in form.cleaned_data or (changed_only and field not in form.changed_data):
+            continue
+        value = form.cleaned_data[field]
+        if field == "is_active":
+            value = not value
+        elif isinstance(value, str):
+            value = value.strip() or None
+        if value is not None or changed_only:
+            properties[prop] = value
+    return properties
+
+
+def new_password(form: forms.Form) -> dict[str, Any]:
+    """PASSWORD as a validated password form sets it: the new one, or None when password sign-in is
+    disabled."""
+    if not form.cleaned_data.get("set_usable_password"):
+        return {"PASSWORD": None}
+    return {"PASSWORD": form.cleaned_data["password1"]}
+
+
+def _field_error(form: forms.Form, fields: dict[str, str], error: UserError) -> None:
+    field = next((f for f, prop in fields.items() if prop == error.field), None)
+    form.add_error(field if field in form.fields else None, error.message)
+
+
+class UserProfileForm(forms.ModelForm):
+    """The Snowflake properties kept on the profile. DEFAULT_ROLE must name a role; DEFAULT_WAREHOUSE is
+    kept as given, as CREATE USER keeps it (a session starts in it only while it exists)."""
+
+    class Meta:
+        model = UserProfile
+        fields = tuple(PROFILE_PROPERTIES)
+
+    def clean(self):
+        data = super().clean()
+        try:
+            users.check_properties("", user_properties(self, PROFILE_PROPERTIES, changed_only=False))
+        except UserError as error:
+            _field_error(self, PROFILE_PROPERTIES, error)
+        return data
+
+
+class _ServicePassword:
+    """The user service's password rule after Django's validators (which report first, so a short
+    password gets one message)."""
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if self.errors or not self.cleaned_data.get("set_usable_password"):
+            return
+        try:
+            users.check_password(self.cleaned_data["password1"])
+        except UserError as error:
+            self.add_error("password2", error.message)
+
+
+class UserCreationForm(_ServicePassword, AdminUserCreationForm):
+    pass
+
+
+class PasswordChangeForm(_ServicePassword, AdminPasswordChangeForm):
+    pass
