@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import TrainConfig
+from .config import TrainConfig, fingerprinted
 from .fingerprint import base_model_hash, data_hash
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,8 @@ def fingerprint(config: TrainConfig, train_rows: Sequence[tuple[str, str]], val_
         "train": data_hash(train_rows),
         "validation": data_hash(val_rows),
         "epochs": epochs,
-        "schedule": [config.learning_rate, config.batch_size, config.warmup_ratio, config.weight_decay,
-                     config.max_grad_norm, config.eval_steps, config.seed],
-        "lora": [config.lora_r, config.lora_alpha, config.lora_dropout, sorted(config.target_modules)],
+        "schedule": fingerprinted(config, "schedule"),
+        "lora": fingerprinted(config, "lora"),
         "ranks": len(config.devices or [config.device]),  # a step is one batch per rank
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()

@@ -56,3 +56,33 @@ class TrainConfig:
     num_threads: int | None = None  # torch CPU threads; None = every core this process may run on
 
     metadata: dict[str, Any] = field(default_factory=dict)  # copied into studio_adapter.json (job id, names, ...)
+
+
+# The hyperparameters, the settings that decide what a run learns, each with the group the checkpoint
+# fingerprint hashes it in (a checkpoint carries on only a run where every one is the same), or None for
+# the row limits, which are checked against each row and change no step. Their order within a group is
+# part of every fingerprint on disk: reordering them orphans every checkpoint.
+HYPERPARAMETERS: dict[str, str | None] = {
+    "learning_rate": "schedule", "batch_size": "schedule", "warmup_ratio": "schedule", "weight_decay": "schedule",
+    "max_grad_norm": "schedule",
+    "lora_r": "lora", "lora_alpha": "lora", "lora_dropout": "lora", "target_modules": "lora",
+    "max_prompt_tokens": None, "max_completion_tokens": None,
+    "eval_steps": "schedule", "seed": "schedule",
+}
+UNRECORDED = {"max_grad_norm"}  # studio_adapter.json records every other one; it never recorded this
+
+
+def hyperparameters(config: TrainConfig) -> dict[str, Any]:
+    """The hyperparameters studio_adapter.json records, by name."""
+    return {name: _copy(getattr(config, name)) for name in HYPERPARAMETERS if name not in UNRECORDED}
+
+
+def fingerprinted(config: TrainConfig, group: str) -> list[Any]:
+    """The values of one fingerprint group, in order. A list (target_modules) is sorted: it names a set of
+    modules, and naming them in another order is the same run."""
+    values = [getattr(config, name) for name, grouped in HYPERPARAMETERS.items() if grouped == group]
+    return [sorted(value) if isinstance(value, (list, tuple)) else value for value in values]
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value

@@ -24,7 +24,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from . import checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, hyperparameters
 from .distributed import Group
 from .fingerprint import base_model_hash, data_hash
 from .loss import completion_loss_sum
@@ -470,18 +470,7 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
             "data_hash": data_hash(list(train_rows) + list(val_rows)),
             "hyperparameters": {
                 "epochs": epochs,
-                "learning_rate": config.learning_rate,
-                "batch_size": config.batch_size,
-                "warmup_ratio": config.warmup_ratio,
-                "weight_decay": config.weight_decay,
-                "lora_r": config.lora_r,
-                "lora_alpha": config.lora_alpha,
-                "lora_dropout": config.lora_dropout,
-                "target_modules": list(config.target_modules),
-                "max_prompt_tokens": config.max_prompt_tokens,
-                "max_completion_tokens": config.max_completion_tokens,
-                "seed": config.seed,
-                "eval_steps": config.eval_steps,
+                **hyperparameters(config),
                 "devices": list(config.devices or [config.device]),
                 "training_rows": len(train_examples),
                 "validation_rows": len(val_examples),
