@@ -25,11 +25,11 @@ class BadRequest(Exception):
     field: str | None = None
 
 
-def session_for(user) -> Session:
-    """The user's default role and warehouse, as the SQL API starts a session without a role named."""
-    session = open_session(user)
-    session.entry_point = "api"
-    return session
+def token_session(user) -> Session:
+    """The session a token's user works in on the HTTP APIs (entry point "api"): their default role and
+    warehouse, as the SQL API opens one without a role named. A browser's session is access.web's
+    session_for."""
+    return open_session(user)
 
 
 def read_json(request) -> dict[str, Any]:

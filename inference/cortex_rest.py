@@ -52,7 +52,7 @@ def complete_view(request):
     try:
         body = forms.cortex_complete(api.read_json(request))
         limits.check_rate(user)
-        session = api.session_for(user)
+        session = api.token_session(user)
         call = complete.stream_completion if body.stream else complete.chat_completion
         result = call(session, body.model, body.messages, body.options,
                       entry_point=CompletionUsage.EntryPoint.CORTEX_REST, request_id=request_id)

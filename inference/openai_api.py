@@ -70,7 +70,7 @@ def chat_completions(request):
     try:
         chat = forms.openai_chat(api.read_json(request))
         limits.check_rate(user)
-        session = api.session_for(user)
+        session = api.token_session(user)
         call = complete.stream_completion if chat.stream else complete.chat_completion
         result = call(session, chat.model, chat.messages, chat.options, entry_point=CompletionUsage.EntryPoint.OPENAI,
                       request_id=request_id)
@@ -139,7 +139,7 @@ def models(request):
     if user is None:
         return _unauthorized()
     try:
-        session = api.session_for(user)
+        session = api.token_session(user)
     except UserError as exc:
         return error(400, exc.message)
     data = [{"id": target.display_name, "object": "model", "created": 0,
