@@ -10,7 +10,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, AuthenticationForm
 from django.core.exceptions import ValidationError
 
-from access import grants, users
+from access import grant_objects, grants, users
 from access.models import UserProfile
 from access.session import Session
 from errors import UserError
@@ -40,7 +40,7 @@ class ConsoleAuthenticationForm(AdminAuthenticationForm):
 
 
 def _privilege_choices() -> list[tuple[str, str]]:
-    names = sorted({p for privileges in grants.PRIVILEGES.values() for p in privileges})
+    names = sorted({p for privileges in grant_objects.PRIVILEGES.values() for p in privileges})
     return [("", "— (granting a role)"), ("ALL", "ALL")] + [(p, p) for p in names]
 
 
@@ -50,10 +50,10 @@ class GrantForm(forms.Form):
 
     privilege = forms.ChoiceField(choices=_privilege_choices, required=False,
                                   help_text="Leave empty when the object type is ROLE or DATABASE ROLE.")
-    object_type = forms.ChoiceField(choices=[(t, t) for t in (*grants.OBJECT_TYPES, *ROLE_TYPES)])
+    object_type = forms.ChoiceField(choices=[(t, t) for t in (*grant_objects.OBJECT_TYPES, *ROLE_TYPES)])
     object_name = forms.CharField(max_length=767, help_text="As in SQL: DEMO.PUBLIC.SUPPORT_TICKETS, "
                                                             "\"My db\", SNOWFLAKE.CORTEX_USER …")
-    grantee_type = forms.ChoiceField(choices=[(t, t) for t in grants.GRANTEE_TYPES], initial=grants.ROLE)
+    grantee_type = forms.ChoiceField(choices=[(t, t) for t in grant_objects.GRANTEE_TYPES], initial=grants.ROLE)
     grantee_name = forms.CharField(max_length=255, label="Grantee")
     grant_option = forms.BooleanField(required=False, label="With grant option")
 

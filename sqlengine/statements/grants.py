@@ -11,8 +11,9 @@ import re
 from django.db import transaction
 from sqlglot import exp
 
-from access import grants, privileges, role_graph
+from access import grant_objects, grants, privileges, role_graph
 from access.models import Role
+from catalog.identifiers import split_parts
 from errors import UserError, compilation_error
 from sqlengine.results import Result, status
 
@@ -132,7 +133,7 @@ def run(executor, statement: exp.Expression) -> Result:
     name = tokens.name("a role name")
     tokens.end()
     dropped = grants.drop_role(session, name, if_exists=if_exists)
-    return status(f"{grants.split_parts(name)[0]} successfully dropped." if dropped
+    return status(f"{split_parts(name)[0]} successfully dropped." if dropped
                   else "Drop statement executed successfully (role already dropped).")
 
 
@@ -187,19 +188,19 @@ def _targets(session, tokens: Tokens) -> tuple[str, list[str]]:
         tokens.expect("IN", "SCHEMA")
         schema_text = tokens.name("a schema name")
         object_type = kinds[plural]
-        schema = grants.resolve_object(session, "SCHEMA", schema_text)
-        database, schema_name = grants.split_parts(schema)
+        schema = grant_objects.resolve_object(session, "SCHEMA", schema_text)
+        database, schema_name = split_parts(schema)
         if object_type == "MODEL":
             from models_registry.models import FineTunedModel
 
             names = list(FineTunedModel.objects.filter(schema__database__name=database, schema__name=schema_name)
                          .values_list("name", flat=True))
         else:
-            names = grants.schema_tables(database, schema_name, object_type)
+            names = grant_objects.schema_tables(database, schema_name, object_type)
         return object_type, [privileges.key(database, schema_name, n) for n in names]
     object_type = (tokens.peek() or "").upper()
-    if object_type not in grants.OBJECT_TYPES:
-        raise tokens.error(" or ".join(grants.OBJECT_TYPES))
+    if object_type not in grant_objects.OBJECT_TYPES:
+        raise tokens.error(" or ".join(grant_objects.OBJECT_TYPES))
     tokens.i += 1
     return object_type, [tokens.name(f"a {object_type.lower()} name")]
 
@@ -214,7 +215,7 @@ def _each_authorized(session, action, privileges, object_type, names, *args) -> 
     grantee_type, grantee, grant_option = args
     for name in names:
         try:
-            stored = grants.resolve_object(session, object_type, name)
+            stored = grant_objects.resolve_object(session, object_type, name)
         except UserError as error:
             if error.refused:  # an object the role may not see: a refusal, worded as missing
                 action(session, privileges[0], object_type, name, *args)
@@ -223,7 +224,7 @@ def _each_authorized(session, action, privileges, object_type, names, *args) -> 
             for p in grants.privileges_for(object_type, [privilege]):
                 if not grants.may_grant(session, p, object_type, stored):
                     action(session, p, object_type, name, *args)
-        late = grants.out_of_order(object_type, stored, grants.grantee(grantee_type, grantee),
+        late = grants.out_of_order(object_type, stored, grant_objects.grantee(grantee_type, grantee),
                                    grants.privileges_for(object_type, privileges), revoking=revoking)
         if late and not (revoking and grant_option):
             action(session, late, object_type, name, *args)
@@ -249,7 +250,7 @@ def run_grant(session, tokens: Tokens) -> Result:
     grant_option = tokens.accept("WITH", "GRANT", "OPTION")
     tokens.end()
     grants.privileges_for(object_type, privileges)  # every privilege valid before any is stored
-    grants.grantee(grantee_type, grantee)
+    grant_objects.grantee(grantee_type, grantee)
     _each_authorized(session, grants.grant, privileges, object_type, names, grantee_type, grantee, grant_option)
     return status(DONE)
 
@@ -317,8 +318,8 @@ def show_grants(session, tokens: Tokens) -> Result:
         object_type = role_kind
     else:
         object_type = (tokens.peek() or "").upper()
-        if object_type not in grants.OBJECT_TYPES:
-            raise tokens.error(" or ".join(grants.OBJECT_TYPES + ("ROLE",)))
+        if object_type not in grant_objects.OBJECT_TYPES:
+            raise tokens.error(" or ".join(grant_objects.OBJECT_TYPES + ("ROLE",)))
         tokens.i += 1
     name = tokens.name()
     tokens.end()
