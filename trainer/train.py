@@ -10,7 +10,6 @@ again on the same model, data and settings carries on from it (see checkpoint.py
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -18,22 +17,18 @@ import random
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
 
-from . import checkpoint
-from .config import TrainConfig, hyperparameters
+from . import adapter, checkpoint
+from .config import TrainConfig
 from .distributed import Group
-from .fingerprint import base_model_hash, data_hash
 from .loss import completion_loss_sum
 from .out_of_memory import TrainingOutOfMemory, advice, is_out_of_memory
 from .prepare import FALLBACK_CHAT_TEMPLATE, IGNORE_INDEX, Example, Row, encode_rows, epochs_to_train
 
 log = logging.getLogger(__name__)
-
-ADAPTER_METADATA_FILE = "studio_adapter.json"
 
 
 class TrainingCancelled(Exception):
@@ -82,7 +77,7 @@ class TrainResult:
     template: str  # "model" or "fallback"
     history: list[dict[str, Any]] = field(default_factory=list)  # one asdict(StepMetrics) per step
     val_history: list[dict[str, Any]] = field(default_factory=list)  # {"epoch", "step", "validation_loss"} per evaluation
-    adapter_check: dict[str, Any] | None = None  # see check_adapter(); None when skipped
+    adapter_check: dict[str, Any] | None = None  # see adapter.check(); None when skipped
     resumed_from_step: int | None = None  # the checkpoint's step when this run carried on from one
 
 
@@ -145,35 +140,6 @@ def quiet_transformers() -> Iterator[None]:
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
-
-
-@torch.no_grad()
-def check_adapter(model: Any, tokenizer: Any, prompts: Sequence[str], template: str | None, max_new_tokens: int,
-                  device: str) -> dict[str, Any]:
-    """Answer each prompt greedily with the adapter and with it disabled (the base model).
-
-    An adapter whose answers never differ from the base model's has learnt nothing visible: worth
-    saying on the job, since its loss curve may still look fine.
-    """
-    model.eval()
-    examples = []
-    for prompt in prompts:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], chat_template=template,
-                                             tokenize=False, add_generation_prompt=True)
-        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"].to(device)
-
-        def answer() -> str:
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                                 do_sample=False, use_cache=True, pad_token_id=tokenizer.pad_token_id
-                                 if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
-            return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
-
-        tuned = answer()
-        with model.disable_adapter():
-            base = answer()
-        examples.append({"prompt": prompt, "adapter": tuned, "base": base})
-    differing = sum(e["adapter"] != e["base"] for e in examples)
-    return {"prompts": len(examples), "differing": differing, "live": differing > 0, "examples": examples}
 
 
 # -----------------------------------------------------------------------------
@@ -434,7 +400,7 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
         check_cancel()
         enter("checking")
         sample = [p for p, _ in (list(val_rows) or list(train_rows))[: config.adapter_check_prompts]]
-        adapter_check = check_adapter(model, tokenizer, sample, None if template == "model" else FALLBACK_CHAT_TEMPLATE,
+        adapter_check = adapter.check(model, tokenizer, sample, None if template == "model" else FALLBACK_CHAT_TEMPLATE,
                                       config.adapter_check_tokens, device)
         log.info("adapter check: %d of %d answers differ from the base model's",
                  adapter_check["differing"], adapter_check["prompts"])
@@ -456,41 +422,8 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
     # --- saving ---
     check_cancel()
     enter("saving")
-    out = Path(config.output_dir)
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    try:
-        model.save_pretrained(str(out), safe_serialization=True)
-        if template == "fallback":
-            tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE  # serving must format prompts as training did
-        tokenizer.save_pretrained(str(out))
-        metadata = {
-            **config.metadata,
-            "base_model_hash": base_model_hash(config.base_model_path),
-            "data_hash": data_hash(list(train_rows) + list(val_rows)),
-            "hyperparameters": {
-                "epochs": epochs,
-                **hyperparameters(config),
-                "devices": list(config.devices or [config.device]),
-                "training_rows": len(train_examples),
-                "validation_rows": len(val_examples),
-            },
-            "metrics": {
-                "training_loss": result.training_loss,
-                "validation_loss": result.validation_loss,
-                "trained_tokens": result.trained_tokens,
-                "epochs": result.epochs,
-                "best_epoch": result.best_epoch,
-            },
-            "chat_template": template,
-            "adapter_check": adapter_check,
-        }
-        # Written last: its presence marks a complete adapter directory.
-        (out / ADAPTER_METADATA_FILE).write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
-        check_cancel()  # cancelled while saving: the adapter is whole, but nobody wants it
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)  # never leave a half-written adapter behind
-        raise
+    out = adapter.save(config, model, tokenizer, template,
+                       adapter.metadata(config, train_rows, val_rows, result), check_cancel)
     if config.checkpoint_dir:
         shutil.rmtree(config.checkpoint_dir, ignore_errors=True)  # the run is complete: nothing to carry on from
     log.info("saved adapter to %s", out)
