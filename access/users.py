@@ -29,6 +29,7 @@ from access.models import Grant, Role, UserProfile
 from access.role_graph import effective_roles
 from access.session import Session
 from catalog import stages
+from catalog.identifiers import normalize
 from errors import UserError, compilation_error, invalid_argument
 
 MIN_PASSWORD_LENGTH = 8
@@ -47,7 +48,7 @@ def username(text: str) -> str:
     if "." in text.replace('"', "") and not text.startswith('"'):
         raise compilation_error(f"'{text}' is not a user name.")
     if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
-        return text[1:-1].replace('""', '"')
+        return normalize(text)
     return text.lower()
 
 
