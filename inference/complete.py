@@ -16,6 +16,7 @@ from inference import limits, metering
 from inference.client import ChatDelta, ServedModel, chat, chat_stream
 from inference.models import CompletionUsage
 from models_registry import registry
+from models_registry.models import FineTunedModel
 
 DEFAULT_MAX_TOKENS = 256
 OPTION_NAMES = ("temperature", "top_p", "max_tokens", "guardrails")
@@ -283,8 +284,6 @@ def usable_models(session: Session) -> list[ServedModel]:
     models it holds USAGE on (with USAGE on their database and schema) whose base model is enabled.
     `_authorized_target`'s rule, evaluated for every model from a handful of queries (privileges.Held), so a
     picker over 1,000 models stays fast; nothing is recorded in the access history."""
-    from models_registry.models import FineTunedModel
-
     roles = privileges.session_roles(session)
     if not privileges.holds_cortex_user(session, roles=roles):
         return []
