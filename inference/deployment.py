@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from inference import addresses
+from inference import addresses, tgi
 from inference.credentials import auth_headers
 from inference.errors import InferenceError
 from inference.models import InferenceServer
@@ -133,9 +133,7 @@ def _redeploy_tgi(server: InferenceServer, dropped: str | None = None) -> str | 
     error = None
     try:
         # The TGI launcher: regenerates LORA_ADAPTERS, restarts the server, waits for /health.
-        from inference.tgi import redeploy
-
-        outcome = redeploy(server, models)
+        outcome = tgi.redeploy(server, models)
     except Exception as exc:  # noqa: BLE001 - the restart's failure is every adapter's, recorded on each
         log.exception("redeploying TGI server %s failed", server.name)
         error = f"The TGI server could not be redeployed: {type(exc).__name__}: {exc}"
