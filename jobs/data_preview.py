@@ -15,6 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sqlglot import exp
+
 from access.session import Session
 from catalog import accountdata
 from catalog.base_models import install_command
@@ -96,8 +98,8 @@ def preview(session: Session, base: BaseModel, query: str, *, purpose: str = "tr
     from trainer import DataError, check_rows
     from trainer.prepare import encode_rows, rows_over_limits, limits_message, token_counts
 
-    limited = f"SELECT prompt, completion FROM ({statement.sql(dialect='snowflake')}) AS q LIMIT {PREVIEW_ROWS}"
-    rows = read_rows(session, limited)
+    limited = exp.select("prompt", "completion").from_(statement.subquery("q")).limit(PREVIEW_ROWS)
+    rows = read_rows(session, limited.sql(dialect="snowflake"))
     result.rows_read = len(rows)
     try:
         check_rows(rows, base.training_data_limit_bytes)

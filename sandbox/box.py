@@ -19,7 +19,9 @@ what the role may see (sandbox/information_schema.py, sandbox/account_usage.py).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import sqlglot
@@ -36,6 +38,7 @@ from errors import UserError, compilation_error
 from sandbox import account_usage, allowlist, information_schema, names, session_functions
 from sandbox.expressions import name_parts
 from sandbox.resolver import Resolver
+from sandbox.types import snowflake_type
 
 INFORMATION_SCHEMA = "INFORMATION_SCHEMA"
 # How deep views over views may nest before a query is refused (Snowflake has a limit too).
@@ -342,4 +345,23 @@ class Sandbox:
     def execute(self, sql: str, parameters: list | None = None) -> duckdb.DuckDBPyConnection:
         self.seal()
         return self.con.execute(sql, parameters) if parameters is not None else self.con.execute(sql)
+
+    def fetch(self, sql: str) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
+        """A prepared query's column names, their Snowflake types and its rows, with each JSON value
+        parsed (DuckDB returns them as text)."""
+        cursor = self.execute(sql)
+        description = cursor.description
+        rows = cursor.fetchall()
+        json_columns = [i for i, d in enumerate(description) if str(d[1]) == "JSON"]
+        if json_columns:
+            rows = [_parse_json(row, json_columns) for row in rows]
+        return [d[0] for d in description], [snowflake_type(str(d[1])) for d in description], rows
+
+
+def _parse_json(row: tuple[Any, ...], positions: list[int]) -> tuple[Any, ...]:
+    values = list(row)
+    for i in positions:
+        if values[i] is not None:
+            values[i] = json.loads(values[i])
+    return tuple(values)
 

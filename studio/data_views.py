@@ -1,5 +1,5 @@
 """The Data page: databases, schemas and tables as the role may see them (catalog/listing.py, what SHOW
-lists), a table's preview (its columns with types and first rows, read through the SQL engine) and
+lists), a table's preview (its columns with types and first rows, catalog/contents.py) and
 uploading a file into a new or an existing table (catalog/uploads.py), with the load's per-row errors."""
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from access.privileges import INSUFFICIENT_PRIVILEGES
 from access.web import session_for
-from catalog import listing, uploads
-from catalog.identifiers import quote, quote_always
+from catalog import contents, listing, uploads
+from catalog.identifiers import QualifiedName, quote
 from catalog.stage_views import StageUploadHandler
 from errors import UserError
-from sqlengine.executor import Executor
 from sqlengine.results import format_value
 from studio.data_forms import UploadForm, check_file_name
 
@@ -60,14 +59,10 @@ def data(request):
 # -- preview ---------------------------------------------------------------------------------------
 
 def table_preview(session, database: str, schema: str, table: str) -> dict:
-    """The table's columns (DESCRIBE) and first rows (SELECT … LIMIT), with the privileges SELECT needs."""
-    name = quote_always(database, schema, table)
-    executor = Executor(session)
-    columns = [(row[0], row[1]) for row in executor.execute(f"DESCRIBE TABLE {name}")[0].rows]
-    rows = executor.execute(f"SELECT * FROM {name} LIMIT {PREVIEW_ROWS}")[0].rows
-    (count,), = executor.execute(f"SELECT COUNT(*) FROM {name}")[0].rows
-    return {"name": ".".join(quote(p) for p in (database, schema, table)), "columns": columns,
-            "rows": [[(format_value(v), v is None) for v in row] for row in rows], "row_count": count}
+    """The table's columns, first rows and row count, as the role may read them (catalog/contents.py)."""
+    found = contents.preview(session, QualifiedName(database, schema, table), rows=PREVIEW_ROWS, count=True)
+    return {"name": str(found.name), "columns": [(c.name, c.type) for c in found.columns],
+            "rows": [[(format_value(v), v is None) for v in row] for row in found.rows], "row_count": found.row_count}
 
 
 @login_required

@@ -1,7 +1,7 @@
 """CREATE / DROP DATABASE, SCHEMA, TABLE, VIEW; DROP MODEL; INSERT, UPDATE, DELETE, TRUNCATE; SHOW; DESCRIBE.
 
 This module reads the statements and resolves their names against the session; the catalog's services
-do the rest (catalog/databases.py, catalog/objects.py, catalog/table_rows.py, catalog/preview.py,
+do the rest (catalog/databases.py, catalog/objects.py, catalog/table_rows.py, catalog/contents.py,
 SHOW's catalog/listing.py through sqlengine/show.py).
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 
 from sqlglot import exp
 
-from catalog import accountdata, databases, objects, preview, table_rows
+from catalog import accountdata, contents, databases, objects, table_rows
 from catalog.identifiers import QualifiedName, quote, split_parts
 from errors import UserError, compilation_error
 from sandbox import names
@@ -256,5 +256,5 @@ def _describe(executor, statement: exp.Describe) -> Result:
     kind = str(statement.args.get("kind") or "TABLE").upper()
     target = resolve(executor.session, statement.this, f"DESCRIBE {kind}")
     rows = [(c.name, c.type, "COLUMN", "Y" if c.nullable else "N", c.default, "N", "N", None, None, c.comment,
-             None, None) for c in preview.describe(executor.session, target, kind)]
+             None, None) for c in contents.describe(executor.session, target, kind)]
     return Result(DESCRIBE_COLUMNS, rows, ["TEXT"] * len(DESCRIBE_COLUMNS))

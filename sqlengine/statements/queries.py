@@ -6,9 +6,6 @@ Cortex calls become Python UDFs (sqlengine/udfs.py) before DuckDB runs it.
 """
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import duckdb
 from sqlglot import exp
 
@@ -18,7 +15,6 @@ from inference import complete as complete_service
 from sandbox import allowlist
 from sandbox.box import Sandbox
 from sandbox.expressions import constant, cortex_call, is_constant
-from sandbox.types import snowflake_type
 from sqlengine import cortex
 from sqlengine.results import Result
 from sqlengine.udfs import CortexCalls
@@ -120,24 +116,9 @@ def run_prepared(box: Sandbox, tree: exp.Expression, calls: CortexCalls) -> Resu
             calls.collecting = False
         calls.prefetch()
     try:
-        cursor = con.execute(sql)
-        description = cursor.description
-        rows = cursor.fetchall()
+        columns, types, rows = box.fetch(sql)
     except duckdb.Error as exc:
         if calls.error is not None:  # the inference service's own message, code and sqlstate
             raise calls.error from None
         raise compilation_error(duckdb_message(exc)) from exc
-    columns = [d[0] for d in description]
-    types = [snowflake_type(str(d[1])) for d in description]
-    json_columns = [i for i, d in enumerate(description) if str(d[1]) == "JSON"]
-    if json_columns:
-        rows = [_parse_json(row, json_columns) for row in rows]
     return Result(columns, rows, types)
-
-
-def _parse_json(row: tuple[Any, ...], positions: list[int]) -> tuple[Any, ...]:
-    values = list(row)
-    for i in positions:
-        if values[i] is not None:
-            values[i] = json.loads(values[i])
-    return tuple(values)
