@@ -16,76 +16,23 @@ import csv
 import gzip
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import duckdb
 
 from catalog import stages
 from catalog.accountdata import duckdb_message
+from catalog.copy_options import CopyOptions, FileFormat, FileReport, RowError
 from catalog.identifiers import quote, quote_always
 from catalog.models import LoadedFile
 from errors import UserError
 
-RESULT_COLUMNS = ["file", "status", "rows_parsed", "rows_loaded", "error_limit", "errors_seen", "first_error",
-                  "first_error_line", "first_error_character", "first_error_column_name"]
-RESULT_TYPES = ["TEXT", "TEXT", "NUMBER", "NUMBER", "NUMBER", "NUMBER", "TEXT", "NUMBER", "NUMBER", "TEXT"]
 ON_ERROR_HINT = ("If you would like to continue loading when an error is encountered, use other values such as "
                  "'SKIP_FILE' or 'CONTINUE' for the ON_ERROR option.")
 # Prompt/completion rows can be long; DuckDB's default maximum line is 2 MB.
 MAX_LINE_SIZE = 64 * 1024 * 1024
 NUMERIC = re.compile(r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|"
                      r"REAL|DECIMAL.*|NUMERIC.*)$")
-
-
-@dataclass
-class FileFormat:
-    type: str = "CSV"
-    skip_header: int = 0
-    field_delimiter: str = ","
-    enclosed_by: str | None = None  # FIELD_OPTIONALLY_ENCLOSED_BY; Snowflake's default is none
-    null_if: list[str] = field(default_factory=lambda: ["\\N"])
-    empty_field_as_null: bool = True
-    compression: str = "AUTO"
-    strip_outer_array: bool = False
-    parse_header: bool = False
-
-
-@dataclass
-class CopyOptions:
-    columns: list[str] | None = None
-    files: list[str] | None = None
-    pattern: str | None = None
-    on_error: str = "ABORT_STATEMENT"
-    skip_file_limit: int = 1  # SKIP_FILE_<n>: skip a file once it has n bad rows
-    match_by_column_name: str | None = None  # CASE_SENSITIVE, CASE_INSENSITIVE or None
-    force: bool = False
-
-
-@dataclass
-class RowError:
-    line: int | None
-    character: int | None
-    column: str | None  # "T"["COL":2], Snowflake's way to name the column
-    message: str
-    row: int | None = None
-
-
-@dataclass
-class FileReport:
-    file: str
-    status: str = "LOADED"
-    rows_parsed: int = 0
-    rows_loaded: int = 0
-    error_limit: int = 1
-    errors_seen: int = 0
-    first: RowError | None = None
-    errors: list[RowError] = field(default_factory=list)  # every bad row; COPY's result shows the first
-
-    def row(self) -> tuple:
-        first = self.first
-        return (self.file, self.status, self.rows_parsed, self.rows_loaded, self.error_limit, self.errors_seen,
-                first.message if first else None, first.line if first else None,
-                first.character if first else None, first.column if first else None)
 
 
 @dataclass

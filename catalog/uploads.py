@@ -13,7 +13,7 @@ from pathlib import Path, PurePath
 import duckdb
 
 from access.session import Session
-from catalog import copy_into, datatypes, stages
+from catalog import copy_options, datatypes, stages
 from catalog.identifiers import UNQUOTED, quote, quote_always
 from errors import UserError
 from sqlengine.executor import Executor
@@ -43,7 +43,7 @@ class LoadReport:
     status: str
     rows_parsed: int
     rows_loaded: int
-    errors: list[copy_into.RowError] = field(default_factory=list)
+    errors: list[copy_options.RowError] = field(default_factory=list)
     columns: list[tuple[str, str]] = field(default_factory=list)  # a new table's (name, type)
 
 
@@ -70,7 +70,7 @@ def load(session: Session, upload: Upload, table: tuple[str, str, str], *, creat
             executor.execute(create_table_sql(table, columns))
         try:
             reports = copy_from_stage(session, table, stages.StageRef("user", [], folder), _format(kind),
-                                      copy_into.CopyOptions(on_error="CONTINUE",
+                                      copy_options.CopyOptions(on_error="CONTINUE",
                                                             match_by_column_name="CASE_INSENSITIVE"))
         except UserError:
             if create:  # a table made for a file that could not be read at all goes again
@@ -88,10 +88,10 @@ def load(session: Session, upload: Upload, table: tuple[str, str, str], *, creat
                       report.errors, columns)
 
 
-def _format(kind: str) -> copy_into.FileFormat:
+def _format(kind: str) -> copy_options.FileFormat:
     if kind == "CSV":
-        return copy_into.FileFormat(type="CSV", parse_header=True, enclosed_by='"')
-    return copy_into.FileFormat(type=kind)
+        return copy_options.FileFormat(type="CSV", parse_header=True, enclosed_by='"')
+    return copy_options.FileFormat(type=kind)
 
 
 def _name(table: tuple[str, str, str]) -> str:

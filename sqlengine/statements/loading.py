@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlglot import exp
 
 from access import privileges
-from catalog import copy_into, stages
+from catalog import copy_into, copy_options, stages
 from catalog.identifiers import quote
 from catalog.models import Stage
 from errors import UserError, compilation_error
@@ -251,11 +251,11 @@ def copy(session, statement: exp.Copy) -> Result:
     reports = copy_from_stage(session, (database, schema, table), ref, fmt, options)
     if not reports:
         return status("Copy executed with 0 files processed.")
-    return Result(copy_into.RESULT_COLUMNS, [r.row() for r in reports], copy_into.RESULT_TYPES)
+    return Result(copy_options.RESULT_COLUMNS, [r.row() for r in reports], copy_options.RESULT_TYPES)
 
 
-def copy_from_stage(session, table: tuple[str, str, str], ref: stages.StageRef, fmt: copy_into.FileFormat,
-                    options: copy_into.CopyOptions) -> list[copy_into.FileReport]:
+def copy_from_stage(session, table: tuple[str, str, str], ref: stages.StageRef, fmt: copy_options.FileFormat,
+                    options: copy_options.CopyOptions) -> list[copy_options.FileReport]:
     """COPY INTO's service, for the statement and the Data page's upload alike: USAGE on the schema,
     INSERT on the table and READ on the source stage, then the load; a report per file with every bad row."""
     database, schema, name = table
@@ -266,8 +266,8 @@ def copy_from_stage(session, table: tuple[str, str, str], ref: stages.StageRef, 
     return copy_into.load_files(database, schema, name, location, ref.path, fmt, options)
 
 
-def _copy_options(statement: exp.Copy) -> tuple[copy_into.FileFormat, copy_into.CopyOptions]:
-    fmt, options = copy_into.FileFormat(), copy_into.CopyOptions()
+def _copy_options(statement: exp.Copy) -> tuple[copy_options.FileFormat, copy_options.CopyOptions]:
+    fmt, options = copy_options.FileFormat(), copy_options.CopyOptions()
     for param in statement.args.get("params") or []:
         key = param.name.upper()
         value = param.args.get("expression")
@@ -323,7 +323,7 @@ def _on_error(value: str) -> tuple[str, int]:
                             "SKIP_FILE_<n>.")
 
 
-def _file_format(fmt: copy_into.FileFormat, properties: list[exp.Expression]) -> None:
+def _file_format(fmt: copy_options.FileFormat, properties: list[exp.Expression]) -> None:
     for prop in properties:
         key = prop.name.upper()
         value = prop.args.get("value")
