@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from access import privileges
+from access.session import Session
 from catalog import stages
 from catalog.accountdata import duckdb_message
 from catalog.copy_options import CopyOptions, FileFormat, FileReport, RowError
@@ -55,8 +57,20 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def load_files(database: str, schema: str, table: str, location: stages.StageLocation, path: str,
-               fmt: FileFormat, options: CopyOptions) -> list[FileReport]:
+def copy_from_stage(session: Session, table: tuple[str, str, str], ref: stages.StageRef, fmt: FileFormat,
+                    options: CopyOptions) -> list[FileReport]:
+    """COPY INTO's service, for the statement and the Data page's upload alike: USAGE on the schema,
+    INSERT on the table and READ on the source stage, then the load; a report per file with every bad row."""
+    database, schema, name = table
+    roles = privileges.session_roles(session)
+    privileges.require_schema_usage(session, database, schema, roles=roles)
+    privileges.require(session, "INSERT", "TABLE", privileges.key(database, schema, name), roles=roles)
+    location = stages.resolve(ref, session, stages.READ, loading_into=(database, schema, name))
+    return _load_files(database, schema, name, location, ref.path, fmt, options)
+
+
+def _load_files(database: str, schema: str, table: str, location: stages.StageLocation, path: str,
+                fmt: FileFormat, options: CopyOptions) -> list[FileReport]:
     """Load the staged files into the table; one report per file (none when every file was loaded before),
     each with all of its bad rows."""
     staged = _select_files(location, path, options)

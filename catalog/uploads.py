@@ -1,7 +1,8 @@
 """Loading a file uploaded from the browser into a new or an existing table, as Snowsight's "Load data"
 does: the file goes to the user's stage, a new table is created with the columns the file shows
-(CREATE TABLE through the SQL engine, so CREATE TABLE on the schema is checked there), then COPY INTO's
-service loads it with ON_ERROR = CONTINUE (INSERT on the table checked there) and reports every bad row.
+(CREATE TABLE's service, catalog/objects.py, so CREATE TABLE on the schema is checked there), then COPY
+INTO's service loads it with ON_ERROR = CONTINUE (INSERT on the table checked there) and reports every
+bad row.
 Columns are matched by name: a CSV file's header row, a JSON object's keys, a Parquet file's fields.
 """
 from __future__ import annotations
@@ -11,13 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 import duckdb
+from sqlglot import exp
 
 from access.session import Session
-from catalog import copy_options, datatypes, stages
-from catalog.identifiers import UNQUOTED, quote, quote_always
+from catalog import copy_into, copy_options, datatypes, objects, stages
+from catalog.identifiers import UNQUOTED, QualifiedName
 from errors import UserError
-from sqlengine.executor import Executor
-from sqlengine.statements.loading import copy_from_stage
 
 FILE_TYPES = {".csv": "CSV", ".jsonl": "JSON", ".ndjson": "JSON", ".json": "JSON", ".parquet": "PARQUET"}
 UPLOAD_FOLDER = "studio-uploads"
@@ -62,19 +62,19 @@ def load(session: Session, upload: Upload, table: tuple[str, str, str], *, creat
     folder = f"{UPLOAD_FOLDER}/{uuid.uuid4().hex}"
     relative = stages.clean_relative(f"{folder}/{PurePath(upload.name).name}")
     staged = stages.publish(location, relative, upload.path, upload.md5)
-    executor = Executor(session)
+    target = QualifiedName(*table)
     columns: list[tuple[str, str]] = []
     try:
         if create:
             columns = inferred_columns(staged, kind)
-            executor.execute(create_table_sql(table, columns))
+            objects.create(session, objects.Creation("TABLE", target, _column_definitions(columns)))
         try:
-            reports = copy_from_stage(session, table, stages.StageRef("user", [], folder), _format(kind),
-                                      copy_options.CopyOptions(on_error="CONTINUE",
-                                                            match_by_column_name="CASE_INSENSITIVE"))
+            reports = copy_into.copy_from_stage(session, table, stages.StageRef("user", [], folder), _format(kind),
+                                                copy_options.CopyOptions(on_error="CONTINUE",
+                                                                         match_by_column_name="CASE_INSENSITIVE"))
         except UserError:
             if create:  # a table made for a file that could not be read at all goes again
-                executor.execute(f"DROP TABLE IF EXISTS {_name(table)}")
+                objects.drop(session, "TABLE", target, if_exists=True)
             raise
     finally:
         stages.remove_files(location, folder)
@@ -84,18 +84,14 @@ def load(session: Session, upload: Upload, table: tuple[str, str, str], *, creat
             except OSError:
                 pass
     (report,) = reports  # a fresh folder, so the one file is always loaded
-    return LoadReport(_name(table), tuple(table), create, upload.name, report.status, report.rows_parsed, report.rows_loaded,
-                      report.errors, columns)
+    return LoadReport(str(target), tuple(table), create, upload.name, report.status, report.rows_parsed,
+                      report.rows_loaded, report.errors, columns)
 
 
 def _format(kind: str) -> copy_options.FileFormat:
     if kind == "CSV":
         return copy_options.FileFormat(type="CSV", parse_header=True, enclosed_by='"')
     return copy_options.FileFormat(type=kind)
-
-
-def _name(table: tuple[str, str, str]) -> str:
-    return ".".join(quote(p) for p in table)
 
 
 def _literal(value: str) -> str:
@@ -126,8 +122,9 @@ def inferred_columns(path: Path, kind: str) -> list[tuple[str, str]]:
     return columns
 
 
-def create_table_sql(table: tuple[str, str, str], columns: list[tuple[str, str]]) -> str:
+def _column_definitions(columns: list[tuple[str, str]]) -> list[exp.ColumnDef]:
+    """A new table's column definitions, as CREATE TABLE's parser reads them, from (name, Snowflake type)."""
     if not columns:
         raise UserError("The file has no columns to create a table from.", code=2019, sqlstate="0A000")
-    definitions = ", ".join(f"{quote_always(name)} {kind}" for name, kind in columns)
-    return f"CREATE TABLE {quote_always(*table)} ({definitions})"
+    return [exp.ColumnDef(this=exp.to_identifier(name, quoted=True), kind=exp.DataType.build(kind, dialect="snowflake"))
+            for name, kind in columns]

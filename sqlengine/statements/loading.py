@@ -248,22 +248,10 @@ def copy(session, statement: exp.Copy) -> Result:
     ref = stages.StageRef.parse(sources[0].this.name)
     fmt, options = _copy_options(statement)
     options.columns = columns
-    reports = copy_from_stage(session, (database, schema, table), ref, fmt, options)
+    reports = copy_into.copy_from_stage(session, (database, schema, table), ref, fmt, options)
     if not reports:
         return status("Copy executed with 0 files processed.")
     return Result(copy_options.RESULT_COLUMNS, [r.row() for r in reports], copy_options.RESULT_TYPES)
-
-
-def copy_from_stage(session, table: tuple[str, str, str], ref: stages.StageRef, fmt: copy_options.FileFormat,
-                    options: copy_options.CopyOptions) -> list[copy_options.FileReport]:
-    """COPY INTO's service, for the statement and the Data page's upload alike: USAGE on the schema,
-    INSERT on the table and READ on the source stage, then the load; a report per file with every bad row."""
-    database, schema, name = table
-    roles = privileges.session_roles(session)
-    privileges.require_schema_usage(session, database, schema, roles=roles)
-    privileges.require(session, "INSERT", "TABLE", privileges.key(database, schema, name), roles=roles)
-    location = stages.resolve(ref, session, stages.READ, loading_into=(database, schema, name))
-    return copy_into.load_files(database, schema, name, location, ref.path, fmt, options)
 
 
 def _copy_options(statement: exp.Copy) -> tuple[copy_options.FileFormat, copy_options.CopyOptions]:
