@@ -40,7 +40,7 @@ SYNTAX: frozenset[type[exp.Expression]] = frozenset({
     exp.Case, exp.If, exp.Cast, exp.TryCast, exp.Extract, exp.Count,
 })
 
-# Statements that change a table; the sandbox prepares them whole (sqlengine/statements/catalog.py).
+# Statements that change a table; the sandbox prepares them whole (catalog/table_rows.py).
 DML = (exp.Insert, exp.Update, exp.Delete)
 
 # Types a CAST may name: Snowflake's types as sqlglot reads them.

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog import accountdata
-from catalog.identifiers import split_parts
+from catalog.identifiers import quote_always, split_parts
 from catalog.models import Database, Schema
 from errors import UserError
 
@@ -27,7 +27,7 @@ class Command(BaseCommand):
             database, schema, name = parts
             if create:
                 if not Database.objects.filter(name=database).exists():
-                    accountdata.create_database(f'"{database}"')
+                    accountdata.create_database(quote_always(database))
                 if not Schema.objects.filter(database__name=database, name=schema).exists():
                     accountdata.create_schema(database, schema)
             count = accountdata.load_table(database, schema, name, file.resolve(), replace=replace)
