@@ -11,7 +11,7 @@ from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreation
 from django.core.exceptions import ValidationError
 
 from access import grant_objects, grants, users
-from access.models import UserProfile
+from access.models import PRIVILEGES, UserProfile
 from access.session import Session
 from errors import UserError
 
@@ -40,7 +40,7 @@ class ConsoleAuthenticationForm(AdminAuthenticationForm):
 
 
 def _privilege_choices() -> list[tuple[str, str]]:
-    names = sorted({p for privileges in grant_objects.PRIVILEGES.values() for p in privileges})
+    names = sorted({p for privileges in PRIVILEGES.values() for p in privileges})
     return [("", "— (granting a role)"), ("ALL", "ALL")] + [(p, p) for p in names]
 
 

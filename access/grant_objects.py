@@ -12,24 +12,12 @@ import duckdb
 from django.contrib.auth import get_user_model
 
 from access import privileges
-from access.models import DATABASE_ROLE, ROLE, USER, Grant, Role
+from access.models import DATABASE_ROLE, PRIVILEGES, ROLE, USER, Grant, Role
 from access.session import Session
 from catalog import accountdata
 from catalog.identifiers import qualify, quote, split_parts
 from errors import UserError, compilation_error
 
-# Privileges that GRANT accepts per object type (ALL grants each of them). OWNERSHIP is not granted
-# this way: it stays with the object's owner_role.
-PRIVILEGES: dict[str, tuple[str, ...]] = {
-    "DATABASE": ("USAGE", "MONITOR", "MODIFY", "CREATE SCHEMA", "CREATE DATABASE ROLE"),
-    "SCHEMA": ("USAGE", "MONITOR", "MODIFY", "CREATE TABLE", "CREATE VIEW", "CREATE STAGE", "CREATE MODEL"),
-    "TABLE": ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES"),
-    "VIEW": ("SELECT", "REFERENCES"),
-    "MODEL": ("USAGE",),
-    # Internal stages: READ (LIST, GET, COPY INTO <table>), WRITE (PUT, REMOVE); see catalog/stages.py.
-    "STAGE": ("READ", "WRITE"),
-    "WAREHOUSE": ("USAGE", "OPERATE", "MONITOR", "MODIFY"),
-}
 OBJECT_TYPES = tuple(PRIVILEGES)
 GRANTEE_TYPES = (ROLE, USER)
 # Snowflake's application database roles; CORTEX_USER gates the Cortex functions.

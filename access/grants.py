@@ -29,9 +29,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from access import history, privileges
-from access.grant_objects import (PRIVILEGES, grantee, not_found, resolve_object, role_name, seen_object, unseen,
-                                  user_name)
-from access.models import DATABASE_ROLE, ROLE, SYSTEM_ROLES, USER, Grant, Role
+from access.grant_objects import grantee, not_found, resolve_object, role_name, seen_object, unseen, user_name
+from access.models import DATABASE_ROLE, PRIVILEGES, ROLE, SYSTEM_ROLES, USER, Grant, Role
 from access.role_graph import inherited_roles
 from access.session import Session
 from catalog.identifiers import quote, split_parts

@@ -9,6 +9,19 @@ SYSTEM_ROLES = ("ACCOUNTADMIN", "SECURITYADMIN", "SYSADMIN", "USERADMIN", "PUBLI
 # What a Grant row names besides privileges' object types: a role, a database role, a user.
 ROLE, DATABASE_ROLE, USER = "ROLE", "DATABASE ROLE", "USER"
 
+# Privileges that GRANT accepts per object type (ALL grants each of them). OWNERSHIP is not granted
+# this way: it stays with the object's owner_role.
+PRIVILEGES: dict[str, tuple[str, ...]] = {
+    "DATABASE": ("USAGE", "MONITOR", "MODIFY", "CREATE SCHEMA", "CREATE DATABASE ROLE"),
+    "SCHEMA": ("USAGE", "MONITOR", "MODIFY", "CREATE TABLE", "CREATE VIEW", "CREATE STAGE", "CREATE MODEL"),
+    "TABLE": ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES"),
+    "VIEW": ("SELECT", "REFERENCES"),
+    "MODEL": ("USAGE",),
+    # Internal stages: READ (LIST, GET, COPY INTO <table>), WRITE (PUT, REMOVE); see catalog/stages.py.
+    "STAGE": ("READ", "WRITE"),
+    "WAREHOUSE": ("USAGE", "OPERATE", "MONITOR", "MODIFY"),
+}
+
 
 class Role(models.Model):
     name = models.CharField(max_length=255, unique=True)

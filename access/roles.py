@@ -17,8 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 from access import privileges, role_graph
-from access.grant_objects import PRIVILEGES
-from access.models import Role, UserProfile
+from access.models import PRIVILEGES, Role, UserProfile
 from access.session import Session
 from catalog import accountdata
 from catalog.identifiers import quote
