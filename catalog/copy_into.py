@@ -22,7 +22,7 @@ import duckdb
 
 from access import privileges
 from access.session import Session
-from catalog import stages
+from catalog import stage_files, stages
 from catalog.accountdata import duckdb_message
 from catalog.copy_options import CopyOptions, FileFormat, FileReport, RowError
 from catalog.identifiers import quote, quote_always
@@ -74,7 +74,7 @@ def _load_files(database: str, schema: str, table: str, location: stages.StageLo
     """Load the staged files into the table; one report per file (none when every file was loaded before),
     each with all of its bad rows."""
     staged = _select_files(location, path, options)
-    digests = {f.relative: stages.md5_of(location, f) for f in staged}
+    digests = {f.relative: stage_files.md5_of(location, f) for f in staged}
     if not options.force:
         loaded = set(LoadedFile.objects.filter(database=database, schema=schema, table=table)
                      .values_list("file", "md5"))
@@ -99,10 +99,10 @@ def _load_files(database: str, schema: str, table: str, location: stages.StageLo
     return reports
 
 
-def _select_files(location: stages.StageLocation, path: str, options: CopyOptions) -> list[stages.StagedFile]:
+def _select_files(location: stages.StageLocation, path: str, options: CopyOptions) -> list[stage_files.StagedFile]:
     if options.files is not None:
         folder = path if not path or path.endswith("/") else path + "/"
-        available = {f.relative: f for f in stages.list_files(location, path)}
+        available = {f.relative: f for f in stage_files.list_files(location, path)}
         chosen = []
         for name in options.files:
             relative = stages.clean_relative(folder + name if folder and not name.startswith(folder) else name)
@@ -111,7 +111,7 @@ def _select_files(location: stages.StageLocation, path: str, options: CopyOption
                                   f"LIST {location.display}.", code=253006, sqlstate="22000")
             chosen.append(available[relative])
         return chosen
-    return stages.list_files(location, path, options.pattern)
+    return stage_files.list_files(location, path, options.pattern)
 
 
 def _target(con, database: str, schema: str, table: str, names: list[str] | None) -> Target:
@@ -179,7 +179,7 @@ def _load_all_or_nothing(con, target: Target, location, staged: list, fmt: FileF
     return reports
 
 
-def _load_on_its_own(con, target: Target, location, staged: stages.StagedFile, fmt: FileFormat,
+def _load_on_its_own(con, target: Target, location, staged: stage_files.StagedFile, fmt: FileFormat,
                      options: CopyOptions) -> FileReport:
     """CONTINUE and SKIP_FILE: one transaction per file, so a file that cannot be read (or that SKIP_FILE
     rejects) leaves nothing behind while the others load."""
@@ -211,7 +211,7 @@ def _load_on_its_own(con, target: Target, location, staged: stages.StagedFile, f
     return report
 
 
-def _load_file(con, target: Target, location, staged: stages.StagedFile, fmt: FileFormat,
+def _load_file(con, target: Target, location, staged: stage_files.StagedFile, fmt: FileFormat,
                options: CopyOptions) -> FileReport:
     loader = {"CSV": _load_csv, "JSON": _load_json, "PARQUET": _load_parquet}[fmt.type]
     parsed, loaded, errors = loader(con, target, target.sql, staged, fmt, options)

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from access import privileges, roles, tokens
 from access.web import current_role
-from catalog import stages
+from catalog import stage_files, stages
 from catalog.identifiers import normalize
 from errors import UserError
 
@@ -41,7 +41,7 @@ class StageUploadHandler(FileUploadHandler):
         super().new_file(field_name, file_name, *args, **kwargs)
         self._active = field_name == "file" and self.upload is None
         if self._active:
-            self._context = stages.incoming_file()
+            self._context = stage_files.incoming_file()
             self.path, self.handle = self._context.__enter__()
             self.digest, self.size = hashlib.md5(), 0
             raise StopFutureHandlers()
@@ -118,9 +118,9 @@ def _from_multipart(request, handler: StageUploadHandler, location, ref, overwri
         return _error("No file in the request: send it as the multipart field 'file'.", 400)
     file_name, path, size, digest = handler.upload
     relative = _target_name(ref, request.GET.get("name") or file_name)
-    if stages.exists(location, relative) and not overwrite:
+    if stage_files.exists(location, relative) and not overwrite:
         return _conflict(location, relative)
-    stages.publish(location, relative, path, digest)
+    stage_files.publish(location, relative, path, digest)
     return _created(location, relative, size, digest)
 
 
@@ -129,9 +129,9 @@ def _from_body(request, location, ref, overwrite: bool) -> JsonResponse:
     if not name:
         return _error("Name the file: ?name=<file name> (or send it as the multipart field 'file').", 400)
     relative = _target_name(ref, name)
-    if stages.exists(location, relative) and not overwrite:
+    if stage_files.exists(location, relative) and not overwrite:
         return _conflict(location, relative)
-    size, digest = stages.store_stream(location, relative, iter(lambda: request.read(CHUNK), b""))
+    size, digest = stage_files.store_stream(location, relative, iter(lambda: request.read(CHUNK), b""))
     return _created(location, relative, size, digest)
 
 

@@ -15,7 +15,7 @@ import duckdb
 from sqlglot import exp
 
 from access.session import Session
-from catalog import copy_into, copy_options, datatypes, objects, stages
+from catalog import copy_into, copy_options, datatypes, objects, stage_files, stages
 from catalog.identifiers import UNQUOTED, QualifiedName
 from errors import UserError
 
@@ -61,7 +61,7 @@ def load(session: Session, upload: Upload, table: tuple[str, str, str], *, creat
     location = stages.resolve(stages.StageRef("user", [], ""), session, stages.WRITE)
     folder = f"{UPLOAD_FOLDER}/{uuid.uuid4().hex}"
     relative = stages.clean_relative(f"{folder}/{PurePath(upload.name).name}")
-    staged = stages.publish(location, relative, upload.path, upload.md5)
+    staged = stage_files.publish(location, relative, upload.path, upload.md5)
     target = QualifiedName(*table)
     columns: list[tuple[str, str]] = []
     try:
@@ -77,7 +77,7 @@ def load(session: Session, upload: Upload, table: tuple[str, str, str], *, creat
                 objects.drop(session, "TABLE", target, if_exists=True)
             raise
     finally:
-        stages.remove_files(location, folder)
+        stage_files.remove_files(location, folder)
         for empty in (location.files_dir / folder, location.root / "md5" / folder):
             try:
                 empty.rmdir()

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 
 from access.models import Grant
 from access.session import Session
-from catalog import stages
+from catalog import stage_files, stages
 from errors import UserError
 from sqlengine.executor import Executor
 from tests.support.security import SECRET, SECRET_FILE, SECRET_FILE_BODY, STAGED_FILES, leaks
@@ -258,7 +258,7 @@ def test_the_table_owner_uses_its_table_stage_for_everything(low_account, tmp_pa
 
 def test_an_insert_holder_may_copy_a_table_stage_into_that_table_only(low_account, tmp_path):
     admin_stage = stages.resolve(stages.StageRef.parse("@pub.s.%sink"), low_account.admin, stages.WRITE)
-    stages.store_stream(admin_stage, "admin.csv", [b"id,name\n5,five\n"])
+    stage_files.store_stream(admin_stage, "admin.csv", [b"id,name\n5,five\n"])
     loaded = low_account.sql("COPY INTO pub.s.sink FROM @pub.s.%sink FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1)")
     assert loaded[-1].rows[0][:4] == ("admin.csv", "LOADED", 1, 1)
     assert sink_rows(low_account) == [(5, "five")]
@@ -273,7 +273,7 @@ def test_an_insert_holder_may_copy_a_table_stage_into_that_table_only(low_accoun
     assert admin_sql(low_account, "SELECT COUNT(*) FROM pub.s.mine").rows == [(0,)]
     # A table the role may read but not load: its stage is neither listed nor copied from.
     assert refused_as_reader(low_account, "LIST @pub.s.%x") == "Insufficient privileges to operate on table stage 'X'"
-    assert [f.relative for f in stages.list_files(admin_stage)] == ["admin.csv"]
+    assert [f.relative for f in stage_files.list_files(admin_stage)] == ["admin.csv"]
 
 
 # -- the user stage --------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from access.session import Session
-from catalog import stages
+from catalog import stage_files, stages
 from errors import UserError
 from jobs.models import FineTuneJob
 from sqlengine.executor import Executor
@@ -332,7 +332,7 @@ def test_a_table_created_again_does_not_inherit_the_dropped_tables_staged_files(
     # later owns the old owner's files: LIST shows them, COPY loads them.
     admin(low_account, "CREATE TABLE pub.s.payroll (id INT, name VARCHAR)")
     location = stages.resolve(stages.StageRef.parse("@pub.s.%payroll"), low_account.admin, stages.WRITE)
-    stages.store_stream(location, "TOPSECRET_payroll.csv", [b"1,TOPSECRET-in-a-file\n"])
+    stage_files.store_stream(location, "TOPSECRET_payroll.csv", [b"1,TOPSECRET-in-a-file\n"])
     admin(low_account, "DROP TABLE pub.s.payroll")
     admin(low_account, "GRANT CREATE TABLE ON SCHEMA pub.s TO ROLE low")
     low_account.sql("CREATE TABLE pub.s.payroll (id INT, name VARCHAR)", **SESSION)
@@ -349,7 +349,7 @@ def test_a_user_created_again_under_a_dropped_users_name_does_not_get_its_stage(
     run = Executor(low_account.admin).execute
     run("CREATE USER carol PASSWORD = 'carol-password-1'")
     carol = Session(user=get_user_model().objects.get(username="carol"), role="PUBLIC")
-    stages.store_stream(stages.resolve(stages.StageRef.parse("@~"), carol, stages.WRITE), "TOPSECRET_notes.csv",
+    stage_files.store_stream(stages.resolve(stages.StageRef.parse("@~"), carol, stages.WRITE), "TOPSECRET_notes.csv",
                         [b"1,TOPSECRET-notes\n"])
     run("ALTER USER carol RENAME TO carla")
     carla = Session(user=get_user_model().objects.get(username="carla"), role="PUBLIC")
@@ -368,7 +368,7 @@ def _upload(client, account, url: str, body: bytes = b"id,name\n1,x\n"):
 
 
 def test_odd_file_names_in_an_upload_are_a_400_not_a_500(low_account):
-    # Found by the attack review, fixed since: catalog/stage_views.py _from_body -> stages.store_stream -> publish: clean_relative() lets
+    # Found by the attack review, fixed since: catalog/stage_views.py _from_body -> stage_files.store_stream -> publish: clean_relative() lets
     # through a NUL byte (ValueError from os.replace), a name over the file system's limit (OSError
     # ENAMETOOLONG), and a name whose folder is a file already, or that is a folder already
     # (FileExistsError, IsADirectoryError); none is a UserError, so each is a 500. All in LOW's own @~.
@@ -576,7 +576,7 @@ def test_put_and_get_reach_the_servers_files_from_the_command_line_only(low_acco
     for sql in ("PUT file:///etc/passwd @~", "GET @~ file:///tmp/loot"):
         fragment = browser.post("/worksheets/", {"sql": sql}, headers={"HX-Request": "true"}).content.decode()
         assert "command line" in fragment and "root:" not in fragment, fragment[-300:]
-    assert not list(stages.list_files(stages.resolve(stages.StageRef.parse("@~"), low_account.session(), stages.READ)))
+    assert not list(stage_files.list_files(stages.resolve(stages.StageRef.parse("@~"), low_account.session(), stages.READ)))
 
 
 def test_another_roles_finetune_job_reads_like_a_missing_one(low_account):

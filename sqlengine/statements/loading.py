@@ -1,8 +1,8 @@
 """Loading data: stages (CREATE / DROP / SHOW / DESCRIBE STAGE, LIST, REMOVE), PUT, GET and COPY INTO <table>.
 
-The stage folders, file operations and who may use a stage are in catalog/stages.py (every statement
-here names the privilege it needs to stages.resolve), the loading itself in catalog/copy_into.py; this
-module reads the statements' options out of sqlglot's tree.
+The stage folders and who may use a stage are in catalog/stages.py (every statement here names the
+privilege it needs to stages.resolve), the files in catalog/stage_files.py, the loading itself in
+catalog/copy_into.py; this module reads the statements' options out of sqlglot's tree.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlglot import exp
 
 from access import privileges
-from catalog import copy_into, copy_options, stages
+from catalog import copy_into, copy_options, stage_files, stages
 from catalog.identifiers import quote
 from catalog.models import Stage
 from errors import UserError, compilation_error
@@ -146,14 +146,14 @@ def _like_regex(pattern: str) -> re.Pattern:
 
 def list_stage(session, ref: stages.StageRef, pattern: str | None) -> Result:
     location = stages.resolve(ref, session, stages.READ)
-    rows = [(location.prefix + f.relative, f.size, stages.md5_of(location, f), stages.last_modified(f))
-            for f in stages.list_files(location, ref.path, pattern)]
+    rows = [(location.prefix + f.relative, f.size, stage_files.md5_of(location, f), stage_files.last_modified(f))
+            for f in stage_files.list_files(location, ref.path, pattern)]
     return Result(LIST_COLUMNS, rows, ["TEXT", "NUMBER", "TEXT", "TEXT"])
 
 
 def remove(session, ref: stages.StageRef, pattern: str | None) -> Result:
     location = stages.resolve(ref, session, stages.WRITE)
-    removed = stages.remove_files(location, ref.path, pattern)
+    removed = stage_files.remove_files(location, ref.path, pattern)
     return Result(["name", "result"], [(location.prefix + f.relative, "removed") for f in removed], ["TEXT", "TEXT"])
 
 
@@ -189,7 +189,7 @@ def put(executor, statement: exp.Put) -> Result:
         raise UserError(f"File doesn't exist: ['{pattern}']", code=253006, sqlstate="22000")
     rows = []
     for source in sources:
-        outcome = stages.put_file(location, source, ref.path, overwrite=_true(options.get("OVERWRITE", False)),
+        outcome = stage_files.put_file(location, source, ref.path, overwrite=_true(options.get("OVERWRITE", False)),
                                   auto_compress=_true(options.get("AUTO_COMPRESS", True)))
         rows.append((outcome.source, outcome.target, outcome.source_size, outcome.target_size,
                      outcome.source_compression, outcome.target_compression, outcome.status, outcome.message))
@@ -218,7 +218,7 @@ def get(executor, text: str) -> Result:
     ref = stages.StageRef.parse(match["stage"])
     location = stages.resolve(ref, executor.session, stages.READ)
     folder = Path(target[len("file://"):]).expanduser()
-    written = stages.download_files(location, ref.path, pattern[1].replace("''", "'") if pattern else None, folder)
+    written = stage_files.download_files(location, ref.path, pattern[1].replace("''", "'") if pattern else None, folder)
     return Result(GET_COLUMNS, [(staged.relative, staged.size, "DOWNLOADED", "") for staged, _path in written],
                   ["TEXT", "NUMBER", "TEXT", "TEXT"])
 

@@ -17,7 +17,7 @@ from access import tokens
 from access.bootstrap import bootstrap
 from access.models import Role, UserProfile
 from access.session import Session
-from catalog import stages
+from catalog import stage_files, stages
 from sqlengine.executor import Executor
 from tests.support.cortex import admin_session
 
@@ -66,7 +66,7 @@ def build(tmp_path: Path) -> LowAccount:
     for ref, files in STAGED_FILES.items():
         location = stages.resolve(stages.StageRef.parse(ref), admin, stages.WRITE)
         for name, body in files.items():
-            stages.store_stream(location, name, [body])
+            stage_files.store_stream(location, name, [body])
     run("CREATE ROLE low")
     run("GRANT USAGE ON DATABASE pub TO ROLE low")
     run("GRANT USAGE ON SCHEMA pub.s TO ROLE low")
@@ -87,7 +87,7 @@ def staged_files(account: LowAccount) -> dict[str, dict[str, bytes]]:
     found = {}
     for ref in STAGED_FILES:
         location = stages.resolve(stages.StageRef.parse(ref), account.admin, stages.READ)
-        found[ref] = {f.relative: f.path.read_bytes() for f in stages.list_files(location)}
+        found[ref] = {f.relative: f.path.read_bytes() for f in stage_files.list_files(location)}
     return found
 
 
