@@ -17,7 +17,7 @@ import signal
 import tempfile
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -96,19 +96,17 @@ def _init(rank: int, world: int, device: str, rendezvous: str) -> Group:
     return Group(rank=rank, world=world, device=device)
 
 
-def _rank_main(rank: int, world: int, rendezvous: str, config: Any, train_rows: list, val_rows: list) -> None:
-    """A spawned rank: train alongside rank 0, report nothing."""
+def _rank_main(run_rank: Callable[..., None], rank: int, world: int, rendezvous: str, config: Any,
+               train_rows: list, val_rows: list) -> None:
+    """A spawned rank: train alongside rank 0 with `run_rank` (train.run_rank, passed in so that this module,
+    which train.py imports, does not import it back), report nothing."""
     try:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with rank 0 (a killed job's horse)
     except (OSError, AttributeError):
         pass
-    from .train import TrainingCancelled, run_rank
-
     group = _init(rank, world, config.devices[rank], rendezvous)
     try:
         run_rank(config, train_rows, val_rows, group)
-    except TrainingCancelled:
-        pass
     finally:
         group.finish()
 
@@ -116,8 +114,9 @@ def _rank_main(rank: int, world: int, rendezvous: str, config: Any, train_rows: 
 class Ranks:
     """Rank 0's view: spawns the others on entry, joins or kills them on exit."""
 
-    def __init__(self, config: Any, train_rows: Sequence, val_rows: Sequence) -> None:
+    def __init__(self, config: Any, train_rows: Sequence, val_rows: Sequence, run_rank: Callable[..., None]) -> None:
         self.config, self.train_rows, self.val_rows = config, list(train_rows), list(val_rows)
+        self.run_rank = run_rank
         self.processes: list[Any] = []
 
     def __enter__(self) -> Group:
@@ -128,7 +127,8 @@ class Ranks:
         child_config = replace(self.config, output_dir=os.path.join(self.tmp.name, "unused"))
         for rank in range(1, world):
             process = context.Process(target=_rank_main, daemon=True,
-                                      args=(rank, world, rendezvous, child_config, self.train_rows, self.val_rows))
+                                      args=(self.run_rank, rank, world, rendezvous, child_config, self.train_rows,
+                                            self.val_rows))
             process.start()
             self.processes.append(process)
         self.group = _init(0, world, self.config.devices[0], rendezvous)

@@ -23,7 +23,7 @@ import torch
 
 from . import adapter, checkpoint
 from .config import TrainConfig
-from .distributed import Group
+from .distributed import Group, Ranks
 from .loss import completion_loss_sum
 from .out_of_memory import TrainingOutOfMemory, advice, is_out_of_memory
 from .prepare import FALLBACK_CHAT_TEMPLATE, IGNORE_INDEX, Example, Row, encode_rows, epochs_to_train
@@ -170,9 +170,7 @@ def train(
     hooks = hooks or TrainingHooks()
     try:
         if config.devices and len(config.devices) > 1:
-            from .distributed import Ranks
-
-            with Ranks(config, train_rows, val_rows) as group:
+            with Ranks(config, train_rows, val_rows, run_rank) as group:
                 return _run(config, train_rows, val_rows, hooks, where, group)
         return _run(config, train_rows, val_rows, hooks, where, Group(device=config.device))
     except Exception as exc:
@@ -185,7 +183,10 @@ def train(
 
 def run_rank(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row], group: Group) -> None:
     """A rank other than 0 of a data parallel run (distributed.py): train, report and save nothing."""
-    _run(config, train_rows, val_rows, TrainingHooks(), _Where(), group)
+    try:
+        _run(config, train_rows, val_rows, TrainingHooks(), _Where(), group)
+    except TrainingCancelled:
+        pass
 
 
 def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row], hooks: TrainingHooks,
