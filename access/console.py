@@ -22,7 +22,6 @@ from django.urls import reverse
 
 from errors import UserError
 
-CONSOLE_ROLES = ("ACCOUNTADMIN", "SECURITYADMIN", "USERADMIN")
 # The role the console acts with when the user's current role gives no console rights: the first of
 # these the user may use.
 STRONGEST_FIRST = ("ACCOUNTADMIN", "SECURITYADMIN", "USERADMIN", "SYSADMIN")
@@ -32,16 +31,6 @@ _SESSION_ATTR, _ROLES_ATTR, _ALLOWED_ATTR = "_console_session", "_console_roles"
 
 class StudioAdminConfig(AdminConfig):
     default_site = "access.console.StudioAdminSite"
-
-
-def may_use_console(user) -> bool:
-    from access.role_graph import effective_roles, user_roles
-
-    if user is None or not user.is_authenticated or not user.is_active:
-        return False
-    if user.is_superuser:
-        return True
-    return any(set(CONSOLE_ROLES) & effective_roles(held) for held in user_roles(user))
 
 
 def _strongest_role(user) -> str:
@@ -58,11 +47,12 @@ def _console_session(request):
     """The session the console acts in: the user's current web session (the header menu's role and
     warehouse) when its role carries console rights, else with the strongest system role the user
     holds. Entry point "admin"."""
+    from access import roles
     from access.role_graph import effective_roles
     from access.web import session_for
 
     session = session_for(request)
-    role = session.role if set(CONSOLE_ROLES) & effective_roles(session.role) else _strongest_role(request.user)
+    role = session.role if set(roles.CONSOLE_ROLES) & effective_roles(session.role) else _strongest_role(request.user)
     return dataclasses.replace(session, role=role, entry_point="admin")
 
 
@@ -101,6 +91,8 @@ class StudioAdminSite(admin.AdminSite):
     def has_permission(self, request) -> bool:
         allowed = getattr(request, _ALLOWED_ATTR, None)
         if allowed is None:
+            from access.roles import may_use_console
+
             allowed = may_use_console(request.user)
             setattr(request, _ALLOWED_ATTR, allowed)
         return allowed

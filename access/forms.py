@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 
 from access import grant_objects, grants, users
 from access.models import PRIVILEGES, UserProfile
+from access.roles import may_use_console
 from access.session import Session
 from errors import UserError
 
@@ -31,8 +32,6 @@ class ConsoleAuthenticationForm(AdminAuthenticationForm):
     }
 
     def confirm_login_allowed(self, user) -> None:
-        from access.console import may_use_console
-
         AuthenticationForm.confirm_login_allowed(self, user)  # active users only; skips the is_staff check
         if not may_use_console(user):
             raise ValidationError(self.error_messages["invalid_login"], code="invalid_login",

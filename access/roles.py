@@ -25,6 +25,8 @@ from errors import UserError
 from warehouses.models import Warehouse
 
 SESSION_FIELDS = ("role", "warehouse", "database", "schema")
+# Who may enter the admin console: a user holding a role that inherits one of these (superusers always).
+CONSOLE_ROLES = ("ACCOUNTADMIN", "SECURITYADMIN", "USERADMIN")
 
 
 def _profile(user) -> UserProfile | None:
@@ -45,6 +47,14 @@ def may_use_role(user, role: str) -> bool:
     if user is None or not Role.objects.filter(name=role).exists():
         return False
     return _holds(user, role)
+
+
+def may_use_console(user) -> bool:
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    return any(set(CONSOLE_ROLES) & role_graph.effective_roles(held) for held in role_graph.user_roles(user))
 
 
 def warehouse_access(session: Session) -> tuple[list[str], list[str]]:

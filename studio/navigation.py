@@ -1,10 +1,12 @@
 """The left navigation of every page: its sections, which one the current page belongs to, and whether
-the user sees Admin (only users who may enter the admin console, by the console's own rule)."""
+the user sees Admin (only users who may enter the admin console, by access.roles.may_use_console)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from django.urls import reverse
+
+from access.roles import may_use_console
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,6 @@ def current_section(request) -> str | None:
 def navigation(request) -> dict:
     """Context processor: `nav.sections` (Admin last, for console users only), `nav.current` (the key
     of the current page's section) and `nav.current_label`."""
-    from access.console import may_use_console
-
     # htmx fragments have no navigation: their polls skip the console check.
     if not request.user.is_authenticated or getattr(request, "htmx", False):
         return {}
