@@ -18,14 +18,12 @@ from errors import UserError, invalid_argument
 from jobs import queues, recovery
 from jobs.models import FineTuneJob
 from jobs.training_data import check_query
+from trainer.config import FINETUNE_OPTIONS
 from warehouses.models import Warehouse
 
 log = logging.getLogger(__name__)
 
 MAX_EPOCHS_RANGE = (1, 10)
-# Options beyond Snowflake's documented max_epochs; documented in the README as extensions.
-OPTION_TYPES: dict[str, type | tuple[type, ...]] = {"max_epochs": int, "learning_rate": (int, float), "eval_steps": int,
-                                                    "batch_size": int}
 MAX_BATCH_SIZE = 64
 
 
@@ -45,10 +43,10 @@ def parse_options(options: str | dict[str, Any] | None) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise invalid_argument("Invalid options argument: expected a JSON object such as '{\"max_epochs\": 3}'.")
     for key, value in parsed.items():
-        if key not in OPTION_TYPES:
+        if key not in FINETUNE_OPTIONS:
             raise invalid_argument(f"Invalid options argument: unknown option '{key}'. "
-                                   f"Supported options: {', '.join(OPTION_TYPES)}.")
-        if isinstance(value, bool) or not isinstance(value, OPTION_TYPES[key]):
+                                   f"Supported options: {', '.join(FINETUNE_OPTIONS)}.")
+        if isinstance(value, bool) or not isinstance(value, FINETUNE_OPTIONS[key]):
             raise invalid_argument(f"Invalid options argument: '{key}' must be a number, got {json.dumps(value)}.")
     if "max_epochs" in parsed:
         low, high = MAX_EPOCHS_RANGE
