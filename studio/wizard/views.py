@@ -193,7 +193,7 @@ def preview_rows(request):
     count = next((r["rows"] for r in relations(session) if r["qualified"] == table), None)
     return render(request, "studio/wizard/_rows.html", {
         "table": table, "result": result, "which": which, "row_count": count,
-        "header": [(c, marks.get(c)) for c in result.columns], "limit": FIRST_ROWS})
+        "header": [(c, marks.get(c)) for c in result.header], "limit": FIRST_ROWS})
 
 
 @login_required
