@@ -261,7 +261,8 @@ class GrantAdmin(ServiceFormMixin, RoleAdmin):
         return self._holds(request, self.change_role)
 
     def service_delete(self, session, obj: Grant) -> str:
-        grantee = quote(obj.grantee_name)
+        # The stored grantee's exact name: an unquoted one would match a user's name in any case.
+        grantee = quote_always(obj.grantee_name)
         if obj.object_type in (grants.ROLE, grants.DATABASE_ROLE):
             removed = grants.revoke_role(session, obj.object_type, obj.object_name, obj.grantee_type, grantee)
         else:

@@ -164,6 +164,20 @@ def test_revoking_a_users_role_with_the_bulk_action(security_client):
     assert not Role.objects.get(name="ANALYST").users.filter(pk=bob.pk).exists()
 
 
+def test_revoking_from_a_user_names_that_user_exactly(security_client):
+    """Usernames are case-sensitive: revoking BOB's role must not revoke bob's (an unquoted BOB would match
+    either)."""
+    bob, upper_bob = _user("bob"), _user("BOB")
+    grants.grant_role(admin_session(), "ROLE", "ANALYST", "USER", "bob")
+    row = grants.grant_role(admin_session(), "ROLE", "ANALYST", "USER", '"BOB"')
+    assert row.grantee_name == "BOB"
+    security_client.post("/admin/access/grant/", {"action": "revoke_selected", "_selected_action": [row.pk]})
+    analysts = Role.objects.get(name="ANALYST").users
+    assert not analysts.filter(pk=upper_bob.pk).exists()
+    assert analysts.filter(pk=bob.pk).exists()
+    assert Grant.objects.filter(grantee_type="USER", grantee_name="bob", object_name="ANALYST").exists()
+
+
 def test_grants_cannot_be_edited_in_place(security_client):
     (row,) = grants.grant(admin_session(), "USAGE", "DATABASE", "SALES", "ROLE", "ANALYST")
     response = security_client.post(f"/admin/access/grant/{row.pk}/change/", {"grantee_name": "PUBLIC"})
