@@ -1,4 +1,4 @@
-"""CREATE and DROP of tables and views, and DROP of models, for a session's role.
+"""CREATE and DROP of tables and views for a session's role (DROP MODEL is models_registry/registry.py's).
 
 Tables and views live in DuckDB (one file per database, catalog/accountdata.py), their owners and
 declared column types in the catalog's rows (SchemaObject). A change runs in the statement's sandbox
@@ -7,7 +7,6 @@ in a Django one, so a failure leaves neither half-done.
 """
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +21,6 @@ from catalog import accountdata, datatypes, stages
 from catalog.identifiers import QualifiedName, quote, quote_always
 from catalog.models import SchemaObject
 from errors import UserError, compilation_error
-from inference import deployment
-from models_registry.models import FineTunedModel
 from sandbox.box import Sandbox
 from sandbox.expressions import constant, name_parts
 from sandbox.resolver import Resolver
@@ -215,24 +212,4 @@ def drop(session: Session, kind: str, target: QualifiedName, *, if_exists: bool 
         write(target, box, steps)
     if kind == "TABLE":  # once the drop has committed: its stage goes with it, as in Snowflake
         stages.drop_table_stages(*_parts(target))
-    return True
-
-
-def drop_model(session: Session, target: QualifiedName, *, if_exists: bool = False) -> bool:
-    """DROP MODEL: its owner only; its adapter's files go with it, once no inference server serves it."""
-    model = FineTunedModel.objects.filter(schema__database__name=target.database, schema__name=target.schema,
-                                          name=target.name).first()
-    if model is None:
-        if if_exists:
-            return False
-        raise UserError(f"SQL compilation error: Model '{target}' does not exist or not authorized.",
-                        code=2003, sqlstate="02000")
-    privileges.require_ownership(session, "MODEL", str(target))
-    adapter = model.adapter_dir
-    model.delete()
-    # Deleted first, so no COMPLETE routes to it meanwhile; undeployed before its files go. A server that
-    # is down is logged by undeploy() and does not stop the drop.
-    deployment.undeploy(model)
-    if model.adapter_path:
-        shutil.rmtree(adapter, ignore_errors=True)
     return True

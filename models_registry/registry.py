@@ -1,4 +1,4 @@
-"""Registering a trained adapter as a model in a schema, and finding models by name."""
+"""Registering a trained adapter as a model in a schema, finding models by name, and DROP MODEL."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,12 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from access import privileges
+from access.session import Session
 from catalog import accountdata
 from catalog.identifiers import QualifiedName, qualify
 from errors import UserError
+from inference import deployment
 from models_registry.models import FineTunedModel
 
 METADATA_FILE = "studio_adapter.json"
@@ -84,3 +87,23 @@ def resolve(name: str, database: str | None, schema: str | None) -> FineTunedMod
     if model is None:
         raise UserError(f"Model '{target}' does not exist or not authorized.", code=2003, sqlstate="02000")
     return model
+
+
+def drop(session: Session, target: QualifiedName, *, if_exists: bool = False) -> bool:
+    """DROP MODEL: its owner only; its adapter's files go with it, once no inference server serves it."""
+    model = FineTunedModel.objects.filter(schema__database__name=target.database, schema__name=target.schema,
+                                          name=target.name).first()
+    if model is None:
+        if if_exists:
+            return False
+        raise UserError(f"SQL compilation error: Model '{target}' does not exist or not authorized.",
+                        code=2003, sqlstate="02000")
+    privileges.require_ownership(session, "MODEL", str(target))
+    adapter = model.adapter_dir
+    model.delete()
+    # Deleted first, so no COMPLETE routes to it meanwhile; undeployed before its files go. A server that
+    # is down is logged by undeploy() and does not stop the drop.
+    deployment.undeploy(model)
+    if model.adapter_path:
+        shutil.rmtree(adapter, ignore_errors=True)
+    return True

@@ -13,6 +13,7 @@ from sqlglot import exp
 from catalog import accountdata, contents, databases, objects, table_rows
 from catalog.identifiers import QualifiedName, quote, split_parts
 from errors import UserError, compilation_error
+from models_registry import registry
 from sandbox import names
 from sandbox.expressions import constant, name_parts
 from sqlengine import show
@@ -216,7 +217,7 @@ def _drop_model(executor, text: str) -> Result:
     if len(parts) > 3:
         raise compilation_error(f"invalid model name '{match.group('name')}'.")
     target = resolve_parts(executor.session, parts, "DROP MODEL")
-    if not objects.drop_model(executor.session, target, if_exists=bool(match.group("exists"))):
+    if not registry.drop(executor.session, target, if_exists=bool(match.group("exists"))):
         return _dropped_already(quote(target.name))
     return status(f"{quote(target.name)} successfully dropped.")
 
