@@ -12,8 +12,6 @@ Warehouses have no owner column; SYSADMIN owns them, as it owns COMPUTE_WH in a 
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from access.models import DATABASE_ROLE, ROLE, USER, Grant
 from access.role_graph import effective_roles
 from access.session import Session
@@ -200,10 +198,6 @@ class Visibility:
             return True
         object_type = object_type.upper()
         return (object_type.upper(), object_name) in self.granted
-
-    def filter(self, items: Iterable, object_type: str, name_of, owner_of_item=None) -> list:
-        return [item for item in items
-                if self.sees(object_type, name_of(item), owner_of_item(item) if owner_of_item else None)]
 
 
 def visible_job_roles(session: Session) -> set[str] | None:

@@ -1,4 +1,4 @@
-"""What a role may see of the catalog: its databases, schemas, tables, views, models and warehouses.
+"""What a role may see of the catalog: its databases, schemas, tables, views, stages, models and warehouses.
 
 SHOW lists these (sqlengine/show.py gives them Snowflake's columns); the Data page and the wizard list
 them too, from here, so none of them shows what SHOW hides. An object is listed when the session's roles
@@ -14,7 +14,7 @@ from access import privileges, roles
 from access.session import Session
 from catalog import accountdata
 from catalog.identifiers import QualifiedName, quote_always
-from catalog.models import Database, Schema, SchemaObject
+from catalog.models import Database, Schema, SchemaObject, Stage
 from jobs.models import FineTuneJob
 from models_registry.models import FineTunedModel
 from sandbox.information_schema import is_secure, view_definition
@@ -55,6 +55,16 @@ class RelationEntry:
     @property
     def qualified(self) -> QualifiedName:
         return QualifiedName(self.database, self.schema, self.name)
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    database: str
+    schema: str
+    name: str
+    owner: str
+    comment: str
+    created_on: datetime
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,19 @@ def relations(session: Session, kinds: tuple[str, ...] = (TABLE, VIEW), database
                 db, sch, name, kind, owner, record.created_on if record else None, record.comment if record else "",
                 rows, view_definition(text, owner, visibility) if kind == VIEW else text, is_secure(text)))
     return sorted(found, key=lambda r: (r.database, r.schema, r.name))
+
+
+def stages(session: Session, database: str | None = None, schema: str | None = None) -> list[StageEntry]:
+    """The named stages the role owns or holds a privilege on, in every schema or in one database or schema."""
+    visibility = privileges.Visibility(session)
+    found = Stage.objects.select_related("schema__database")
+    if database:
+        found = found.filter(schema__database__name=database)
+    if schema:
+        found = found.filter(schema__name=schema)
+    return [StageEntry(s.schema.database.name, s.schema.name, s.name, s.owner_role, s.comment, s.created_on)
+            for s in found
+            if visibility.sees("STAGE", privileges.key(s.schema.database.name, s.schema.name, s.name), s.owner_role)]
 
 
 def models(session: Session, database: str | None = None, schema: str | None = None) -> list[ModelEntry]:

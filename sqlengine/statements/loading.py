@@ -12,10 +12,8 @@ from pathlib import Path
 
 from sqlglot import exp
 
-from access import privileges
-from catalog import copy_into, copy_options, stage_files, stages
+from catalog import copy_into, copy_options, listing, stage_files, stages
 from catalog.identifiers import quote
-from catalog.models import Stage
 from errors import UserError, compilation_error
 from sandbox.expressions import constant, name_parts
 from sqlengine.results import Result, status
@@ -116,25 +114,22 @@ def describe_stage(session, statement: exp.Describe) -> Result:
 
 
 def show_stages(session, statement: exp.Show) -> Result:
-    found = Stage.objects.select_related("schema__database")
+    database = schema = None
     scope, kind = statement.args.get("scope"), str(statement.args.get("scope_kind") or "").upper()
     if scope is not None:
         parts = name_parts(scope)
         if kind == "DATABASE" or (not kind and len(parts) == 1 and kind != "SCHEMA"):
-            found = found.filter(schema__database__name=parts[-1])
+            database = parts[-1]
         elif kind in ("SCHEMA", ""):
-            database = parts[0] if len(parts) == 2 else session.database
-            found = found.filter(schema__database__name=database, schema__name=parts[-1])
+            database, schema = (parts[0] if len(parts) == 2 else session.database), parts[-1]
     elif kind != "ACCOUNT" and session.database:
-        found = found.filter(schema__database__name=session.database)
+        database = session.database
     # Snowflake lists the stages the role owns or holds a privilege on, IN ACCOUNT too.
-    found = privileges.Visibility(session).filter(
-        found, "STAGE", lambda s: privileges.key(s.schema.database.name, s.schema.name, s.name),
-        lambda s: s.owner_role)
+    found = listing.stages(session, database, schema)
     if statement.args.get("like") is not None:
         regex = _like_regex(constant(statement.args["like"]))
         found = [s for s in found if regex.fullmatch(s.name)]
-    rows = [(s.created_on, s.name, s.schema.database.name, s.schema.name, "", "N", "N", s.owner_role, s.comment,
+    rows = [(s.created_on, s.name, s.database, s.schema, "", "N", "N", s.owner, s.comment,
              None, "INTERNAL", None, None, None, "ROLE", "N") for s in found]
     return Result(SHOW_STAGES_COLUMNS, rows, ["TIMESTAMP_LTZ"] + ["TEXT"] * (len(SHOW_STAGES_COLUMNS) - 1))
 
