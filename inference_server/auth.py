@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 OPEN_PATHS = frozenset({"/health"})
-# The variables `manage.py serve` and the studio's settings read (studio/settings.py INFERENCE_TOKEN).
+# The variables `manage.py serve` and the studio's settings read (project/settings.py INFERENCE_TOKEN).
 TOKEN_ENV = "STUDIO_INFERENCE_TOKEN"
 
 
