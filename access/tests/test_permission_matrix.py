@@ -68,8 +68,8 @@ def test_complete_on_a_fine_tuned_model_needs_cortex_user_and_usage_on_model_sch
     assert refusal(analyst, COMPLETE).message == message
 
     sql(admin, grant)
-    # Past every privilege check, the request reaches the inference gateway; no server runs in this
-    # test, so the gateway's own error is what proves the privileges passed.
+    # Past every privilege check, the request reaches the inference client; no server runs in this
+    # test, so the client's own error is what proves the privileges passed.
     with pytest.raises(UserError, match=r"^No inference server serves base model 'tiny-llama'"):
         sql(analyst, COMPLETE)
 

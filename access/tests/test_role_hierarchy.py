@@ -164,7 +164,7 @@ def test_access_history_records_granted_and_refused_finetune_complete_grant_and_
                     .values_list("outcome", "object_name"))
 
     assert events("ana", "FINETUNE CREATE") == [("SUCCESS", "MDB.PUBLIC.TUNED_BY_ANA"), ("REFUSED", "MDB.PUBLIC.AGAIN")]
-    # The granted COMPLETE got past the privileges and failed at the gateway (no server in this test).
+    # The granted COMPLETE got past the privileges and failed at the inference client (no server in this test).
     assert events("ana", "COMPLETE") == [("REFUSED", "support_model"), ("FAILED", "support_model")]
     assert events("ana", "GRANT") == [("REFUSED", "mdb.public.support_model")]
     assert events("ana", "REVOKE") == [("REFUSED", "mdb.public.support_model")]
