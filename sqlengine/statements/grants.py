@@ -5,7 +5,6 @@ back to Snowflake SQL and read here with a small tokenizer: one grammar for ever
 """
 from __future__ import annotations
 
-import fnmatch
 import re
 
 from django.db import transaction
@@ -15,6 +14,7 @@ from access import grant_objects, grants, privileges, role_graph
 from access.models import Role
 from catalog.identifiers import split_parts
 from errors import UserError, compilation_error
+from sqlengine import show
 from sqlengine.results import Result, status
 
 DONE = "Statement executed successfully."
@@ -334,7 +334,7 @@ def show_roles(session, tokens: Tokens) -> Result:
     inherited = role_graph.inherited_roles(session.role)
     rows = []
     for role in Role.objects.order_by("name").prefetch_related("users"):
-        if pattern is not None and not fnmatch.fnmatchcase(role.name.upper(), _like_to_glob(pattern.upper())):
+        if pattern is not None and not show.like_matches(pattern, role.name):
             continue
         key = privileges.key(role.name)
         held_by = grants.grants_on(grants.ROLE, key)
@@ -349,7 +349,3 @@ def show_roles(session, tokens: Tokens) -> Result:
             owner, "",
         ))
     return Result(ROLE_COLUMNS, rows, ROLE_TYPES)
-
-
-def _like_to_glob(pattern: str) -> str:
-    return "".join("*" if c == "%" else "?" if c == "_" else f"[{c}]" if c in "*?[" else c for c in pattern)

@@ -16,6 +16,7 @@ from catalog import copy_into, copy_options, listing, stage_files, stages
 from catalog.identifiers import quote
 from errors import UserError, compilation_error
 from sandbox.expressions import constant, name_parts
+from sqlengine import show
 from sqlengine.results import Result, status
 
 PUT_COLUMNS = ["source", "target", "source_size", "target_size", "source_compression", "target_compression",
@@ -118,7 +119,7 @@ def show_stages(session, statement: exp.Show) -> Result:
     scope, kind = statement.args.get("scope"), str(statement.args.get("scope_kind") or "").upper()
     if scope is not None:
         parts = name_parts(scope)
-        if kind == "DATABASE" or (not kind and len(parts) == 1 and kind != "SCHEMA"):
+        if kind == "DATABASE" or (not kind and len(parts) == 1):
             database = parts[-1]
         elif kind in ("SCHEMA", ""):
             database, schema = (parts[0] if len(parts) == 2 else session.database), parts[-1]
@@ -127,16 +128,11 @@ def show_stages(session, statement: exp.Show) -> Result:
     # Snowflake lists the stages the role owns or holds a privilege on, IN ACCOUNT too.
     found = listing.stages(session, database, schema)
     if statement.args.get("like") is not None:
-        regex = _like_regex(constant(statement.args["like"]))
-        found = [s for s in found if regex.fullmatch(s.name)]
+        pattern = constant(statement.args["like"])
+        found = [s for s in found if show.like_matches(pattern, s.name)]
     rows = [(s.created_on, s.name, s.database, s.schema, "", "N", "N", s.owner, s.comment,
              None, "INTERNAL", None, None, None, "ROLE", "N") for s in found]
     return Result(SHOW_STAGES_COLUMNS, rows, ["TIMESTAMP_LTZ"] + ["TEXT"] * (len(SHOW_STAGES_COLUMNS) - 1))
-
-
-def _like_regex(pattern: str) -> re.Pattern:
-    out = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern)
-    return re.compile(out, re.IGNORECASE | re.DOTALL)
 
 
 def list_stage(session, ref: stages.StageRef, pattern: str | None) -> Result:

@@ -248,6 +248,14 @@ def test_show_roles_lists_system_and_custom_roles(account):
         "ACCOUNTADMIN", "SECURITYADMIN", "SYSADMIN", "USERADMIN"]
 
 
+def test_show_roles_like_reads_the_pattern_as_every_show_does(account):
+    """One LIKE for every SHOW (sqlengine.show.like_matches): case-insensitive, _ one character."""
+    sql(admin_session(), 'CREATE ROLE "ETL_JOB"')
+    sql(admin_session(), "CREATE ROLE etlxjob")
+    assert [r[1] for r in sql(admin_session(), "SHOW ROLES LIKE 'etl_job'").rows] == ["ETLXJOB", "ETL_JOB"]
+    assert [r[1] for r in sql(admin_session(), "SHOW ROLES LIKE 'ETL%'").rows] == ["ETLXJOB", "ETL_JOB"]
+
+
 # CREATE / DROP ROLE ------------------------------------------------------------------------------
 
 def test_create_role_records_its_owner(account):

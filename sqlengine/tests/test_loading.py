@@ -107,6 +107,16 @@ def test_named_stages_are_created_shown_and_dropped(account):
         sql("LIST @raw_files")
 
 
+def test_show_stages_like_reads_the_pattern_as_every_show_does(account):
+    """One LIKE for every SHOW (sqlengine.show.like_matches): case-insensitive, _ one character, and an
+    escaped backslash ('\\\\_' in SQL, the pattern \\_) makes _ literal."""
+    for name in ("RAW_FILES", "RAWXFILES"):
+        sql(f"CREATE STAGE {name}")
+    assert sorted(r[1] for r in sql("SHOW STAGES LIKE 'raw_files'").rows) == ["RAWXFILES", "RAW_FILES"]
+    assert [r[1] for r in sql("SHOW STAGES LIKE 'raw\\\\_files'").rows] == ["RAW_FILES"]
+    assert [r[1] for r in sql("SHOW STAGES LIKE 'raw\\\\_files' IN DATABASE loaddb").rows] == ["RAW_FILES"]
+
+
 def test_create_or_replace_stage_empties_it(account):
     source = write(account / "people.csv", PEOPLE_CSV)
     sql("CREATE STAGE st")
