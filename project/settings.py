@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "inference",
     "sqlengine",
     "sqlapi",
+    "client_protocol",
     "studio",
     "supervision",  # manage.py runstack
 ]
@@ -181,6 +182,20 @@ TGI_HEALTH_TIMEOUT = envint("STUDIO_TGI_HEALTH_TIMEOUT", 600)
 # What CURRENT_ACCOUNT() answers.
 ACCOUNT_NAME = envstr("STUDIO_ACCOUNT_NAME", "STUDIO")
 WEB_PORT = envint("STUDIO_PORT", 8000)
+# Snowflake's client protocol (client_protocol/: snowflake.connector.connect(), Snowpark, snowflake-ml).
+# Lifetimes of a session token (the client renews it with the master token) and of the master token.
+CLIENT_SESSION_SECONDS = envint("STUDIO_CLIENT_SESSION_SECONDS", 3600)
+CLIENT_MASTER_SESSION_SECONDS = envint("STUDIO_CLIENT_MASTER_SESSION_SECONDS", 4 * 3600)
+# Failed sign-ins one login name may make in the window before every sign-in of it is refused until
+# the window passes (four times as many from one address).
+CLIENT_LOGIN_MAX_FAILURES = envint("STUDIO_CLIENT_LOGIN_MAX_FAILURES", 5)
+CLIENT_LOGIN_LOCKOUT_SECONDS = envint("STUDIO_CLIENT_LOGIN_LOCKOUT_SECONDS", 900)
+# Largest request body, after gzip (bound arrays of an executemany can be large).
+CLIENT_MAX_REQUEST_BYTES = envint("STUDIO_CLIENT_MAX_REQUEST_BYTES", 64 * 1024 * 1024)
+# Seconds a synchronous query is waited for before the client is told to poll for its result.
+CLIENT_QUERY_WAIT_SECONDS = envint("STUDIO_CLIENT_QUERY_WAIT_SECONDS", 45)
+# Results as Arrow (fetch_pandas_all() needs it) or JSON, unless the session asks otherwise.
+CLIENT_RESULT_FORMAT = envstr("STUDIO_CLIENT_RESULT_FORMAT", "json")
 # The administrator `manage.py bootstrap` creates; without a password, one is generated and kept in var/.
 # (Django's error pages mask settings whose names hold PASSWORD.)
 ADMIN_USER = envstr("STUDIO_ADMIN_USER", "admin")

@@ -13,5 +13,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v2/stages/", include("catalog.stage_urls")),
     path("api/v2/", include("sqlapi.urls")),
-    path("", include("inference.urls")),  # /v1/chat/completions, /v1/models, /api/v2/cortex/inference:complete
+    path("", include("inference.urls")),
+    path("", include("client_protocol.urls")),  # Snowflake's connectors: /session/…, /queries/…  # /v1/chat/completions, /v1/models, /api/v2/cortex/inference:complete
 ]

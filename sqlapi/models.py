@@ -33,6 +33,9 @@ class Statement(models.Model):
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     position = models.PositiveIntegerField(default=0)
     request_id = models.CharField(max_length=64, blank=True)
+    # Which session of which entry point sent it, where one has sessions ("client-session:<id>"), so that
+    # SYSTEM$CANCEL_ALL_QUERIES can find a session's statements.
+    origin = models.CharField(max_length=64, blank=True)
     text = models.TextField()
     multi = models.BooleanField(default=False)  # answered with statementHandles
     status = models.CharField(max_length=16, choices=STATUSES, default=RUNNING)

@@ -36,14 +36,14 @@ def result_set(result: Result) -> dict[str, Any]:
     row_type, encoders = [], []
     for index, name in enumerate(result.columns):
         values = [row[index] for row in result.rows]
-        kind = _declared_type(declared[index]) or infer_type(values)
+        kind = declared_type(declared[index]) or infer_type(values)
         row_type.append(column_type(str(name), kind, values))
         encoders.append(kind)
     data = [[encode(value, kind) for value, kind in zip(row, encoders)] for row in result.rows]
     return {"rowType": row_type, "data": data}
 
 
-def _declared_type(name: str | None) -> str | None:
+def declared_type(name: str | None) -> str | None:
     if not name:
         return None
     return DECLARED.get(name.upper().split("(")[0].strip())

@@ -1,0 +1,105 @@
+"""Sign-in, token renewal, heartbeat and sign-out, as Snowflake's clients call them."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from client_protocol import envelope, sessions
+from errors import UserError
+
+SERVER_VERSION = "9.0.0"
+
+
+def client_address(request) -> str:
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def _login_parameters() -> list[dict]:
+    # The 5.x connector sends telemetry unless told not to; the studio keeps none.
+    return [{"name": "CLIENT_TELEMETRY_ENABLED", "value": False},
+            {"name": "CLIENT_SESSION_KEEP_ALIVE_HEARTBEAT_FREQUENCY", "value": 3600},
+            {"name": "TIMEZONE", "value": "UTC"}, {"name": "CLIENT_RESULT_CHUNK_SIZE", "value": 160}]
+
+
+@csrf_exempt  # the clients send no cookies: the body's password (then the token) authenticates
+@require_POST
+def login(request):
+    try:
+        body = envelope.read_body(request)
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        authenticator = str(data.get("AUTHENTICATOR") or "SNOWFLAKE").upper()
+        if authenticator not in ("SNOWFLAKE", "USERNAME_PASSWORD_MFA"):
+            raise envelope.bad_request(f"Authenticator '{authenticator}' is not supported here: connect with "
+                                       "user and password (authenticator='snowflake').")
+        account = str(data.get("ACCOUNT_NAME") or "").strip()
+        if account and account.upper() != settings.ACCOUNT_NAME.upper():
+            raise UserError(f"Account '{account}' is not this deployment's account: connect with "
+                            f"account='{settings.ACCOUNT_NAME.lower()}'.", code=390201, sqlstate="08004")
+        query = request.GET
+        client = f"{data.get('CLIENT_APP_ID') or ''} {data.get('CLIENT_APP_VERSION') or ''}".strip()
+        opened = sessions.sign_in(
+            str(data.get("LOGIN_NAME") or ""), str(data.get("PASSWORD") or ""), address=client_address(request),
+            role=query.get("roleName"), warehouse=query.get("warehouse"), database=query.get("databaseName"),
+            schema=query.get("schemaName"), client=client)
+    except UserError as error:
+        return envelope.failure(error, nextAction=None)
+    session = opened.session
+    return envelope.ok({
+        "token": opened.token, "masterToken": opened.master_token, "sessionId": opened.record.id,
+        "validityInSeconds": settings.CLIENT_SESSION_SECONDS,
+        "masterValidityInSeconds": settings.CLIENT_MASTER_SESSION_SECONDS,
+        "serverVersion": SERVER_VERSION, "displayUserName": opened.record.user.get_username().upper(),
+        "firstLogin": False, "remMeToken": None, "remMeValidityInSeconds": 0, "healthCheckInterval": 45,
+        "newClientForUpgrade": None, "idToken": None, "idTokenValidityInSeconds": 0, "responseData": None,
+        "mfaToken": None, "mfaTokenValidityInSeconds": 0,
+        "parameters": _login_parameters(),
+        "sessionInfo": {"databaseName": session.database, "schemaName": session.schema,
+                        "warehouseName": session.warehouse, "roleName": session.role},
+    })
+
+
+def _token(request) -> str:
+    return sessions.token_from_header(request.headers.get("Authorization", ""))
+
+
+@csrf_exempt
+@require_POST
+def renew(request):
+    try:
+        body = envelope.read_body(request, optional=True)
+        if str(body.get("requestType") or "RENEW").upper() != "RENEW":
+            raise envelope.bad_request("requestType must be RENEW.")
+        record, token = sessions.renew(_token(request), str(body.get("oldSessionToken") or ""))
+    except UserError as error:
+        return envelope.failure(error)
+    return envelope.ok({"sessionToken": token, "validityInSecondsST": settings.CLIENT_SESSION_SECONDS,
+                        "masterToken": None, "validityInSecondsMT": settings.CLIENT_MASTER_SESSION_SECONDS,
+                        "sessionId": record.id})
+
+
+@csrf_exempt
+@require_POST
+def heartbeat(request):
+    try:
+        sessions.session_for(_token(request))
+    except UserError as error:
+        return envelope.failure(error)
+    return envelope.ok({})
+
+
+@csrf_exempt
+@require_POST
+def logout(request):
+    """POST /session?delete=true. Closing a session that is already closed succeeds, as Snowflake's does."""
+    if request.GET.get("delete", "").lower() != "true":
+        return envelope.failure(envelope.bad_request("POST /session needs ?delete=true (sign-out)."))
+    sessions.sign_out(_token(request))
+    return envelope.ok(None)
+
+
+@csrf_exempt
+@require_POST
+def telemetry(request):
+    """Accepted and dropped: the studio collects no client telemetry."""
+    return envelope.ok(None)

@@ -1,0 +1,61 @@
+"""Snowflake's own clients, run unchanged in their own environments (bin/install --test makes them under
+.venv-clients/), against the studio's web app served over HTTP as the other end-to-end tests serve it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = Path(__file__).parent / "scripts"
+PASSWORD = "admin-test-password"  # what conftest's stack bootstraps the admin with
+
+
+def client_python(generation: str) -> Path:
+    python = ROOT / ".venv-clients" / generation / "bin" / "python"
+    if not python.exists():
+        pytest.fail(f"{python} is missing: run bin/install --test, which installs Snowflake's clients.")
+    return python
+
+
+@dataclass
+class Studio:
+    url: str
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port
+
+    def run(self, generation: str, script: str, *args: str, user: str = "admin", password: str = PASSWORD,
+            timeout: int = 300, **env: str) -> dict:
+        """Run scripts/<script> with the client generation's Python; returns the JSON it prints last."""
+        environment = {**os.environ, "STUDIO_HOST": self.host, "STUDIO_PORT": str(self.port), "STUDIO_USER": user,
+                       "STUDIO_PASSWORD": password, **env}
+        environment.pop("DJANGO_SETTINGS_MODULE", None)
+        done = subprocess.run([str(client_python(generation)), str(SCRIPTS / script), *args], capture_output=True,
+                              text=True, timeout=timeout, env=environment, cwd=str(SCRIPTS))
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode != 0 or not lines:
+            raise AssertionError(f"{script} under {generation} exited {done.returncode}:\n{done.stdout[-3000:]}\n"
+                                 f"{done.stderr[-6000:]}")
+        return json.loads(lines[-1])
+
+
+@pytest.fixture(scope="module")
+def studio(live_db):
+    from access.bootstrap import bootstrap
+    from tests.support.web import serve_web_app
+
+    bootstrap(password=PASSWORD, demo=False)
+    with serve_web_app() as url:
+        yield Studio(url)
