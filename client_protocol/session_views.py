@@ -19,7 +19,10 @@ def _login_parameters() -> list[dict]:
     # The 5.x connector sends telemetry unless told not to; the studio keeps none.
     return [{"name": "CLIENT_TELEMETRY_ENABLED", "value": False},
             {"name": "CLIENT_SESSION_KEEP_ALIVE_HEARTBEAT_FREQUENCY", "value": 3600},
-            {"name": "TIMEZONE", "value": "UTC"}, {"name": "CLIENT_RESULT_CHUNK_SIZE", "value": 160}]
+            {"name": "TIMEZONE", "value": "UTC"}, {"name": "CLIENT_RESULT_CHUNK_SIZE", "value": 160},
+            # executemany() binds arrays of any size inline: staging them first would need PUT to a
+            # temporary stage, which the protocol here does not offer.
+            {"name": "CLIENT_STAGE_ARRAY_BINDING_THRESHOLD", "value": 2**31 - 1}]
 
 
 @csrf_exempt  # the clients send no cookies: the body's password (then the token) authenticates

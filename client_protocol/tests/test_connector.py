@@ -13,7 +13,7 @@ def test_connect_ddl_inserts_bindings_and_errors(studio, generation):
     database = f"CLIENT_{generation.upper()}_{uuid.uuid4().hex[:6].upper()}"
     out = studio.run(generation, "basics.py", database)
     assert out["version"].startswith("4." if generation == "connector4" else "5.")
-    assert out["current"] == ["ADMIN", "ACCOUNTADMIN", "COMPUTE_WH"]
+    assert out["current"] == ["admin", "ACCOUNTADMIN", "COMPUTE_WH"]
     assert out["database_after_use"] == [database, "PUBLIC"]
     assert out["inserted_rowcount"] == 2
     assert out["bound_select"] == [[3, "it's three; DROP TABLE t"], [4, "four"], [5, None]]
