@@ -39,6 +39,7 @@ from sandbox import account_usage, allowlist, information_schema, names, session
 from sandbox.expressions import name_parts
 from sandbox.resolver import Resolver
 from sandbox.types import snowflake_type
+from sandbox.values import name_values_columns
 
 INFORMATION_SCHEMA = "INFORMATION_SCHEMA"
 # How deep views over views may nest before a query is refused (Snowflake has a limit too).
@@ -184,6 +185,7 @@ class Sandbox:
         tree = tree.copy()
         # Before identifiers are normalized: Snowflake names such columns by the text as written.
         session_functions.name_projections(tree)
+        name_values_columns(tree)
         for struct in tree.find_all(exp.Struct):  # {'role': 'user'}: keys are strings, not names
             for entry in struct.expressions:
                 if isinstance(entry, exp.PropertyEQ) and isinstance(entry.this, exp.Identifier):

@@ -20,3 +20,21 @@ def test_connect_ddl_inserts_bindings_and_errors(studio, generation):
     assert out["rows"] == [[1, "one"], [2, "two"], [3, "it's three; DROP TABLE t"], [4, "four"], [5, None]]
     assert out["error"]["errno"] == 2003 and out["error"]["sqlstate"] == "42S02"
     assert "NO_SUCH_TABLE" in out["error"]["msg"]
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_asynchronous_queries_are_polled_and_fetched(studio, generation):
+    out = studio.run(generation, "async_queries.py")
+    assert out["status"] == "SUCCESS"
+    assert out["rows"] == [[42]]
+    assert out["error"]["errno"] == 2003 and "NO_SUCH_DB" in out["error"]["msg"]
+
+
+def test_snowpark_dataframes_run_their_generated_sql(studio):
+    database = f"SNOWPARK_{uuid.uuid4().hex[:6].upper()}"
+    out = studio.run("connector4", "snowpark_frames.py", database)
+    assert out["current"] == [[database, "PUBLIC"]]
+    assert out["schema"] == [["NAME", "StringType"], ["AGE", "LongType"], ["CITY", "StringType"]]
+    assert out["older"] == [{"NAME": "Alan", "CITY": "Wilmslow"}, {"NAME": "Grace", "CITY": "Arlington"}]
+    assert out["count"] == 3
+    assert out["created"] == [[1, "x"], [2, "y"]]

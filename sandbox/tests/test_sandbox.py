@@ -184,3 +184,16 @@ def test_only_the_database_a_statement_writes_is_writable(low_account):
         with pytest.raises(duckdb.Error, match="read-only"):
             box.con.execute('DELETE FROM "ACC"."S"."T"')
     assert admin(low_account, "SELECT * FROM acc.s.t ORDER BY id").rows == SECRET_ROWS
+
+
+# VALUES -----------------------------------------------------------------------------------------------
+
+def test_values_columns_are_column1_and_dollar_positions_as_snowpark_sends_them(low_account):
+    # Snowpark's create_dataframe(): positional references over an unaliased VALUES list.
+    result = low_account.sql("""SELECT $1 AS "N", $2 AS "S" FROM VALUES (1 :: INT, 'x' :: STRING),
+                                (2 :: INT, 'y' :: STRING) WHERE $1 > 1""")[-1]
+    assert result.columns == ["N", "S"] and result.rows == [(2, "y")]
+    assert low_account.sql("SELECT column2, COLUMN1 FROM VALUES (1, 'a') ORDER BY 1")[-1].rows == [("a", 1)]
+    # A nested query's $1 is its own source's; over a table, $n stays unsupported.
+    assert low_account.sql("SELECT v FROM (SELECT $1 + 1 AS v FROM VALUES (41))")[-1].rows == [(42,)]
+    assert "'$1' is not supported" in refusal(low_account, "SELECT $1 FROM pub.s.x").message
