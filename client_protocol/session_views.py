@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -73,12 +74,13 @@ def renew(request):
         body = envelope.read_body(request, optional=True)
         if str(body.get("requestType") or "RENEW").upper() != "RENEW":
             raise envelope.bad_request("requestType must be RENEW.")
-        record, token = sessions.renew(_token(request), str(body.get("oldSessionToken") or ""))
+        record, token, master = sessions.renew(_token(request), str(body.get("oldSessionToken") or ""))
     except UserError as error:
         return envelope.failure(error)
+    master_left = int((record.master_expires_on - timezone.now()).total_seconds())
     return envelope.ok({"sessionToken": token, "validityInSecondsST": settings.CLIENT_SESSION_SECONDS,
-                        "masterToken": None, "validityInSecondsMT": settings.CLIENT_MASTER_SESSION_SECONDS,
-                        "sessionId": record.id})
+                        "masterToken": master, "validityInSecondsMT": master_left,
+                        "masterValidityInSeconds": master_left, "sessionId": record.id})
 
 
 @csrf_exempt

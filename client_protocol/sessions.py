@@ -137,18 +137,21 @@ def remember(record: ClientSession, session: Session) -> None:
                                                       database=record.database, schema=record.schema)
 
 
-def renew(master_token: str, old_token: str) -> tuple[ClientSession, str]:
-    """A new session token for the session of this master token (the old one stops working)."""
+def renew(master_token: str, old_token: str) -> tuple[ClientSession, str, str]:
+    """A new session token and master token for the session of this master token; the old ones stop
+    working (the 5.x connector requires a master token in the answer, and a rotated one is what a
+    stolen copy of the old cannot use). The master token's expiry stays: renewing never extends it."""
     record = _open_record("master_token_hash", master_token)
     if record is None or (old_token and record.token_hash != _hash(old_token)):
         raise session_gone()
     now = timezone.now()
     if record.master_expires_on <= now:
         raise _error(MASTER_EXPIRED, "Master token expired: sign in again.")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    record.token_hash, record.token_expires_on = _hash(token), now + timedelta(seconds=settings.CLIENT_SESSION_SECONDS)
-    record.save(update_fields=["token_hash", "token_expires_on"])
-    return record, token
+    token, master = TOKEN_PREFIX + secrets.token_urlsafe(32), MASTER_PREFIX + secrets.token_urlsafe(32)
+    record.token_hash, record.master_token_hash = _hash(token), _hash(master)
+    record.token_expires_on = min(now + timedelta(seconds=settings.CLIENT_SESSION_SECONDS), record.master_expires_on)
+    record.save(update_fields=["token_hash", "master_token_hash", "token_expires_on"])
+    return record, token, master
 
 
 def sign_out(token: str) -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -49,6 +50,39 @@ class Studio:
             raise AssertionError(f"{script} under {generation} exited {done.returncode}:\n{done.stdout[-3000:]}\n"
                                  f"{done.stderr[-6000:]}")
         return json.loads(lines[-1])
+
+
+    @contextmanager
+    def start(self, generation: str, script: str, *args: str) -> Iterator["Conversation"]:
+        """Start scripts/<script> for a conversation: the test reads its JSON lines and says when to go on."""
+        environment = {**os.environ, "STUDIO_HOST": self.host, "STUDIO_PORT": str(self.port), "STUDIO_USER": "admin",
+                       "STUDIO_PASSWORD": PASSWORD}
+        environment.pop("DJANGO_SETTINGS_MODULE", None)
+        process = subprocess.Popen([str(client_python(generation)), str(SCRIPTS / script), *args], text=True,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env=environment, cwd=str(SCRIPTS))
+        try:
+            yield Conversation(process)
+        finally:
+            process.kill()
+            process.wait(10)
+
+
+@dataclass
+class Conversation:
+    process: subprocess.Popen
+
+    def read(self) -> dict:
+        while True:
+            line = self.process.stdout.readline()
+            if not line:
+                raise AssertionError(f"the script ended: {self.process.stderr.read()[-6000:]}")
+            if line.startswith("{"):
+                return json.loads(line)
+
+    def next(self) -> None:
+        self.process.stdin.write("next\n")
+        self.process.stdin.flush()
 
 
 @pytest.fixture(scope="module")

@@ -38,3 +38,27 @@ def test_snowpark_dataframes_run_their_generated_sql(studio):
     assert out["older"] == [{"NAME": "Alan", "CITY": "Wilmslow"}, {"NAME": "Grace", "CITY": "Arlington"}]
     assert out["count"] == 3
     assert out["created"] == [[1, "x"], [2, "y"]]
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_an_expired_token_is_renewed_and_a_revoked_session_refused(studio, generation):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from client_protocol.models import ClientSession
+
+    with studio.start(generation, "token_lifetimes.py") as script:
+        first = script.read()
+        assert first["first"] == 1
+        session = ClientSession.objects.get(pk=first["session_id"])
+        token_hash = session.token_hash
+        ClientSession.objects.filter(pk=session.pk).update(token_expires_on=timezone.now() - timedelta(seconds=1))
+        script.next()
+        assert script.read() == {"after_expiry": 2}
+        renewed = ClientSession.objects.get(pk=session.pk)
+        assert renewed.token_hash != token_hash and renewed.token_expires_on > timezone.now()
+        ClientSession.objects.filter(pk=session.pk).update(closed_on=timezone.now())
+        script.next()
+        refused = script.read()["after_revoke"]
+        assert refused["errno"] == 390111 and "New login required" in refused["msg"]

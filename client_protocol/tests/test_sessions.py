@@ -110,9 +110,14 @@ def test_an_expired_token_is_390112_and_renews_with_the_master_token(client, adm
     new_token = renewed["data"]["sessionToken"]
     assert run(client, new_token, "SELECT 1")["data"]["rowset"] == [["1"]]
     assert run(client, data["token"], "SELECT 1")["code"] == "390111"  # the old token is gone
+    new_master = renewed["data"]["masterToken"]
+    assert new_master != data["masterToken"]  # rotated: the old master token renews nothing now
+    stale = post(client, "/session/token-request", {"oldSessionToken": new_token, "requestType": "RENEW"},
+                 token=data["masterToken"])
+    assert stale["success"] is False and stale["code"] == "390111"
     ClientSession.objects.filter(pk=data["sessionId"]).update(master_expires_on=timezone.now() - timedelta(seconds=1))
     again = post(client, "/session/token-request", {"oldSessionToken": new_token, "requestType": "RENEW"},
-                 token=data["masterToken"])
+                 token=new_master)
     assert again["success"] is False and again["code"] == "390114"
 
 
