@@ -192,6 +192,21 @@ def monitoring(request, query_id: str):
 
 @csrf_exempt
 @require_POST
+def abort_query(request, query_id: str):
+    """POST /queries/<id>/abort-request (cursor.abort_query): cancel the user's statement of that id."""
+    try:
+        record, _ = _authenticated(request)
+    except UserError as error:
+        return envelope.failure(error)
+    statement = _users_statement(record.user, query_id)
+    if statement is None or not (statement.parent or statement).cancel():
+        return envelope.failure(UserError("Identified SQL statement is not currently executing.", code=605,
+                                          sqlstate="57014"))
+    return envelope.ok(None)
+
+
+@csrf_exempt
+@require_POST
 def abort(request):
     """POST /queries/v1/abort-request {"requestId"}: cancel the user's running statement of that request."""
     try:

@@ -13,6 +13,7 @@ urlpatterns = [
     path("queries/v1/query-request", query_views.query, name="query"),
     path("queries/v1/abort-request", query_views.abort, name="abort"),
     path("queries/<str:query_id>/result", query_views.result, name="result"),
+    path("queries/<str:query_id>/abort-request", query_views.abort_query, name="abort-query"),
     # The 5.x connector asks for /monitoring/queries//<id>.
     re_path(r"^monitoring/queries/+(?P<query_id>[0-9a-fA-F-]{36})$", query_views.monitoring, name="monitoring"),
 ]

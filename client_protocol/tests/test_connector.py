@@ -62,3 +62,11 @@ def test_an_expired_token_is_renewed_and_a_revoked_session_refused(studio, gener
         script.next()
         refused = script.read()["after_revoke"]
         assert refused["errno"] == 390111 and "New login required" in refused["msg"]
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_a_running_query_is_aborted(studio, generation):
+    out = studio.run(generation, "abort.py")
+    assert out["running"] == "RUNNING" and out["aborted"] is True
+    assert out["status"] == "ABORTED"
+    assert out["result"]["errno"] == 604
