@@ -7,6 +7,11 @@ usage empty until the last event, which carries the finish reason and the token 
 false it answers one object with choices[0].message.content and the usage. Errors are Snowflake's REST
 error bodies: {"code", "message", "request_id"}. Same token, rules and usage records as the SQL API and
 the OpenAI-compatible API: COMPLETE's service layer answers.
+
+Two ways to sign a request: an API token (`Authorization: Bearer <token>`, the user's default role and
+warehouse), or the session token of Snowflake's client protocol (`Authorization: Snowflake
+Token="<token>"`), which snowflake.cortex.complete() sends for a string prompt: that session's current
+role and warehouse then.
 """
 from __future__ import annotations
 
@@ -14,16 +19,21 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from access.session import Session
 from access.tokens import user_from_request
+from client_protocol import sessions
 from errors import UserError
 from inference import api, complete, forms, limits
 from inference.models import CompletionUsage
 from web.streaming import streaming_response
+
+API_TOKEN_INVALID = 390303
 
 
 def error(status: int, code: str, message: str, request_id: str, **extra) -> JsonResponse:
@@ -39,20 +49,38 @@ def _service_error(exc: UserError, request_id: str, body: forms.ChatRequest | No
     return response
 
 
+def _caller(request) -> tuple[Any, Session | None]:
+    """The user who signed the request, and for a client session token that session as it stands (None for
+    an API token: its session is opened as the SQL API opens one). Raises UserError, a 401.
+
+    The client protocol's codes are kept: on 390112 (expired) Snowflake's clients renew the token, on
+    390111 (closed or unknown) they sign in again."""
+    header = request.headers.get("Authorization", "")
+    if header.partition(" ")[0].lower() == "snowflake":
+        record, session = sessions.session_for(sessions.token_from_header(header))
+        return record.user, session
+    user = user_from_request(request)
+    if user is None:
+        raise UserError(api.UNAUTHORIZED, code=API_TOKEN_INVALID)
+    return user, None
+
+
 @csrf_exempt  # token-authenticated: no cookies, so no cross-site request forgery
 @require_POST
 def complete_view(request):
     request_id = str(uuid.uuid4())
-    user = user_from_request(request)
-    if user is None:
-        response = error(401, "390303", api.UNAUTHORIZED, request_id)
-        response["WWW-Authenticate"] = 'Bearer realm="cortex"'
+    try:
+        user, client_session = _caller(request)
+    except UserError as exc:
+        response = error(401, f"{exc.code:06d}", exc.message, request_id)
+        if exc.code == API_TOKEN_INVALID:
+            response["WWW-Authenticate"] = 'Bearer realm="cortex"'
         return response
     body = None
     try:
         body = forms.cortex_complete(api.read_json(request))
         limits.check_rate(user)
-        session = api.token_session(user)
+        session = client_session or api.token_session(user)
         call = complete.stream_completion if body.stream else complete.chat_completion
         result = call(session, body.model, body.messages, body.options,
                       entry_point=CompletionUsage.EntryPoint.CORTEX_REST, request_id=request_id)

@@ -182,6 +182,19 @@ TGI_HEALTH_TIMEOUT = envint("STUDIO_TGI_HEALTH_TIMEOUT", 600)
 # What CURRENT_ACCOUNT() answers.
 ACCOUNT_NAME = envstr("STUDIO_ACCOUNT_NAME", "STUDIO")
 WEB_PORT = envint("STUDIO_PORT", 8000)
+# HTTPS for the web app that runstack (bin/start) serves: a PEM certificate (its chain after it) and its
+# private key, both or neither. snowflake.cortex.complete() with a string prompt calls
+# https://<host>/api/v2/cortex/inference:complete, https and port 443 whatever the connection said, so
+# that API needs STUDIO_PORT=443 with these.
+TLS_CERT = envpath("STUDIO_TLS_CERT", None)
+TLS_KEY = envpath("STUDIO_TLS_KEY", None)
+if (TLS_CERT is None) != (TLS_KEY is None):
+    raise ImproperlyConfigured("Set both STUDIO_TLS_CERT and STUDIO_TLS_KEY to serve HTTPS, or neither")
+for _tls_file in (TLS_CERT, TLS_KEY):
+    if _tls_file is not None and not _tls_file.is_file():
+        raise ImproperlyConfigured(f"{_tls_file} (STUDIO_TLS_CERT / STUDIO_TLS_KEY) is not a readable file")
+# Served only over HTTPS, the browser must not send the session's cookies over plain HTTP either.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = TLS_CERT is not None
 # Snowflake's client protocol (client_protocol/: snowflake.connector.connect(), Snowpark, snowflake-ml).
 # Lifetimes of a session token (the client renews it with the master token) and of the master token.
 CLIENT_SESSION_SECONDS = envint("STUDIO_CLIENT_SESSION_SECONDS", 3600)

@@ -138,6 +138,17 @@ def worker_commands(warehouses: Iterable, run_id: str | None = None) -> list[tup
     return commands
 
 
+def web_command(host: str, port: int, *, tls_cert: Path | None = None, tls_key: Path | None = None,
+                workers: int = 2) -> list[str]:
+    """The command that serves the web app (uvicorn over project.asgi), over HTTPS given a certificate."""
+    uvicorn = BASE_DIR / ".venv" / "bin" / "uvicorn"
+    command = [str(uvicorn) if uvicorn.exists() else "uvicorn", "project.asgi:application", "--host", host,
+               "--port", str(port), "--workers", str(workers)]
+    if tls_cert is not None and tls_key is not None:
+        command += ["--ssl-certfile", str(tls_cert), "--ssl-keyfile", str(tls_key)]
+    return command
+
+
 def http_ok(url: str) -> bool:
     import urllib.request
 

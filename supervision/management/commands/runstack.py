@@ -50,10 +50,9 @@ class Command(BaseCommand):
                 children.append((label, processes.manage(*command)))
             inference_url = f"http://{settings.INFERENCE_HOST}:{settings.INFERENCE_PORT}"
             children.append(("inference", processes.manage("serve", "--base-model", settings.DEFAULT_BASE_MODEL)))
-            web = processes.BASE_DIR / ".venv" / "bin" / "uvicorn"
             children.append(("web", processes.subprocess.Popen(
-                [str(web) if web.exists() else "uvicorn", "project.asgi:application", "--host", host,
-                 "--port", str(port), "--workers", "2"], cwd=processes.BASE_DIR)))
+                processes.web_command(host, port, tls_cert=settings.TLS_CERT, tls_key=settings.TLS_KEY),
+                cwd=processes.BASE_DIR)))
             processes.wait_until(lambda: processes.port_open(port), 60, "web app", children[-1][1])
             processes.wait_until(lambda: processes.http_ok(f"{inference_url}/health"), 180, "inference server",
                                  children[-2][1])
@@ -62,7 +61,8 @@ class Command(BaseCommand):
             shutdown()
         password = password_file().read_text().strip() if password_file().exists() else "(see STUDIO_ADMIN_PASSWORD)"
         self.stdout.write(self.style.SUCCESS(
-            f"\nThe studio is running at http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}/\n"
+            f"\nThe studio is running at {'https' if settings.TLS_CERT else 'http'}://"
+            f"{host if host != '0.0.0.0' else '127.0.0.1'}:{port}/\n"
             f"Log in as admin / {password}\n"
             f"Inference server (TGI protocol): {inference_url}\nPress Ctrl+C to stop.\n"
         ))
