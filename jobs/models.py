@@ -83,6 +83,11 @@ class FineTuneJob(models.Model):
             self.refresh_from_db()
         return updated == 1
 
+    def options_used(self) -> dict[str, Any]:
+        """The options as given, with the epochs the trainer settled on, as the job page shows them.
+        DESCRIBE and SHOW leave them out: Snowflake's clients refuse any key they do not know."""
+        return dict(self.options) if self.epochs is None else {**self.options, "max_epochs": self.epochs}
+
     def show_row(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -92,7 +97,10 @@ class FineTuneJob(models.Model):
         }
 
     def describe(self) -> dict[str, Any]:
-        """The OBJECT FINETUNE('DESCRIBE') returns, field by field as in Snowflake's reference."""
+        """The OBJECT FINETUNE('DESCRIBE') returns, field by field as in Snowflake's reference, with no
+        key beyond the twelve snowflake-ml's FinetuneStatus accepts (it raises TypeError on any other):
+        id, status, base_model, created_on, error, finished_on, progress, training_result, trained_tokens,
+        training_data, validation_data, model. The options are not one of them (see options_used)."""
         result: dict[str, Any] = {
             "id": self.id,
             "status": self.status,
@@ -103,7 +111,6 @@ class FineTuneJob(models.Model):
         }
         if self.validation_data:
             result["validation_data"] = self.validation_data
-        result["options"] = dict(self.options) if self.epochs is None else {**self.options, "max_epochs": self.epochs}
         if self.status == self.Status.SUCCESS:
             result["finished_on"] = epoch_ms(self.finished_on)
             result["model"] = self.final_model_name

@@ -84,7 +84,7 @@ def live_context(job: FineTuneJob, now: float | None = None) -> dict[str, Any]:
         "last_step": last,
         "eta": eta,
         "elapsed": _elapsed(job),
-        "options": described["options"],
+        "options": job.options_used(),
         "describe_json": json.dumps(described, indent=2),
         "model": FineTunedModel.objects.filter(job=job).select_related("schema__database").first()
         if job.status == FineTuneJob.Status.SUCCESS else None,
