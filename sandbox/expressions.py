@@ -8,6 +8,10 @@ from typing import Any
 from sqlglot import exp
 
 from errors import UserError, compilation_error
+from sandbox.functions import CORTEX
+
+# A cast that keeps a constant what it was: Snowpark writes a dict literal as PARSE_JSON('…')::OBJECT.
+_SEMI_STRUCTURED = {exp.DataType.Type.OBJECT: dict, exp.DataType.Type.ARRAY: list, exp.DataType.Type.VARIANT: object}
 
 
 def constant(node: exp.Expression) -> Any:
@@ -38,6 +42,10 @@ def constant(node: exp.Expression) -> Any:
         return json.loads(constant(node.this))
     if isinstance(node, exp.Paren):
         return constant(node.this)
+    if isinstance(node, exp.Cast) and node.to.this in _SEMI_STRUCTURED:
+        value = constant(node.this)
+        if isinstance(value, _SEMI_STRUCTURED[node.to.this]):
+            return value
     raise compilation_error(f"argument {node.sql(dialect='snowflake')} must be a constant here.")
 
 
@@ -50,13 +58,14 @@ def is_constant(node: exp.Expression) -> bool:
 
 
 def cortex_call(node: exp.Expression) -> tuple[str, list[exp.Expression]] | None:
-    """('FINETUNE', args) for SNOWFLAKE.CORTEX.FINETUNE(...) (or CORTEX.X / bare X), else None."""
+    """('FINETUNE', args) for SNOWFLAKE.CORTEX.FINETUNE(...) (or CORTEX.X / bare X), else None; X is one of
+    sandbox/functions.py's CORTEX (COMPLETE, FINETUNE, AI_COMPLETE)."""
     if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Anonymous):
         prefix = [p.upper() for p in dotted(node.this)]
         func = node.expression
         if prefix in (["SNOWFLAKE", "CORTEX"], ["CORTEX"]):
             return func.name.upper(), list(func.expressions)
-    if isinstance(node, exp.Anonymous) and node.name.upper() in ("FINETUNE", "COMPLETE"):
+    if isinstance(node, exp.Anonymous) and node.name.upper() in CORTEX:
         return node.name.upper(), list(node.expressions)
     return None
 

@@ -300,7 +300,8 @@ SAMPLES: tuple[str, ...] = (
 )
 
 # The Cortex functions and Snowflake's session functions are answered by the studio itself, before
-# DuckDB sees the query (sqlengine/udfs.py, sandbox/session_functions.py).
-CORTEX = ("COMPLETE", "FINETUNE")
+# DuckDB sees the query (sqlengine/udfs.py, sandbox/session_functions.py). AI_COMPLETE is COMPLETE's
+# newer name (snowflake-ml's complete() writes it unqualified); it is allowed only where COMPLETE is.
+CORTEX = ("COMPLETE", "FINETUNE", "AI_COMPLETE")
 SESSION = ("CURRENT_ROLE", "CURRENT_WAREHOUSE", "CURRENT_DATABASE", "CURRENT_SCHEMA", "CURRENT_USER",
            "CURRENT_ACCOUNT", "CURRENT_VERSION")

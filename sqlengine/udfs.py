@@ -1,4 +1,4 @@
-"""SNOWFLAKE.CORTEX.COMPLETE and FINETUNE anywhere a scalar may stand, as Python UDFs on DuckDB.
+"""SNOWFLAKE.CORTEX.COMPLETE, AI_COMPLETE and FINETUNE anywhere a scalar may stand, as Python UDFs on DuckDB.
 
 The query tree is rewritten so each Cortex call becomes a call of a function registered on the DuckDB
 connection; every other SQL feature (WHERE, CTEs, subqueries, ORDER BY, aggregates) stays DuckDB's.
@@ -8,12 +8,13 @@ studio does not ship), and on whichever of its threads runs the pipeline. So a q
 runs twice:
 
 1. a collecting pass, in which each call records its arguments and answers a placeholder ('' or {}
-   for COMPLETE, NULL for FINETUNE);
-2. the distinct COMPLETE requests are sent concurrently (WORKERS at a time; the embedded server batches
-   concurrent requests), FINETUNE SHOW / DESCRIBE made one by one on the statement's own thread, and
-   every answer cached (FINETUNE CREATE / CANCEL act, so they wait for the real pass);
+   for COMPLETE and AI_COMPLETE, NULL for FINETUNE);
+2. the distinct COMPLETE and AI_COMPLETE requests are sent concurrently (WORKERS at a time; the embedded
+   server batches concurrent requests), FINETUNE SHOW / DESCRIBE made one by one on the statement's own
+   thread, and every answer cached (FINETUNE CREATE / CANCEL act, so they wait for the real pass);
 3. the real pass, in which the calls answer from the cache. A call the first pass could not foresee
-   (one whose argument is another call's answer, for instance) is made there and then.
+   (one whose argument is another call's answer, for instance) is made there and then; a FINETUNE one
+   on the statement's own thread still (CortexCalls.on_statement_thread).
 
 Results are therefore those of one-by-one calls, in row order; the first pass only decides what to
 ask ahead. Within one statement a call is made once per distinct argument list: two rows asking
@@ -22,9 +23,10 @@ FINETUNE('CREATE', …) with the same arguments start one job, not two.
 from __future__ import annotations
 
 import json
+import queue
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 from django.db import connections
@@ -39,10 +41,14 @@ from sqlengine import cortex
 WORKERS = 8  # concurrent COMPLETE requests per statement
 COMPLETE_TEXT = "studio_cortex_complete"  # (model, prompt) -> VARCHAR
 COMPLETE_OBJECT = "studio_cortex_complete_object"  # (model, messages JSON, options JSON) -> JSON
+AI_COMPLETE = "studio_cortex_ai_complete"  # (model, prompt, model_parameters JSON, response_format JSON) -> VARCHAR
 FINETUNE = "studio_cortex_finetune_{}"  # n VARCHAR arguments -> JSON
+# FINETUNE('CREATE' | 'CANCEL', …) written with a constant action: the id or message as text, not JSON.
+FINETUNE_TEXT = "studio_cortex_finetune_text_{}"  # n VARCHAR arguments -> VARCHAR
 FINETUNE_ARITIES = range(1, 7)
 
 _OK, _FAILED = "ok", "failed"
+T = TypeVar("T")
 
 
 def run_concurrently(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = WORKERS) -> list[tuple[str, Any]]:
@@ -92,8 +98,10 @@ class CortexCalls:
         self.error: BaseException | None = None  # the first error a UDF raised, re-raised as is
         self._cache: dict[tuple, tuple[str, Any]] = {}
         self._wanted: dict[tuple, None] = {}  # ordered set of keys seen while collecting
+        self.finetune = False  # the statement calls FINETUNE: its real pass runs via on_statement_thread
         self._lock = threading.Lock()
         self._thread = threading.get_ident()
+        self._requests: queue.Queue | None = None  # FINETUNE calls for the statement's thread to make
 
     # Rewriting -------------------------------------------------------------------------------
 
@@ -106,10 +114,13 @@ class CortexCalls:
         for node in reversed(calls):
             name, args = cortex_call(node)
             node.replace(self._udf_call(name, args))
+            self.finetune = self.finetune or name == "FINETUNE"
         self.found = bool(calls)
         return self.found
 
     def _udf_call(self, name: str, args: list[exp.Expression]) -> exp.Expression:
+        if name == "AI_COMPLETE":
+            return _ai_complete_call(args)
         if name == "COMPLETE":
             if len(args) == 2:
                 return exp.Anonymous(this=COMPLETE_TEXT, expressions=[_text(a) for a in args])
@@ -120,7 +131,9 @@ class CortexCalls:
             if len(args) not in FINETUNE_ARITIES:
                 raise compilation_error("FINETUNE takes 1 to 6 arguments: FINETUNE('CREATE' | 'SHOW' | 'DESCRIBE' "
                                         "| 'CANCEL', …).")
-            return exp.Anonymous(this=FINETUNE.format(len(args)), expressions=[_text(a) for a in args])
+            text = cortex.result_type(name, args) == "TEXT"
+            return exp.Anonymous(this=(FINETUNE_TEXT if text else FINETUNE).format(len(args)),
+                                 expressions=[_text(a) for a in args])
         raise compilation_error(f"Unknown function SNOWFLAKE.CORTEX.{name}.")
 
     # The functions DuckDB calls ---------------------------------------------------------------
@@ -130,17 +143,12 @@ class CortexCalls:
         con.create_function(COMPLETE_TEXT, self._complete_text, [text, text], text, null_handling="special")
         con.create_function(COMPLETE_OBJECT, self._complete_object, [text, json_type, json_type], json_type,
                             null_handling="special")
-        # DuckDB checks a UDF's arity against its Python signature, so one function per arity.
-        by_arity = {
-            1: lambda a: self._finetune(a),
-            2: lambda a, b: self._finetune(a, b),
-            3: lambda a, b, c: self._finetune(a, b, c),
-            4: lambda a, b, c, d: self._finetune(a, b, c, d),
-            5: lambda a, b, c, d, e: self._finetune(a, b, c, d, e),
-            6: lambda a, b, c, d, e, f: self._finetune(a, b, c, d, e, f),
-        }
+        con.create_function(AI_COMPLETE, self._ai_complete, [text, text, json_type, json_type], text,
+                            null_handling="special")
         for n in FINETUNE_ARITIES:
-            con.create_function(FINETUNE.format(n), by_arity[n], [text] * n, json_type,
+            con.create_function(FINETUNE.format(n), _by_arity(self._finetune)[n], [text] * n, json_type,
+                                null_handling="special", side_effects=True)
+            con.create_function(FINETUNE_TEXT.format(n), _by_arity(self._finetune_text)[n], [text] * n, text,
                                 null_handling="special", side_effects=True)
 
     def _complete_text(self, model: str | None, prompt: str | None) -> str | None:
@@ -153,8 +161,19 @@ class CortexCalls:
             return None
         return self._answer(("object", model, messages, options or "{}"), placeholder="{}")
 
+    def _ai_complete(self, model: str | None, prompt: str | None, parameters: str | None,
+                     response_format: str | None) -> str | None:
+        if model is None or prompt is None:
+            return None
+        return self._answer(("ai", model, prompt, parameters, response_format), placeholder="")
+
     def _finetune(self, *values: str | None) -> str | None:
         return self._answer(("finetune", *values), placeholder=None)
+
+    def _finetune_text(self, *values: str | None) -> str | None:
+        # The same call (and cache entry) as _finetune's: its answer is JSON text of a string.
+        answer = self._finetune(*values)
+        return None if answer is None else json.loads(answer)
 
     def _answer(self, key: tuple, placeholder: str | None) -> str | None:
         if self.collecting:
@@ -165,17 +184,66 @@ class CortexCalls:
         with self._lock:
             outcome = self._cache.get(key)
         if outcome is None:  # not foreseen by the collecting pass: ask now
-            try:
-                outcome = (_OK, self._ask(key))
-            except Exception as exc:
-                outcome = (_FAILED, exc)
-            finally:
-                self._close_thread_connections()
-            with self._lock:
-                self._cache[key] = outcome
+            requests = self._requests
+            if key[0] == "finetune" and requests is not None and threading.get_ident() != self._thread:
+                reply: queue.Queue = queue.Queue(maxsize=1)
+                requests.put((key, reply))
+                outcome = reply.get()
+            else:
+                outcome = self._outcome(key)
         status, value = outcome
         if status == _FAILED:
             self.error = self.error or value
+            raise value
+        return value
+
+    def _outcome(self, key: tuple) -> tuple[str, Any]:
+        """The cached answer, or the call made now and cached."""
+        with self._lock:
+            outcome = self._cache.get(key)
+        if outcome is not None:
+            return outcome
+        try:
+            outcome = (_OK, self._ask(key))
+        except Exception as exc:
+            outcome = (_FAILED, exc)
+        finally:
+            self._close_thread_connections()
+        with self._lock:
+            self._cache[key] = outcome
+        return outcome
+
+    def on_statement_thread(self, work: Callable[[], T]) -> T:
+        """`work` (the real pass) on a helper thread, while this thread, the statement's, makes the
+        FINETUNE calls it asks for. DuckDB calls a UDF on whichever of its threads runs the pipeline, and
+        FINETUNE CREATE / CANCEL write jobs: on another thread they would write through another database
+        connection, outside the statement's transaction (SQLite: 'database is locked' while it is open),
+        and two threads could both start the job one argument list asks for."""
+        requests: queue.Queue = queue.Queue()
+        finished = object()
+        outcome: list[tuple[str, Any]] = []
+
+        def real_pass() -> None:
+            try:
+                outcome.append((_OK, work()))
+            except BaseException as exc:  # re-raised on the statement's thread
+                outcome.append((_FAILED, exc))
+            finally:
+                connections.close_all()
+                requests.put(finished)
+
+        self._requests = requests
+        thread = threading.Thread(target=real_pass, name="cortex-real-pass", daemon=True)
+        thread.start()
+        try:
+            while (request := requests.get()) is not finished:
+                key, reply = request
+                reply.put(self._outcome(key))
+        finally:
+            thread.join()
+            self._requests = None
+        status, value = outcome[0]
+        if status == _FAILED:
             raise value
         return value
 
@@ -185,6 +253,9 @@ class CortexCalls:
         if key[0] == "text":
             _, model, prompt = key
             return complete_service.complete(self.session, model, prompt)
+        if key[0] == "ai":
+            _, model, prompt, parameters, response_format = key
+            return cortex.ai_complete(self.session, model, prompt, _loads(parameters), _loads(response_format))
         _, model, messages, options = key
         response = complete_service.complete(self.session, model, json.loads(messages), json.loads(options))
         return json.dumps(response)
@@ -217,9 +288,43 @@ class CortexCalls:
             self._cache[key] = outcome
 
 
+def _by_arity(fn: Callable[..., Any]) -> dict[int, Callable[..., Any]]:
+    # DuckDB checks a UDF's arity against its Python signature, so one function per arity.
+    return {
+        1: lambda a: fn(a),
+        2: lambda a, b: fn(a, b),
+        3: lambda a, b, c: fn(a, b, c),
+        4: lambda a, b, c, d: fn(a, b, c, d),
+        5: lambda a, b, c, d, e: fn(a, b, c, d, e),
+        6: lambda a, b, c, d, e, f: fn(a, b, c, d, e, f),
+    }
+
+
+def _ai_complete_call(args: list[exp.Expression]) -> exp.Expression:
+    """AI_COMPLETE(model, prompt) is COMPLETE(model, prompt); with model parameters (and a response format,
+    refused while structured output is not served) it has a UDF of its own that answers text as well."""
+    if any(isinstance(a, exp.Kwarg) for a in args):
+        raise compilation_error(f"{cortex.AI_COMPLETE_SIGNATURE} takes its arguments by position here.")
+    cortex.check_ai_complete_arity(len(args))
+    if len(args) == 2:
+        return exp.Anonymous(this=COMPLETE_TEXT, expressions=[_text(a) for a in args])
+    options = args[2:] + [exp.Null()] * (4 - len(args))
+    if all(is_constant(a) for a in options):  # refused before any row is asked
+        cortex.ai_complete_options(*[constant(a) for a in options])
+    return exp.Anonymous(this=AI_COMPLETE, expressions=[_text(args[0]), _text(args[1])] + [_json(a) for a in options])
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
 def _text(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.Literal) and node.is_string or isinstance(node, exp.Null):
         return node
+    if is_constant(node) and isinstance(value := constant(node), (dict, list)):
+        # FINETUNE's options as snowflake-ml writes them, OBJECT_CONSTRUCT(…): JSON text, which DuckDB's
+        # VARCHAR cast of a struct is not.
+        return exp.Literal.string(json.dumps(value))
     return exp.cast(node, "VARCHAR")
 
 

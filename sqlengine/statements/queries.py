@@ -3,8 +3,13 @@
 The sandbox (sandbox/box.py) checks the query against the allowlist, resolves and checks every name,
 answers the session functions (CURRENT_ROLE() …) and attaches only what the query may read. Then
 Cortex calls become Python UDFs (sqlengine/udfs.py) before DuckDB runs it.
+
+Either way a column that is a Cortex call gets the type Snowflake gives it (sqlengine/cortex.py's
+result_type), since Snowflake's clients decode a cell by its column's type.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import duckdb
 from sqlglot import exp
@@ -34,7 +39,7 @@ def run(executor, statement: exp.Query) -> Result:
         # COMPLETE with a constant model name is authorized (and recorded) once here, on the statement's
         # thread, rather than once per row on the threads that answer the rows.
         models = [constant(args[0]) for node in statement.walk() if (call := cortex_call(node))
-                  for name, args in [call] if name == "COMPLETE" and args and is_constant(args[0])]
+                  for name, args in [call] if name in ("COMPLETE", "AI_COMPLETE") and args and is_constant(args[0])]
         authorized = complete_service.authorize_statement(session, [m for m in models if isinstance(m, str)])
         setattr(session, complete_service.AUTHORIZED_ATTRIBUTE, authorized)
         try:
@@ -42,6 +47,7 @@ def run(executor, statement: exp.Query) -> Result:
             calls.rewrite(tree)
             result = run_prepared(box, tree, calls)
             result.columns = snowflake_column_names(statement, tree, result.columns)
+            result.types = cortex_column_types(statement, result.types)
             return result
         finally:
             setattr(session, complete_service.AUTHORIZED_ATTRIBUTE, None)
@@ -73,6 +79,15 @@ def snowflake_column_names(statement: exp.Query, prepared: exp.Query, columns: l
     return names
 
 
+def cortex_column_types(statement: exp.Query, types: list[str] | None) -> list[str] | None:
+    """DuckDB's types, but for each column that is a Cortex call: the type that call returns (DuckDB
+    knows only JSON, which would make every OBJECT a VARIANT)."""
+    if not isinstance(statement, exp.Select) or types is None or len(statement.expressions) != len(types):
+        return types
+    calls = [cortex_call(p.unalias()) for p in statement.expressions]
+    return [cortex.result_type(*call) if call else t for call, t in zip(calls, types)]
+
+
 def is_constant_cortex_select(statement: exp.Query) -> bool:
     """SELECT <Cortex calls and constants> with no FROM and every Cortex argument a constant."""
     if not isinstance(statement, exp.Select) or statement.args.get("from_"):
@@ -86,11 +101,28 @@ def is_constant_cortex_select(statement: exp.Query) -> bool:
 
 
 def select_constants(executor, statement: exp.Select) -> Result:
-    columns, values = [], []
+    columns, values, types = [], [], []
     for projection in statement.expressions:
         columns.append(projection.alias.upper() if projection.alias else projection.unalias().sql(dialect="snowflake"))
-        values.append(evaluate(executor, projection.unalias()))
-    return Result(columns, [tuple(values)])
+        value = evaluate(executor, projection.unalias())
+        call = cortex_call(projection.unalias())
+        values.append(value)
+        types.append(cortex.result_type(*call) if call else constant_type(value))
+    return Result(columns, [tuple(values)], types)
+
+
+def constant_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "BOOLEAN"
+    if isinstance(value, int):
+        return "NUMBER"
+    if isinstance(value, float):
+        return "FLOAT"
+    if isinstance(value, dict):
+        return "OBJECT"
+    if isinstance(value, list):
+        return "ARRAY"
+    return "TEXT"
 
 
 def evaluate(executor, node: exp.Expression):
@@ -116,7 +148,10 @@ def run_prepared(box: Sandbox, tree: exp.Expression, calls: CortexCalls) -> Resu
             calls.collecting = False
         calls.prefetch()
     try:
-        columns, types, rows = box.fetch(sql)
+        if calls.finetune:
+            columns, types, rows = calls.on_statement_thread(lambda: box.fetch(sql))
+        else:
+            columns, types, rows = box.fetch(sql)
     except duckdb.Error as exc:
         if calls.error is not None:  # the inference service's own message, code and sqlstate
             raise calls.error from None

@@ -156,7 +156,7 @@ def test_finetune_describe_over_rows_returns_objects(account):
     assert result.rows == [("SUCCESS", 10)]
     shown = run(session, "SELECT SNOWFLAKE.CORTEX.FINETUNE('SHOW') AS jobs, CURRENT_ROLE() AS role")
     assert shown.rows[0][0][0]["id"] == job.id and shown.rows[0][1] == "ACCOUNTADMIN"
-    assert shown.types == ["VARIANT", "TEXT"]
+    assert shown.types == ["ARRAY", "TEXT"]
 
 
 # COMPLETE over the rows of a table, through Redis-free but real inference: the tiny Llama server ---
@@ -243,7 +243,7 @@ def test_complete_with_messages_over_rows_returns_response_objects(tickets):
     result = run(session, f"""
         SELECT id, SNOWFLAKE.CORTEX.COMPLETE('tiny-llama', [{{'role': 'user', 'content': prompt}}], {options}) AS r
         FROM tickets WHERE prompt IS NOT NULL ORDER BY id""")
-    assert result.types == ["NUMBER", "VARIANT"]
+    assert result.types == ["NUMBER", "OBJECT"]
     assert [row[0] for row in result.rows] == [1, 2, 4, 5, 6]
     for (i, response), (_, prompt) in zip(result.rows, [t for t in TICKETS if t[1] is not None]):
         alone = _one_by_one(session, prompt, options)
