@@ -1,8 +1,8 @@
-"""SHOW DATABASES / SCHEMAS / TABLES / VIEWS / MODELS / WAREHOUSES, with Snowflake's columns, of what
-the role may see (catalog/listing.py).
+"""SHOW DATABASES / SCHEMAS / TABLES / VIEWS / OBJECTS / MODELS / WAREHOUSES / USER FUNCTIONS, with
+Snowflake's columns, of what the role may see (catalog/listing.py).
 
-sqlglot parses most SHOW statements; SHOW MODELS falls back to a generic Command, read here with a
-small regular expression. Both become a ShowSpec.
+sqlglot parses most SHOW statements; SHOW MODELS and SHOW USER FUNCTIONS fall back to a generic Command,
+read here with a small regular expression. Both become a ShowSpec.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from sandbox.expressions import constant, name_parts
 from sandbox.resolver import Resolver
 from sqlengine.results import Result
 
-KINDS = ("DATABASES", "SCHEMAS", "TABLES", "VIEWS", "MODELS", "WAREHOUSES")
+KINDS = ("DATABASES", "SCHEMAS", "TABLES", "VIEWS", "OBJECTS", "MODELS", "WAREHOUSES", r"USER\s+FUNCTIONS")
 
 _NAME = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 _STRING = r"'(?:[^'\\]|''|\\.)*'"
@@ -83,7 +83,7 @@ def from_command(text: str) -> ShowSpec:
                           "[STARTS WITH '<prefix>'] [LIMIT <n>].", code=1003, sqlstate="42000")
     scope_kind = "ACCOUNT" if match["account"] else (match["scope_kind"] or "").upper() or None
     return ShowSpec(
-        kind=match["kind"].upper(),
+        kind=" ".join(match["kind"].upper().split()),
         terse=bool(match["terse"]),
         like=_string(match["like"]),
         starts_with=_string(match["starts"]),
@@ -185,6 +185,28 @@ def _tables(session, spec):
     return columns, types, rows
 
 
+def _objects(session, spec):
+    """Tables and views together; dbt lists a schema's relations with SHOW OBJECTS and reads kind,
+    is_dynamic and is_iceberg, which are always 'N' here (the studio has neither kind of table)."""
+    columns = ["created_on", "name", "database_name", "schema_name", "kind", "comment", "cluster_by", "rows", "bytes",
+               "owner", "retention_time", "owner_role_type", "is_hybrid", "is_dynamic", "is_iceberg"]
+    types = ["TIMESTAMP_LTZ", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "NUMBER", "NUMBER"] + ["TEXT"] * 6
+    rows = [(r.created_on, r.name, r.database, r.schema, r.kind, r.comment, "", r.rows, None, r.owner, "1", "ROLE",
+             "N", "N", "N") for r in listing.relations(session, (listing.TABLE, listing.VIEW), *_scope(session, spec))]
+    return columns, types, rows
+
+
+def _user_functions(session, spec):
+    """Always empty: the studio has no CREATE FUNCTION, so no schema holds a user-defined function. dbt
+    lists them beside the relations (SHOW USER FUNCTIONS IN <schema>) and needs the columns."""
+    _scope(session, spec)  # a missing schema is still an error
+    columns = ["created_on", "name", "schema_name", "is_builtin", "is_aggregate", "is_ansi", "min_num_arguments",
+               "max_num_arguments", "arguments", "description", "catalog_name", "is_table_function",
+               "valid_for_clustering", "is_secure", "language"]
+    types = ["TIMESTAMP_LTZ", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "NUMBER", "NUMBER"] + ["TEXT"] * 7
+    return columns, types, []
+
+
 def _views(session, spec):
     columns = ["created_on", "name", "reserved", "database_name", "schema_name", "owner", "comment", "text",
                "is_secure", "is_materialized", "change_tracking"]
@@ -214,12 +236,12 @@ def _warehouses(session, spec):
     return columns, types, rows
 
 
-LISTINGS = {"DATABASES": _databases, "SCHEMAS": _schemas, "TABLES": _tables, "VIEWS": _views, "MODELS": _models,
-            "WAREHOUSES": _warehouses}
+LISTINGS = {"DATABASES": _databases, "SCHEMAS": _schemas, "TABLES": _tables, "VIEWS": _views, "OBJECTS": _objects,
+            "MODELS": _models, "WAREHOUSES": _warehouses, "USER FUNCTIONS": _user_functions}
 # SHOW TERSE keeps these columns; the kind column names the object type.
 TERSE = ["created_on", "name", "kind", "database_name", "schema_name"]
 TERSE_KIND = {"DATABASES": "STANDARD", "SCHEMAS": "SCHEMA", "TABLES": "TABLE", "VIEWS": "VIEW",
-              "MODELS": "MODEL", "WAREHOUSES": "WAREHOUSE"}
+              "MODELS": "MODEL", "WAREHOUSES": "WAREHOUSE", "USER FUNCTIONS": "FUNCTION"}
 
 
 def run(session, spec: ShowSpec) -> Result:
@@ -235,7 +257,10 @@ def run(session, spec: ShowSpec) -> Result:
         def pick(row, column):
             return row[columns.index(column)] if column in columns else None
 
-        rows = [(pick(r, "created_on"), r[name_at], TERSE_KIND[spec.kind],
+        def kind(row):  # SHOW OBJECTS lists several kinds; each row says its own
+            return pick(row, "kind") if spec.kind == "OBJECTS" else TERSE_KIND[spec.kind]
+
+        rows = [(pick(r, "created_on"), r[name_at], kind(r),
                  r[name_at] if spec.kind == "DATABASES" else pick(r, "database_name"), pick(r, "schema_name"))
                 for r in rows]
         return Result(TERSE, rows, ["TIMESTAMP_LTZ", "TEXT", "TEXT", "TEXT", "TEXT"])
