@@ -22,7 +22,7 @@ from sqlengine.results import Result
 log = logging.getLogger(__name__)
 
 STATEMENT_MODULES = (
-    "sqlengine.statements.session",  # USE …
+    "sqlengine.statements.session",  # USE …, BEGIN / COMMIT / ROLLBACK
     "sqlengine.statements.catalog",  # CREATE / DROP / INSERT / SHOW / DESCRIBE
     "sqlengine.statements.loading",  # PUT, COPY INTO, stages
     "sqlengine.statements.users",  # CREATE / ALTER / DROP USER, SHOW USERS, DESCRIBE USER
