@@ -85,8 +85,8 @@ def sign_in(login_name: str, password: str, *, address: str, role: str | None = 
     if user is None or not password or not user.check_password(password):
         LoginAttempt.objects.create(login_name=key[:255], address=address[:64])
         raise bad_credentials()
-    session = roles.open_session(user, role=_name(role), warehouse=_name(warehouse), database=_name(database),
-                                 schema=_name(schema), entry_point=ENTRY_POINT)
+    session = roles.open_session(user, role=_name(role), warehouse=_name(warehouse), entry_point=ENTRY_POINT)
+    _use_what_exists(session, _name(database), _name(schema))
     token, master = TOKEN_PREFIX + secrets.token_urlsafe(32), MASTER_PREFIX + secrets.token_urlsafe(32)
     now = timezone.now()
     record = ClientSession.objects.create(
@@ -96,6 +96,22 @@ def sign_in(login_name: str, password: str, *, address: str, role: str | None = 
     remember(record, session)
     get_user_model().objects.filter(pk=user.pk).update(last_login=now)
     return Opened(record, session, token, master)
+
+
+def _use_what_exists(session: Session, database: str | None, schema: str | None) -> None:
+    """Snowflake signs a client in even when the database or schema it names does not exist or the role
+    may not use it: the session then has none (CURRENT_SCHEMA() is NULL). dbt relies on it, connecting to
+    the schema it is about to create. What is set passes USE's checks, so nothing hidden becomes current."""
+    for attempt in ({"database": database, "schema": schema}, {"database": database}):
+        if attempt["database"] is None:
+            return
+        try:
+            roles.use(session, **attempt)
+        except UserError:
+            continue
+        if "schema" not in attempt and schema is not None:
+            session.schema = None  # the database's PUBLIC was not what the client asked for
+        return
 
 
 def _name(text: str | None) -> str | None:
