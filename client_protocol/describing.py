@@ -1,39 +1,56 @@
 """describeOnly: the columns and types a statement would return, without running it.
 
 Snowpark asks this for every DataFrame's schema. A query runs as `SELECT * FROM (<query>) LIMIT 0` with
-each Cortex call replaced by a NULL of the type it returns, so describing never starts a fine-tuning job
-or a completion; any other statement is answered with the one `status` column it would return."""
+each Cortex call replaced by a NULL, so describing never starts a fine-tuning job or a completion; a
+column that is a Cortex call is then given the type the call returns (sqlengine/cortex.py's result_type:
+DuckDB cannot cast a NULL to OBJECT). Any other statement is answered with the one `status` column it
+would return, unrun."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 from sqlglot import exp
 
 from sandbox.expressions import cortex_call
-
-# What each Cortex call returns (sqlengine/cortex.py): a string, but for the shapes that are JSON objects.
-_OBJECT_RESULTS = {("FINETUNE", "DESCRIBE"): "OBJECT", ("FINETUNE", "SHOW"): "ARRAY"}
-
-
-def _returned_type(name: str, args: list[exp.Expression]) -> str:
-    if name == "FINETUNE" and args and isinstance(args[0], exp.Literal):
-        return _OBJECT_RESULTS.get((name, args[0].this.upper()), "VARCHAR")
-    if name == "COMPLETE" and len(args) == 3:
-        return "OBJECT"
-    return "VARCHAR"
+from sqlengine.cortex import result_type
+from sqlengine.results import Result
 
 
-def without_side_effects(query: exp.Query) -> exp.Query:
-    def replace(node: exp.Expression) -> exp.Expression:
-        call = cortex_call(node)
-        if call is None:
+def _without_cortex_calls(query: exp.Query) -> exp.Query:
+    def replace_call(node: exp.Expression) -> exp.Expression:
+        if cortex_call(node) is None:
             return node
-        return exp.Cast(this=exp.Null(), to=exp.DataType.build(_returned_type(*call), dialect="snowflake"))
+        return exp.Cast(this=exp.Null(), to=exp.DataType.build("VARCHAR"))
 
-    inner = query.copy().transform(replace)
-    return exp.select("*").from_(inner.subquery("describe_only")).limit(0)
+    return query.copy().transform(replace_call)
 
 
-def describable(statements: list[exp.Expression]) -> list[exp.Expression] | None:
-    """The statements to run instead when describing, or None when the statement is not a query."""
+def cortex_column_types(query: exp.Query) -> dict[int, str]:
+    """Position -> Snowflake type of each result column that is a Cortex call."""
+    select = query if isinstance(query, exp.Select) else None
+    if select is None:
+        return {}
+    types = {}
+    for position, projection in enumerate(select.expressions):
+        call = cortex_call(projection.unalias())
+        if call is not None:
+            types[position] = result_type(*call)
+    return types
+
+
+def describable(statements: list[exp.Expression]) -> exp.Query | None:
+    """The query to run instead when describing, or None when the statement is not a query."""
     if len(statements) == 1 and isinstance(statements[0], exp.Query):
-        return [without_side_effects(statements[0])]
+        inner = _without_cortex_calls(statements[0])
+        return exp.select("*").from_(inner.subquery("describe_only")).limit(0)
     return None
+
+
+def with_types(result: Result, types: dict[int, str]) -> Result:
+    if not types:
+        return result
+    declared = list(result.types or [None] * len(result.columns))
+    for position, kind in types.items():
+        if position < len(declared):
+            declared[position] = kind
+    return replace(result, types=declared)

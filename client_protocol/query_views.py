@@ -110,6 +110,8 @@ def query(request):
             "(or cursor.execute_string(), which splits them in the client).", code=8, sqlstate="0A000"))
     types: dict[str, int] = {}
 
+    cortex_types: dict[int, str] = {}
+
     def prepare(parsed):
         types["id"] = answers.statement_type_id(parsed[0] if parsed else None)
         parsed = bindings.bind(parsed, body.get("bindings"))
@@ -117,8 +119,12 @@ def query(request):
             described = describing.describable(parsed)
             if described is None:
                 raise _Described(status(""))
-            return described
+            cortex_types.update(describing.cortex_column_types(parsed[0]))
+            return [described]
         return parsed
+
+    def encode(result: Result) -> dict[str, Any]:
+        return encode_result(describing.with_types(result, cortex_types))
 
     def finished(after) -> None:
         if not describe_only:
@@ -127,7 +133,7 @@ def query(request):
     try:
         statement, done = execution.submit(record.user, text, session, request_id=str(body.get("requestId") or
                                            request.GET.get("requestId") or uuid.uuid4()), prepare=prepare,
-                                           encode=encode_result, finished=finished, origin=_origin(record))
+                                           encode=encode, finished=finished, origin=_origin(record))
     except _Described as described:
         return envelope.ok({"queryId": str(uuid.uuid4()), **encode_result(described.result), "rowset": [],
                             "total": 0, "returned": 0, "queryResultFormat": "json", "statementTypeId": types["id"],
