@@ -20,6 +20,10 @@ def test_connect_ddl_inserts_bindings_and_errors(studio, generation):
     assert out["rows"] == [[1, "one"], [2, "two"], [3, "it's three; DROP TABLE t"], [4, "four"], [5, None]]
     assert out["error"]["errno"] == 2003 and out["error"]["sqlstate"] == "42S02"
     assert "NO_SUCH_TABLE" in out["error"]["msg"]
+    # close() signed out: the session is closed on the server, not left to expire.
+    from client_protocol.models import ClientSession
+
+    assert ClientSession.objects.get(pk=out["session_id"]).closed_on is not None
 
 
 @pytest.mark.parametrize("generation", GENERATIONS)
