@@ -30,7 +30,7 @@ from client_protocol.models import ClientSession
 from client_protocol.tests.conftest import ROOT, SCRIPTS, Studio, client_python
 from inference.models import CompletionUsage, InferenceServer
 from supervision import processes
-from tests.support.cortex import admin_session, sql_literal, sql_value
+from tests.support.cortex import admin_session, make_table, sql_literal, sql_value
 
 GENERATION = "connector4"  # snowflake-ml 2.6 and Snowpark 1.56 pin the 4.x connector
 MODEL = "tiny-llama"
@@ -170,6 +170,26 @@ def test_a_session_role_without_cortex_user_is_refused_with_snowflakes_error(htt
     assert "the SNOWFLAKE.CORTEX_USER database role is required" in out["http_error"]["body"]["message"]
     assert out["http_error"]["body"]["code"] == "003001"
     assert not CompletionUsage.objects.filter(user_name=user_name, status="SUCCESS").exists()
+
+
+@needs_port_443
+def test_a_column_prompt_goes_through_ai_complete_in_a_query(https_studio, served, tmp_path):
+    database = f"CX_{uuid.uuid4().hex[:6].upper()}"
+    prompts = ["My order is late.", "The lid does not fit."]
+    make_table(tmp_path, database, "PROMPTS", [{"id": i, "prompt": p} for i, p in enumerate(prompts)])
+    user_name, role = new_user("GRANT DATABASE ROLE SNOWFLAKE.CORTEX_USER TO ROLE {role}",
+                               f"GRANT USAGE ON DATABASE {database} TO ROLE {{role}}",
+                               f"GRANT USAGE ON SCHEMA {database}.PUBLIC TO ROLE {{role}}",
+                               f"GRANT SELECT ON TABLE {database}.PUBLIC.PROMPTS TO ROLE {{role}}")
+    session = roles.open_session(get_user_model().objects.get(username=user_name), role=role)
+    expected = [sql_value(session, f"SELECT SNOWFLAKE.CORTEX.COMPLETE({sql_literal(MODEL)}, {sql_literal(p)})")
+                for p in prompts]
+
+    out = https_studio.run("cortex_complete.py", MODEL, "", str(MAX_TOKENS), "column", f"{database}.PUBLIC.PROMPTS",
+                           user=user_name, role=role)
+
+    assert out["answers"] == expected
+    assert all(expected)
 
 
 # --- the token, without a client or a server: the view in process ------------------------------------
