@@ -112,7 +112,7 @@ def _columns(catalog: _Catalog) -> list[tuple]:
     for schema, table, column, position, default, nullable, duckdb_type, comment in listed:
         if (schema, table) not in visible:
             continue
-        kind = snowflake_type(duckdb_type)
+        kind = snowflake_type(duckdb_type).split("(")[0]  # DATA_TYPE is NUMBER, its scale a column of its own
         precision, scale = _numeric(duckdb_type)
         out.append((catalog.database, schema, table, column, position, default, "YES" if nullable else "NO", kind,
                     TEXT_LENGTH if kind == "TEXT" else None, precision, scale, comment))

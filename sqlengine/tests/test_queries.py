@@ -93,7 +93,7 @@ def test_usage_history_has_one_row_per_base_model_and_hour_with_tokens_and_credi
     result = run(admin_session(), "SELECT * FROM SNOWFLAKE.ACCOUNT_USAGE.CORTEX_FINE_TUNING_USAGE_HISTORY "
                                   f"WHERE {MARCH_2025} ORDER BY start_time, model_name")
     assert result.columns == ["START_TIME", "END_TIME", "MODEL_NAME", "TOKEN_CREDITS", "TOKENS"]
-    assert result.types == ["TIMESTAMP_NTZ", "TIMESTAMP_NTZ", "TEXT", "NUMBER", "NUMBER"]
+    assert result.types == ["TIMESTAMP_NTZ", "TIMESTAMP_NTZ", "TEXT", "NUMBER(38,9)", "NUMBER"]
     assert result.rows == [
         (datetime(2025, 3, 1, 10), datetime(2025, 3, 1, 11), "mistral-7b", Decimal("3.000000000"), 1_200_000),
         (datetime(2025, 3, 1, 10), datetime(2025, 3, 1, 11), "smollm2-135m", Decimal("0E-9"), 5_000),
