@@ -1,11 +1,13 @@
 """The `data` of a query's answer: its id, the session's names after it, and its result or its error."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlglot import exp
 
 from access.session import Session
+from client_protocol import chunks
 from sqlapi.models import Statement
 from sqlengine.parsing import parse
 
@@ -39,23 +41,34 @@ def session_names(session: Session) -> dict[str, Any]:
 
 
 def result_data(statement: Statement, session: Session | None, *, rowset_format: str = "json",
-                type_id: int | None = None) -> dict[str, Any]:
-    """A finished, successful statement's `data` (rows inline)."""
+                type_id: int | None = None, absolute: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """A finished, successful statement's `data`: its rows inline, or past the chunk size only the first
+    chunk's, the others as `chunks` (absolute URLs, so only with `absolute`, request.build_absolute_uri)."""
     stored = statement.result or {"rowtype": [], "rowset": []}
     rowtype, rowset = stored["rowtype"], stored["rowset"]
+    type_id = type_id if type_id is not None else statement_type_of(statement.text)
+    if type_id != SELECT:
+        # Snowflake answers only queries in Arrow: SHOW, DDL and DML in JSON, whose rowset the connectors
+        # read a DML's row counts from.
+        rowset_format = "json"
+    parts = chunks.boundaries(rowset) if absolute is not None else [(0, len(rowset))]
+    first = rowset[:parts[0][1]]
     data: dict[str, Any] = {
         "queryId": str(statement.pk), "rowtype": rowtype, "total": len(rowset), "returned": len(rowset),
-        "statementTypeId": type_id if type_id is not None else statement_type_of(statement.text),
+        "statementTypeId": type_id,
         "queryResultFormat": rowset_format, "sqlState": "00000", "numberOfBinds": 0, "version": 1,
         "parameters": [], "queryContext": {"entries": []},
     }
     if rowset_format == "arrow":
         from client_protocol import arrow  # pyarrow is loaded by the first answer that needs it
 
-        data["rowsetBase64"] = arrow.rowset_base64(rowtype, rowset)
+        widths = arrow.fixed_widths(rowtype, rowset)  # of every row, so that every chunk has one schema
+        data["rowsetBase64"] = arrow.rowset_base64(rowtype, first, widths) if first else ""
         data["rowset"] = []
     else:
-        data["rowset"] = rowset
+        data["rowset"] = first
+    if len(parts) > 1:
+        data["chunks"] = chunks.remote(statement, rowset, parts, rowset_format, absolute)
     if session is not None:
         data.update(session_names(session))
     return data

@@ -24,6 +24,9 @@ class ClientSession(models.Model):
     database = models.CharField(max_length=255, blank=True)
     schema = models.CharField(max_length=255, blank=True)
     client = models.CharField(max_length=128, blank=True)  # CLIENT_APP_ID and version, as the client sent them
+    # PYTHON_CONNECTOR_QUERY_RESULT_FORMAT as connect(session_parameters=…) or ALTER SESSION set it: "json",
+    # "arrow", or "" for the server's CLIENT_RESULT_FORMAT.
+    result_format = models.CharField(max_length=5, blank=True)
     created_on = models.DateTimeField(default=timezone.now)
     last_used_on = models.DateTimeField(default=timezone.now)
     # Set by logout, by the user's being disabled or dropped, and by an administrator: never reopened.

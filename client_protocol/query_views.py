@@ -27,6 +27,10 @@ IN_PROGRESS, QUEUED = "333333", "333334"
 # What the 4.x connector sends to fetch an asynchronous query's result, and what Snowpark sends on close.
 RESULT_SCAN = re.compile(r"^\s*select\s+\*\s+from\s+table\s*\(\s*result_scan\s*\(\s*'([0-9a-f-]{36})'\s*\)\s*\)\s*;?\s*$", re.I)
 CANCEL_ALL = re.compile(r"^\s*select\s+system\$cancel_all_queries\s*\(\s*(\d+)\s*\)\s*;?\s*$", re.I)
+RESULT_FORMAT = "PYTHON_CONNECTOR_QUERY_RESULT_FORMAT"
+# The one session parameter kept here (the SQL engine has no ALTER SESSION): the format of the results.
+SET_RESULT_FORMAT = re.compile(rf"^\s*alter\s+session\s+(?:set\s+{RESULT_FORMAT}\s*=\s*(['\"]?)(json|arrow)\1"
+                               rf"|(unset)\s+{RESULT_FORMAT})\s*;?\s*$", re.I)
 
 
 def _authenticated(request) -> tuple[ClientSession, Any]:
@@ -37,10 +41,11 @@ def _origin(record: ClientSession) -> str:
     return f"client-session:{record.id}"
 
 
-def _format(body: dict[str, Any]) -> str:
-    """Arrow unless the session asked for JSON, as Snowflake answers the Python connector."""
+def _format(body: dict[str, Any], record: ClientSession) -> str:
+    """The statement's PYTHON_CONNECTOR_QUERY_RESULT_FORMAT, else the session's (connect()'s
+    session_parameters or ALTER SESSION: the clients send it once, not with each query), else the server's."""
     parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
-    wanted = str(parameters.get("PYTHON_CONNECTOR_QUERY_RESULT_FORMAT") or settings.CLIENT_RESULT_FORMAT)
+    wanted = str(parameters.get(RESULT_FORMAT) or record.result_format or settings.CLIENT_RESULT_FORMAT)
     return "arrow" if wanted.lower() == "arrow" else "json"
 
 
@@ -49,9 +54,10 @@ def _running(statement: Statement) -> dict[str, Any]:
             "queryAbortsAfterSecs": 300, "progressDesc": None}
 
 
-def _answer(statement: Statement, session, rowset_format: str, type_id: int | None = None):
+def _answer(request, statement: Statement, session, rowset_format: str, type_id: int | None = None):
     if statement.status == Statement.SUCCESS:
-        return envelope.ok(answers.result_data(statement, session, rowset_format=rowset_format, type_id=type_id))
+        return envelope.ok(answers.result_data(statement, session, rowset_format=rowset_format, type_id=type_id,
+                                               absolute=request.build_absolute_uri))
     if statement.is_running:
         return envelope.ok(_running(statement), code=IN_PROGRESS, message="Query execution in progress.")
     error = statement.error or UserError("The statement failed.")
@@ -86,14 +92,17 @@ def query(request):
     text = body.get("sqlText")
     if not isinstance(text, str) or not text.strip():
         return envelope.failure(UserError("sqlText must be the statement to run.", code=900, sqlstate="42000"))
-    rowset_format = _format(body)
+    rowset_format = _format(body, record)
+    result_format = SET_RESULT_FORMAT.match(text)
+    if result_format:
+        return _set_result_format(record, session, text, result_format)
     scanned = RESULT_SCAN.match(text)
     if scanned:
         earlier = _users_statement(record.user, scanned.group(1))
         if earlier is None:
             return envelope.failure(UserError(f"Statement {scanned.group(1)} not found.", code=709, sqlstate="02000"))
         earlier.fail_if_abandoned()
-        return _answer(earlier, session, rowset_format, type_id=answers.SELECT)
+        return _answer(request, earlier, session, rowset_format, type_id=answers.SELECT)
     cancel_all = CANCEL_ALL.match(text)
     if cancel_all:
         return envelope.ok(answers.result_data(_cancel_all(record, session, text, int(cancel_all.group(1))),
@@ -142,12 +151,23 @@ def query(request):
         return envelope.ok(_running(statement), code=QUEUED, message="Query submitted asynchronously.")
     done.wait(settings.CLIENT_QUERY_WAIT_SECONDS)
     statement.refresh_from_db()
-    return _answer(statement, session, rowset_format, type_id=types.get("id"))
+    return _answer(request, statement, session, rowset_format, type_id=types.get("id"))
 
 
 class _Described(Exception):
     def __init__(self, result: Result) -> None:
         self.result = result
+
+
+def _set_result_format(record: ClientSession, session, text: str, matched: re.Match):
+    record.result_format = "" if matched.group(3) else matched.group(2).lower()
+    ClientSession.objects.filter(pk=record.pk).update(result_format=record.result_format)
+    statement = _finished_statement(record, session, text, status("Statement executed successfully."))
+    data = answers.result_data(statement, session, rowset_format="json", type_id=answers.SESSION)
+    # The 4.x connector keeps the session parameters an answer lists.
+    data["parameters"] = [{"name": RESULT_FORMAT, "value": (record.result_format or
+                                                            settings.CLIENT_RESULT_FORMAT).upper()}]
+    return envelope.ok(data)
 
 
 def _cancel_all(record: ClientSession, session, text: str, session_id: int) -> Statement:
@@ -170,7 +190,7 @@ def result(request, query_id: str):
     if statement is None:
         return envelope.failure(UserError(f"Statement {query_id} not found.", code=709, sqlstate="02000"))
     statement.fail_if_abandoned()
-    return _answer(statement, session, settings.CLIENT_RESULT_FORMAT.lower())
+    return _answer(request, statement, session, _format({}, record))
 
 
 _MONITORING_STATUS = {Statement.RUNNING: "RUNNING", Statement.SUCCESS: "SUCCESS", Statement.FAILED: "FAILED_WITH_ERROR",

@@ -81,8 +81,9 @@ def _timestamp(value: dt.datetime, *, with_offset: bool) -> str:
     naive = (value - offset).replace(tzinfo=None) if offset is not None else value
     delta = naive - EPOCH
     micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-    seconds, rest = divmod(micros, 1_000_000)
-    text = f"{seconds}.{rest:06d}000"
+    # A signed decimal, as the connectors read it: 1969-12-31 23:59:59.5 is "-0.500000000", not "-1.5…".
+    seconds, rest = divmod(abs(micros), 1_000_000)
+    text = f"{'-' if micros < 0 else ''}{seconds}.{rest:06d}000"
     if with_offset:
         minutes = int(offset.total_seconds() // 60) if offset is not None else 0
         text += f" {minutes + 1440}"

@@ -7,6 +7,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from client_protocol import envelope, sessions
+from client_protocol.models import ClientSession
 from errors import UserError
 
 SERVER_VERSION = "9.0.0"
@@ -48,6 +49,10 @@ def login(request):
             schema=query.get("schemaName"), client=client)
     except UserError as error:
         return envelope.failure(error, nextAction=None)
+    parameters = data.get("SESSION_PARAMETERS") if isinstance(data.get("SESSION_PARAMETERS"), dict) else {}
+    wanted = parameters.get("PYTHON_CONNECTOR_QUERY_RESULT_FORMAT")
+    if isinstance(wanted, str) and wanted.lower() in ("json", "arrow"):
+        ClientSession.objects.filter(pk=opened.record.pk).update(result_format=wanted.lower())
     session = opened.session
     return envelope.ok({
         "token": opened.token, "masterToken": opened.master_token, "sessionId": opened.record.id,

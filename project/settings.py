@@ -208,7 +208,12 @@ CLIENT_MAX_REQUEST_BYTES = envint("STUDIO_CLIENT_MAX_REQUEST_BYTES", 64 * 1024 *
 # Seconds a synchronous query is waited for before the client is told to poll for its result.
 CLIENT_QUERY_WAIT_SECONDS = envint("STUDIO_CLIENT_QUERY_WAIT_SECONDS", 45)
 # Results as Arrow (fetch_pandas_all() needs it) or JSON, unless the session asks otherwise.
-CLIENT_RESULT_FORMAT = envstr("STUDIO_CLIENT_RESULT_FORMAT", "json")
+CLIENT_RESULT_FORMAT = envstr("STUDIO_CLIENT_RESULT_FORMAT", "arrow")
+# A result past this many rows, or this much cell text, is answered in chunks the client fetches by GET
+# from signed URLs that last CLIENT_RESULT_CHUNK_SECONDS (Snowflake's presigned URLs last 6 hours).
+CLIENT_RESULT_CHUNK_ROWS = envint("STUDIO_CLIENT_RESULT_CHUNK_ROWS", 10_000)
+CLIENT_RESULT_CHUNK_BYTES = envint("STUDIO_CLIENT_RESULT_CHUNK_BYTES", 8 * 1024 * 1024)
+CLIENT_RESULT_CHUNK_SECONDS = envint("STUDIO_CLIENT_RESULT_CHUNK_SECONDS", 6 * 3600)
 # The administrator `manage.py bootstrap` creates; without a password, one is generated and kept in var/.
 # (Django's error pages mask settings whose names hold PASSWORD.)
 ADMIN_USER = envstr("STUDIO_ADMIN_USER", "admin")

@@ -20,6 +20,7 @@ PASSWORD = "admin-test-password"
 @pytest.fixture
 def admin(transactional_db, settings, tmp_path):  # statements run on threads of their own: committed rows
     settings.DUCKDB_DIR, settings.STAGE_DIR = tmp_path / "duckdb", tmp_path / "stages"
+    settings.CLIENT_RESULT_FORMAT = "json"  # these tests read rows as the JSON rowset (Arrow is the default)
     bootstrap(password=PASSWORD, demo=False)
     yield get_user_model().objects.get(username="admin")
     for thread in threading.enumerate():  # let statements finish before the tables are flushed
