@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -93,3 +94,8 @@ def studio(live_db):
     bootstrap(password=PASSWORD, demo=False)
     with serve_web_app() as url:
         yield Studio(url)
+    # A cancelled statement's thread may still be in DuckDB (cancel discards a result, it does not stop
+    # the query); an interpreter that exits under it aborts.
+    for thread in threading.enumerate():
+        if thread.name.startswith("sqlapi-"):
+            thread.join(120)
