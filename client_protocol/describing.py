@@ -4,12 +4,12 @@ Snowpark asks this for every DataFrame's schema. A query runs as `SELECT * FROM 
 each Cortex call replaced by a NULL, so describing never starts a fine-tuning job or a completion; a
 column that is a Cortex call is then given the type the call returns (sqlengine/cortex.py's result_type:
 DuckDB cannot cast a NULL to OBJECT). Any other statement is answered with the one `status` column it
-would return, unrun."""
+would return, unrun (a query that returns no rows stands in for it)."""
 from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlglot import exp
+from sqlglot import exp, parse_one
 
 from sandbox.expressions import cortex_call
 from sqlengine.cortex import result_type
@@ -38,12 +38,18 @@ def cortex_column_types(query: exp.Query) -> dict[int, str]:
     return types
 
 
-def describable(statements: list[exp.Expression]) -> exp.Query | None:
-    """The query to run instead when describing, or None when the statement is not a query."""
+# What any other statement would return: its one `status` column (sqlengine.results.status), no rows.
+STATUS_ONLY = 'SELECT CAST(NULL AS VARCHAR) AS "status" LIMIT 0'
+
+
+def describable(statements: list[exp.Expression]) -> exp.Query:
+    """The query to run instead when describing: the statement's own, emptied, when it is a query, else
+    one with the status column. Run and recorded like any statement, so a describe leaves no row behind
+    unfinished and its queryId can be looked up."""
     if len(statements) == 1 and isinstance(statements[0], exp.Query):
         inner = _without_cortex_calls(statements[0])
         return exp.select("*").from_(inner.subquery("describe_only")).limit(0)
-    return None
+    return parse_one(STATUS_ONLY, read="snowflake")
 
 
 def with_types(result: Result, types: dict[int, str]) -> Result:

@@ -21,12 +21,15 @@ from client_protocol.rowsets import encode_result
 from errors import UserError
 from sqlapi import execution
 from sqlapi.models import Statement
+from sqlengine.executor import internal_error
 from sqlengine.results import Result, status
 
 IN_PROGRESS, QUEUED = "333333", "333334"
+REQUEST_ID_LENGTH = Statement._meta.get_field("request_id").max_length  # a longer one PostgreSQL would refuse
 # What the 4.x connector sends to fetch an asynchronous query's result, and what Snowpark sends on close.
 RESULT_SCAN = re.compile(r"^\s*select\s+\*\s+from\s+table\s*\(\s*result_scan\s*\(\s*'([0-9a-f-]{36})'\s*\)\s*\)\s*;?\s*$", re.I)
-CANCEL_ALL = re.compile(r"^\s*select\s+system\$cancel_all_queries\s*\(\s*(\d+)\s*\)\s*;?\s*$", re.I)
+# ASCII digits, as many as a session id has: \d also matches other scripts' digits, and int() of 5,000 raises.
+CANCEL_ALL = re.compile(r"^\s*select\s+system\$cancel_all_queries\s*\(\s*([0-9]{1,19})\s*\)\s*;?\s*$", re.I)
 RESULT_FORMAT = "PYTHON_CONNECTOR_QUERY_RESULT_FORMAT"
 # The one session parameter kept here (the SQL engine has no ALTER SESSION): the format of the results.
 SET_RESULT_FORMAT = re.compile(rf"^\s*alter\s+session\s+(?:set\s+{RESULT_FORMAT}\s*=\s*(['\"]?)(json|arrow)\1"
@@ -93,8 +96,12 @@ def query(request):
     if not isinstance(text, str) or not text.strip():
         return envelope.failure(UserError("sqlText must be the statement to run.", code=900, sqlstate="42000"))
     rowset_format = _format(body, record)
+    # Strictly true: "false" is a truthy string, and describing is what must never run anything.
+    describe_only = body.get("describeOnly") is True
     result_format = SET_RESULT_FORMAT.match(text)
     if result_format:
+        if describe_only:
+            return _described(request, record, session, text, status(""), answers.SESSION)
         return _set_result_format(record, session, text, result_format)
     scanned = RESULT_SCAN.match(text)
     if scanned:
@@ -105,9 +112,11 @@ def query(request):
         return _answer(request, earlier, session, rowset_format, type_id=answers.SELECT)
     cancel_all = CANCEL_ALL.match(text)
     if cancel_all:
+        if describe_only:  # its column, and no query cancelled
+            column = Result([f"SYSTEM$CANCEL_ALL_QUERIES({int(cancel_all.group(1))})"], [], ["TEXT"])
+            return _described(request, record, session, text, column, answers.SELECT)
         return envelope.ok(answers.result_data(_cancel_all(record, session, text, int(cancel_all.group(1))),
                                                session, rowset_format="json", type_id=answers.SELECT))
-    describe_only = bool(body.get("describeOnly"))
     parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
     try:
         desired = int(parameters.get("MULTI_STATEMENT_COUNT", 1))
@@ -122,15 +131,17 @@ def query(request):
     cortex_types: dict[int, str] = {}
 
     def prepare(parsed):
-        types["id"] = answers.statement_type_id(parsed[0] if parsed else None)
-        parsed = bindings.bind(parsed, body.get("bindings"))
-        if describe_only:
-            described = describing.describable(parsed)
-            if described is None:
-                raise _Described(status(""))
-            cortex_types.update(describing.cortex_column_types(parsed[0]))
-            return [described]
-        return parsed
+        try:
+            types["id"] = answers.statement_type_id(parsed[0] if parsed else None)
+            parsed = bindings.bind(parsed, body.get("bindings"))
+            if describe_only:
+                cortex_types.update(describing.cortex_column_types(parsed[0]))
+                return [describing.describable(parsed)]
+            return parsed
+        except UserError:
+            raise
+        except Exception as exc:  # a bug of ours: the statement fails, rather than stay running behind a 500
+            raise internal_error(exc) from exc
 
     def encode(result: Result) -> dict[str, Any]:
         return encode_result(describing.with_types(result, cortex_types))
@@ -139,24 +150,24 @@ def query(request):
         if not describe_only:
             sessions.remember(record, after)
 
-    try:
-        statement, done = execution.submit(record.user, text, session, request_id=str(body.get("requestId") or
-                                           request.GET.get("requestId") or uuid.uuid4()), prepare=prepare,
-                                           encode=encode, finished=finished, origin=_origin(record))
-    except _Described as described:
-        return envelope.ok({"queryId": str(uuid.uuid4()), **encode_result(described.result), "rowset": [],
-                            "total": 0, "returned": 0, "queryResultFormat": "json", "statementTypeId": types["id"],
-                            **answers.session_names(session)})
-    if body.get("asyncExec") and statement.is_running:
+    request_id = str(body.get("requestId") or request.GET.get("requestId") or uuid.uuid4())
+    if len(request_id) > REQUEST_ID_LENGTH:
+        return envelope.failure(envelope.bad_request(f"requestId must be at most {REQUEST_ID_LENGTH} characters "
+                                                     "(the clients send a UUID)."))
+    statement, done = execution.submit(record.user, text, session, request_id=request_id, prepare=prepare,
+                                       encode=encode, finished=finished, origin=_origin(record))
+    if body.get("asyncExec") is True and statement.is_running:
         return envelope.ok(_running(statement), code=QUEUED, message="Query submitted asynchronously.")
     done.wait(settings.CLIENT_QUERY_WAIT_SECONDS)
     statement.refresh_from_db()
     return _answer(request, statement, session, rowset_format, type_id=types.get("id"))
 
 
-class _Described(Exception):
-    def __init__(self, result: Result) -> None:
-        self.result = result
+def _described(request, record: ClientSession, session, text: str, result: Result, type_id: int):
+    """describeOnly of a statement the protocol answers itself: its columns, recorded, nothing done."""
+    statement = _finished_statement(record, session, text, Result(result.columns, [], result.types))
+    return envelope.ok(answers.result_data(statement, session, rowset_format="json", type_id=type_id,
+                                           absolute=request.build_absolute_uri))
 
 
 def _set_result_format(record: ClientSession, session, text: str, matched: re.Match):

@@ -144,3 +144,194 @@ def test_the_sandbox_still_sees_every_name_of_a_bound_statement(client, low_toke
     refused(bound(client, low_token, "USE ROLE ?", "ACCOUNTADMIN"), "002003",
             "SQL compilation error: expected a name, found 'ACCOUNTADMIN'")
     assert rows(run(client, low_token, "SELECT CURRENT_ROLE()")) == [["LOW"]]
+
+
+# --- describeOnly runs nothing ----------------------------------------------------------------------------
+
+SLOW = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 1000000) SELECT COUNT(*) FROM r"
+
+
+def start_slow(client, token) -> Statement:
+    answer = run(client, token, SLOW, asyncExec=True)
+    assert answer["code"] == "333334", answer
+    return Statement.objects.get(pk=answer["data"]["queryId"])
+
+
+def status_of(statement: Statement) -> str:
+    statement.refresh_from_db()
+    return statement.status
+
+
+def test_describing_an_insert_select_with_a_cortex_call_or_a_cte_inserts_nothing(client, low_token):
+    for sql in ("INSERT INTO pub.s.sink SELECT id, SNOWFLAKE.CORTEX.COMPLETE('tiny-llama', note) FROM pub.s.x",
+                "INSERT INTO pub.s.sink WITH c AS (SELECT id, note FROM pub.s.x) SELECT * FROM c",
+                "WITH c AS (SELECT 1 AS id, 'x' AS name) SELECT * FROM c"):
+        answer = run(client, low_token, sql, describeOnly=True)
+        assert answer["success"] and answer["data"]["rowset"] == [] and answer["data"]["total"] == 0, answer
+    assert rows(run(client, low_token, "SELECT COUNT(*) FROM pub.s.sink")) == [["0"]]
+    no_statement_left_running()  # a describe is recorded and finished like any statement
+
+
+def test_describing_a_statement_that_is_not_a_query_is_its_status_column_and_recorded(client, low_token):
+    answer = run(client, low_token, "DROP TABLE pub.s.x", describeOnly=True)
+    assert [(c["name"], c["type"]) for c in answer["data"]["rowtype"]] == [("status", "text")]
+    assert Statement.objects.get(pk=answer["data"]["queryId"]).status == Statement.SUCCESS
+    assert rows(run(client, low_token, "SELECT COUNT(*) FROM pub.s.x")) == [["2"]]
+
+
+def test_describing_a_table_the_role_may_not_read_reads_as_missing_and_names_no_column(client, low_token):
+    for sql in ("SELECT * FROM acc.s.t", "SELECT name, detail FROM acc.s.t WHERE 1 = 0",
+                "SELECT * FROM pub.s.x JOIN acc.s.t USING (id)", f"SELECT * FROM acc.s.{SECRET}_names"):
+        answer = run(client, low_token, sql, describeOnly=True)
+        refused(answer, "002003", "Database 'ACC' does not exist or not authorized.")
+        assert "DETAIL" not in str(answer).upper() and not leaks(answer)
+    refused(run(client, low_token, "SELECT * FROM acc.s.missing", describeOnly=True), "002003",
+            "Database 'ACC' does not exist or not authorized.")
+
+
+def test_describing_cancel_all_queries_or_alter_session_changes_nothing(client, low):
+    signed_in = login(client, user="low", password=LOW_PASSWORD)["data"]
+    token, session_id = signed_in["token"], signed_in["sessionId"]
+    slow = start_slow(client, token)
+    answer = run(client, token, f"SELECT SYSTEM$CANCEL_ALL_QUERIES({session_id})", describeOnly=True)
+    assert [c["name"] for c in answer["data"]["rowtype"]] == [f"SYSTEM$CANCEL_ALL_QUERIES({session_id})"]
+    assert answer["data"]["rowset"] == [] and status_of(slow) == Statement.RUNNING
+    assert run(client, token, "ALTER SESSION SET PYTHON_CONNECTOR_QUERY_RESULT_FORMAT = 'ARROW'",
+               describeOnly=True)["success"]
+    assert run(client, token, "SELECT 1")["data"]["queryResultFormat"] == "json"
+    # Not described, the same statement cancels: the describe above would have seen it.
+    assert rows(run(client, token, f"SELECT SYSTEM$CANCEL_ALL_QUERIES({session_id})")) == [
+        ["1 queries were canceled."]]
+    assert status_of(slow) == Statement.CANCELLED
+
+
+@pytest.mark.parametrize("digits", ["9" * 5000, "9" * 20, "\u0661"])
+def test_cancel_all_queries_takes_a_session_id_in_ascii_digits_only(client, low_token, digits):
+    # Not the protocol's own statement then, but SQL, which has no such function: no 500 for int() of
+    # 5,000 digits, and no session 1 read from an Arabic-Indic one.
+    refused(run(client, low_token, f"SELECT SYSTEM$CANCEL_ALL_QUERIES({digits})"), "002140",
+            "SQL compilation error: Unknown function SYSTEM$CANCEL_ALL_QUERIES")
+    no_statement_left_running()
+
+
+# --- other users' statements -------------------------------------------------------------------------------
+
+def get(client, path, token):
+    response = client.get(path, HTTP_AUTHORIZATION=f'Snowflake Token="{token}"')
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_another_users_statement_reads_as_missing_everywhere_and_cannot_be_cancelled(client, low_token, low):
+    admin = login(client)["data"]
+    secret = run(client, admin["token"], "SELECT name FROM acc.s.t ORDER BY id")
+    assert leaks(secret)  # what admin may read
+    query_id = secret["data"]["queryId"]
+    missing = f"Statement {query_id} not found."
+    refused(get(client, f"/queries/{query_id}/result", low_token), "000709", missing)
+    refused(get(client, f"/monitoring/queries/{query_id}", low_token), "000709", missing)
+    refused(get(client, f"/monitoring/queries//{query_id}", low_token), "000709", missing)
+    refused(run(client, low_token, f"SELECT * FROM TABLE(RESULT_SCAN('{query_id}'))"), "000709", missing)
+    unknown = "5f1c0b8e-0000-4000-8000-0000000000ff"  # a statement nobody ran answers alike
+    refused(get(client, f"/queries/{unknown}/result", low_token), "000709", f"Statement {unknown} not found.")
+    slow = start_slow(client, admin["token"])
+    not_running = "Identified SQL statement is not currently executing."
+    refused(post(client, f"/queries/{slow.pk}/abort-request", {}, token=low_token), "000605", not_running)
+    refused(post(client, "/queries/v1/abort-request", {"requestId": slow.request_id}, token=low_token),
+            "000605", not_running)
+    assert rows(run(client, low_token, f"SELECT SYSTEM$CANCEL_ALL_QUERIES({admin['sessionId']})")) == [
+        ["0 queries were canceled."]]
+    assert status_of(slow) == Statement.RUNNING
+    assert post(client, f"/queries/{slow.pk}/abort-request", {}, token=admin["token"])["success"] is True
+
+
+def test_a_chunk_url_is_its_own_capability_signed_for_one_chunk_of_one_statement(client, low, settings):
+    from django.contrib.auth import get_user_model
+    from django.core import signing
+
+    settings.CLIENT_RESULT_CHUNK_ROWS = 1
+    admin = login(client)["data"]
+    data = run(client, admin["token"], "SELECT name FROM acc.s.t ORDER BY id")["data"]
+    url = data["chunks"][0]["url"]
+    path = url.split("?")[0]
+    # The same claim, signed for another purpose (no salt, or the signer Django's sessions use), is not one.
+    claim = {"q": data["queryId"], "n": 1, "r": [0, 2], "f": "json"}
+    for forged in (signing.dumps(claim), signing.dumps(claim, salt="django.contrib.sessions.backends.signed_cookies"),
+                   signing.dumps(claim, salt="client_protocol.chunks", key="not-the-secret-key")):
+        answer = client.get(f"{path}?sig={forged}")
+        assert (answer.status_code, answer.content.decode()) == (
+            403, "This result chunk's URL is not valid: its signature does not match.")
+    # The URL needs no token: a signed-out session's URLs still serve, as Snowflake's presigned ones do.
+    assert post(client, "/session", {}, token=admin["token"], delete="true")["success"]
+    assert SECRET in client.get(url).content.decode()
+    get_user_model().objects.filter(username="admin").delete()
+    gone = client.get(url)
+    assert (gone.status_code, gone.content.decode()) == (404, f"Statement {data['queryId']} has no result to fetch.")
+
+
+# --- the request itself ------------------------------------------------------------------------------------
+
+def raw_post(client, body: bytes, authorization: str | None, **headers):
+    if authorization is not None:
+        headers["HTTP_AUTHORIZATION"] = authorization
+    response = client.post("/queries/v1/query-request", body, content_type="application/json", **headers)
+    assert response.status_code == 200
+    return response.json()
+
+
+GONE = "Session no longer exists.  New login required to access the service."
+
+
+def test_a_query_without_a_session_token_in_snowflakes_header_is_session_gone(client, low):
+    import json
+
+    signed_in = login(client, user="low", password=LOW_PASSWORD)["data"]
+    body = json.dumps({"sqlText": "SELECT COUNT(*) FROM pub.s.x"}).encode()
+    for header in (None, "", f"Bearer {signed_in['token']}", f'Snowflake Token="{signed_in["masterToken"]}"',
+                   'Snowflake Token="None"', 'Snowflake Token=""', f'Snowflake Master="{signed_in["token"]}"',
+                   f'Snowflake Token="{signed_in["token"]}x"', f'Snowflake Token="{signed_in["token"][:-1]}"',
+                   f"Snowflake Token='{signed_in['token']}'", 'Snowflake Token="sfc_' + "A" * 43 + '"'):
+        refused(raw_post(client, body, header), "390111", GONE)
+    for header in (f'Snowflake Token="{signed_in["token"]}"', f'snowflake token = "{signed_in["token"]}"',
+                   f"Snowflake Token={signed_in['token']}"):  # the forms the clients send, and lenient spacing
+        assert rows(raw_post(client, body, header)) == [["2"]]
+
+
+def test_a_malformed_body_is_390400_naming_the_problem(client, low_token, settings):
+    import gzip
+    import json
+
+    auth = f'Snowflake Token="{low_token}"'
+    refused(raw_post(client, b"{nope", auth), "390400",
+            "The request body is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 "
+            "(char 1).")
+    refused(raw_post(client, b"[1]", auth), "390400", "The request body must be a JSON object, not an array.")
+    refused(raw_post(client, b"\x1f\x8bnot gzip", auth, HTTP_CONTENT_ENCODING="gzip"), "390400",
+            "The request body is not valid gzip: Error -3 while decompressing data: unknown compression method.")
+    settings.CLIENT_MAX_REQUEST_BYTES = 1024 * 1024
+    huge = json.dumps({"sqlText": "SELECT 1 -- " + "x" * 2 * 1024 * 1024}).encode()
+    limit = "over the limit of 1048576 bytes (STUDIO_CLIENT_MAX_REQUEST_BYTES)."
+    refused(raw_post(client, huge, auth), "390400", f"Request body too large: {limit}")
+    refused(raw_post(client, gzip.compress(huge), auth, HTTP_CONTENT_ENCODING="gzip"), "390400",
+            f"Request body too large once decompressed: {limit}")
+    assert not Statement.objects.exists()
+
+
+def test_each_field_of_the_wrong_type_is_refused_or_read_strictly(client, low_token):
+    refused(run(client, low_token, 5), "000900", "sqlText must be the statement to run.")
+    refused(run(client, low_token, "  "), "000900", "sqlText must be the statement to run.")
+    refused(run(client, low_token, ["SELECT 1"]), "000900", "sqlText must be the statement to run.")
+    for shape in ([{"type": "TEXT", "value": "x"}], "x", 7):
+        refused(run(client, low_token, "SELECT ? AS v", bindings=shape), "002049",
+                "Bind variable error: 'bindings' must be an object of {\"1\": {\"type\", \"value\"}, …}.")
+    refused(run(client, low_token, "SELECT ? AS v", bindings={"1": "x"}), "002049",
+            "Bind variable error: binding '1' must be numbered from 1 and be {\"type\", \"value\"}.")
+    assert rows(run(client, low_token, "SELECT 1 AS one", parameters="MULTI_STATEMENT_COUNT=0")) == [["1"]]
+    refused(run(client, low_token, "SELECT 1", parameters={"MULTI_STATEMENT_COUNT": "x"}), "002211",
+            "MULTI_STATEMENT_COUNT must be an integer.")
+    # Only JSON true describes or runs asynchronously: the string "false" is not true.
+    assert rows(run(client, low_token, "SELECT 1 AS one", describeOnly="false")) == [["1"]]
+    assert rows(run(client, low_token, "SELECT 1 AS one", asyncExec="yes")) == [["1"]]
+    answer = post(client, "/queries/v1/query-request", {"sqlText": "SELECT 1"}, token=low_token, requestId="r" * 65)
+    refused(answer, "390400", "requestId must be at most 64 characters (the clients send a UUID).")
+    no_statement_left_running()
