@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 
@@ -64,9 +65,19 @@ def _throttled(login_name: str, address: str) -> bool:
             or recent.filter(address=address).count() >= settings.CLIENT_LOGIN_MAX_FAILURES * 4)
 
 
+def _record_failure(login_name: str, address: str) -> None:
+    now = timezone.now()
+    # Failures older than the window count for nothing: without this, names an attacker makes up would
+    # pile up for ever.
+    LoginAttempt.objects.filter(at__lt=now - timedelta(seconds=settings.CLIENT_LOGIN_LOCKOUT_SECONDS)).delete()
+    LoginAttempt.objects.create(login_name=login_name, address=address, at=now)
+
+
 def _user_named(login_name: str):
     # Snowflake's login names are case-insensitive; a user created with a quoted mixed-case name signs
     # in with exactly that name.
+    if "\x00" in login_name:  # PostgreSQL refuses a NUL in a query's text: no user has one
+        return None
     users = get_user_model().objects.filter(is_active=True)
     return users.filter(username=login_name).first() or users.filter(username__iexact=login_name).order_by("pk").first()
 
@@ -75,15 +86,23 @@ def sign_in(login_name: str, password: str, *, address: str, role: str | None = 
             database: str | None = None, schema: str | None = None, client: str = "") -> Opened:
     """A new session for the user whose name and password these are, in the named role, warehouse,
     database and schema (names as the client sent them: unquoted, or "quoted"). Throttled: after
-    CLIENT_LOGIN_MAX_FAILURES failures in CLIENT_LOGIN_LOCKOUT_SECONDS for one login name (or four times
-    as many from one address) every attempt is refused, right password or not, until the window passes."""
-    key = (login_name or "").strip().lower()
+    CLIENT_LOGIN_MAX_FAILURES failures in CLIENT_LOGIN_LOCKOUT_SECONDS for one user, whichever spelling
+    of their name was sent (or one name no user has, or four times as many from one address) every attempt
+    is refused, right password or not, until the window passes. An unknown or disabled user's sign-in
+    hashes the password as a known one's does, and is answered in the same words."""
+    sent = (login_name or "").strip()
+    user = _user_named(sent) if sent else None
+    # Failures count against the user every spelling of the name reaches (case, the database's own case
+    # folding: PostgreSQL's UPPER() takes 'ı' and 'ſ' to I and S), not against each spelling.
+    key = (user.get_username() if user is not None else sent).lower().replace("\x00", "")[:255]
+    address = address[:64]
     if _throttled(key, address):
         raise _error(LOCKED, "User temporarily locked: too many failed sign-in attempts. Try again in "
                              f"{settings.CLIENT_LOGIN_LOCKOUT_SECONDS // 60} minutes.")
-    user = _user_named((login_name or "").strip()) if login_name else None
     if user is None or not password or not user.check_password(password):
-        LoginAttempt.objects.create(login_name=key[:255], address=address[:64])
+        if user is None and password:
+            make_password(password)  # as long as a wrong password takes: the time tells no name apart
+        _record_failure(key, address)
         raise bad_credentials()
     session = roles.open_session(user, role=_name(role), warehouse=_name(warehouse), entry_point=ENTRY_POINT)
     _use_what_exists(session, _name(database), _name(schema))

@@ -9,9 +9,20 @@ test client, in process; statements run on their own threads, hence the committe
 """
 from __future__ import annotations
 
-import pytest
+import json
+import threading
+from datetime import timedelta
 
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.db import connection
+from django.utils import timezone
+
+from client_protocol.models import ClientSession, LoginAttempt
 from client_protocol.tests.test_sessions import login, post, run
+from errors import UserError
+from inference.models import CompletionUsage
 from sqlapi.models import Statement
 from tests.support.security import SECRET, leaks
 
@@ -335,3 +346,84 @@ def test_each_field_of_the_wrong_type_is_refused_or_read_strictly(client, low_to
     answer = post(client, "/queries/v1/query-request", {"sqlText": "SELECT 1"}, token=low_token, requestId="r" * 65)
     refused(answer, "390400", "requestId must be at most 64 characters (the clients send a UUID).")
     no_statement_left_running()
+
+
+# --- signing in --------------------------------------------------------------------------------------------
+
+BAD = "Incorrect username or password was specified."
+
+
+class CountingHasher(PBKDF2PasswordHasher):
+    """PBKDF2 that counts the hashes it computes: how long a sign-in takes is how many it computes."""
+
+    algorithm = "counting_pbkdf2"
+    iterations = 1000
+    computed = 0
+
+    def encode(self, password, salt, iterations=None):
+        CountingHasher.computed += 1
+        return super().encode(password, salt, iterations)
+
+
+def sign_in_from(client, user, password, address="10.0.0.1"):
+    response = client.post("/session/v1/login-request", json.dumps({"data": {
+        "LOGIN_NAME": user, "PASSWORD": password, "ACCOUNT_NAME": "studio"}}), content_type="application/json",
+        REMOTE_ADDR=address)
+    return response.json()
+
+
+def test_an_unknown_disabled_or_wrong_sign_in_answers_alike_and_takes_one_hash_as_long(client, low, settings):
+    settings.PASSWORD_HASHERS = [f"{__name__}.CountingHasher", "django.contrib.auth.hashers.MD5PasswordHasher"]
+    users = get_user_model().objects
+    users.create_user("timed", password="timed-password")
+    users.create_user("benched", password="benched-password", is_active=False)
+    answers = []
+    for name, password in (("timed", "wrong"), ("nobody", "wrong"), ("benched", "benched-password"),
+                           ({"LOGIN": "timed"}, ["timed-password"])):
+        before = CountingHasher.computed
+        answers.append(sign_in_from(client, name, password))
+        assert CountingHasher.computed - before == 1, name
+    assert all(a == answers[0] for a in answers)
+    assert answers[0] == {"success": False, "code": "390100", "message": BAD, "data": {
+        "sqlState": "08001", "errorCode": "390100", "internalError": False, "nextAction": None}}
+    assert not ClientSession.objects.filter(user__username__in=["timed", "benched"]).exists()
+
+
+def test_failures_count_against_the_user_whatever_the_spelling_or_address(client, low, settings):
+    settings.CLIENT_LOGIN_MAX_FAILURES = 5
+    for n, spelling in enumerate(["low", "LOW", " Low", "low\u00a0", "\tlOw\n"]):
+        refused(sign_in_from(client, spelling, "guess", address=f"10.0.0.{n}"), "390100", BAD)
+    locked = sign_in_from(client, "low", LOW_PASSWORD, address="10.9.9.9")
+    refused(locked, "390102", "User temporarily locked: too many failed sign-in attempts. Try again in 15 minutes.")
+    assert not ClientSession.objects.filter(user=low.user).exists()
+    assert sign_in_from(client, "admin", "admin-test-password", address="10.9.9.9")["success"] is True
+
+
+def test_a_lookalike_counts_against_the_user_exactly_when_the_database_signs_it_in_as_them(client, low, settings):
+    settings.CLIENT_LOGIN_MAX_FAILURES = 2
+    lookalike = "l\u043ew"  # Cyrillic o; SQLite folds ASCII case only, PostgreSQL's UPPER() Unicode's
+    for _ in range(2):
+        refused(sign_in_from(client, lookalike, "guess"), "390100", BAD)
+    same_user = get_user_model().objects.filter(username__iexact=lookalike).exists()
+    assert sign_in_from(client, "low", LOW_PASSWORD)["success"] is not same_user
+
+
+def test_one_address_is_locked_after_four_times_the_failures_whatever_the_names(client, low, settings):
+    settings.CLIENT_LOGIN_MAX_FAILURES = 2
+    for n in range(8):
+        refused(sign_in_from(client, f"user{n}", "guess"), "390100", BAD)
+    refused(sign_in_from(client, "low", LOW_PASSWORD), "390102",
+            "User temporarily locked: too many failed sign-in attempts. Try again in 15 minutes.")
+    assert sign_in_from(client, "low", LOW_PASSWORD, address="10.0.0.2")["success"] is True
+
+
+def test_failures_older_than_the_window_are_forgotten(client, low, settings):
+    refused(sign_in_from(client, "made-up", "guess"), "390100", BAD)
+    LoginAttempt.objects.update(at=timezone.now() - timedelta(seconds=settings.CLIENT_LOGIN_LOCKOUT_SECONDS + 1))
+    refused(sign_in_from(client, "made-up-too", "guess"), "390100", BAD)
+    assert list(LoginAttempt.objects.values_list("login_name", flat=True)) == ["made-up-too"]
+
+
+def test_a_nul_in_the_login_name_is_a_wrong_name_not_a_database_error(client, low):
+    refused(sign_in_from(client, "low\x00", LOW_PASSWORD), "390100", BAD)
+    assert list(LoginAttempt.objects.values_list("login_name", flat=True)) == ["low"]
