@@ -36,8 +36,8 @@ SET_RESULT_FORMAT = re.compile(rf"^\s*alter\s+session\s+(?:set\s+{RESULT_FORMAT}
                                rf"|(unset)\s+{RESULT_FORMAT})\s*;?\s*$", re.I)
 
 
-def _authenticated(request) -> tuple[ClientSession, Any]:
-    return sessions.session_for(sessions.token_from_header(request.headers.get("Authorization", "")))
+def _authenticated(request, *, to_run: bool = False) -> tuple[ClientSession, Any]:
+    return sessions.session_for(sessions.token_from_header(request.headers.get("Authorization", "")), to_run=to_run)
 
 
 def _origin(record: ClientSession) -> str:
@@ -88,7 +88,7 @@ def _finished_statement(record: ClientSession, session, text: str, result: Resul
 @require_POST
 def query(request):
     try:
-        record, session = _authenticated(request)
+        record, session = _authenticated(request, to_run=True)
         body = envelope.read_body(request)
     except UserError as error:
         return envelope.failure(error)

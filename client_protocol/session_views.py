@@ -92,7 +92,7 @@ def renew(request):
 @require_POST
 def heartbeat(request):
     try:
-        sessions.session_for(_token(request))
+        sessions.session_for(_token(request), to_run=False)
     except UserError as error:
         return envelope.failure(error)
     return envelope.ok({})

@@ -149,9 +149,15 @@ def _open_record(token_hash_field: str, secret: str) -> ClientSession | None:
     return record
 
 
-def session_for(token: str) -> tuple[ClientSession, Session]:
+def session_for(token: str, *, to_run: bool = True) -> tuple[ClientSession, Session]:
     """The open session a session token belongs to, as an access Session in its current names. Raises
-    390112 for an expired token (the client renews it) and 390111 for one that is unknown or closed."""
+    390112 for an expired token (the client renews it) and 390111 for one that is unknown or closed.
+
+    `to_run`: the session is about to run something in its role (a statement, a completion), so the role
+    is checked again, as Snowflake checks it on every statement: one revoked from the user (or dropped)
+    since USE ROLE or sign-in refuses this request with 3013, and the session goes back to the user's
+    default role and warehouse, with no database, as the worksheet's does. Polls, heartbeats and aborts
+    of the user's own statements run nothing and skip the check."""
     record = _open_record("token_hash", token)
     if record is None:
         raise session_gone()
@@ -159,6 +165,12 @@ def session_for(token: str) -> tuple[ClientSession, Session]:
     if record.token_expires_on <= now:
         raise _error(SESSION_EXPIRED, "Session token expired. Renew it with the master token, or sign in again.")
     ClientSession.objects.filter(pk=record.pk).update(last_used_on=now)
+    if to_run and not roles.may_use_role(record.user, record.role):
+        revoked = record.role
+        remember(record, roles.open_session(record.user, entry_point=ENTRY_POINT))
+        raise UserError(f"Role '{revoked}' is no longer granted to user '{record.user.get_username()}': the statement "
+                        f"did not run. The session is now in role '{record.role}'; run USE ROLE to choose another.",
+                        code=3013, sqlstate="42501")
     session = Session(user=record.user, role=record.role, warehouse=record.warehouse or None,
                       database=record.database or None, schema=record.schema or None, entry_point=ENTRY_POINT)
     return record, session

@@ -427,3 +427,76 @@ def test_failures_older_than_the_window_are_forgotten(client, low, settings):
 def test_a_nul_in_the_login_name_is_a_wrong_name_not_a_database_error(client, low):
     refused(sign_in_from(client, "low\x00", LOW_PASSWORD), "390100", BAD)
     assert list(LoginAttempt.objects.values_list("login_name", flat=True)) == ["low"]
+
+
+# --- the session's role, database and schema across requests ---------------------------------------------
+
+@pytest.mark.parametrize("how", ["REVOKE ROLE low FROM USER low", "DROP ROLE low"])
+def test_a_role_revoked_after_sign_in_runs_nothing_more(client, low, how):
+    token = login(client, user="low", password=LOW_PASSWORD)["data"]["token"]
+    assert rows(run(client, token, "SELECT COUNT(*) FROM pub.s.x")) == [["2"]]
+    assert run(client, login(client)["data"]["token"], how)["success"]
+    refused(run(client, token, "INSERT INTO pub.s.sink VALUES (1, 'as LOW')"), "003013",
+            "Role 'LOW' is no longer granted to user 'low': the statement did not run. The session is now in "
+            "role 'PUBLIC'; run USE ROLE to choose another.")
+    answer = run(client, token, "SELECT CURRENT_ROLE(), CURRENT_DATABASE()")
+    assert rows(answer) == [["PUBLIC", None]] and answer["data"]["finalRoleName"] == "PUBLIC"
+    refused(run(client, token, "SELECT COUNT(*) FROM pub.s.x"), "002003",
+            "Database 'PUB' does not exist or not authorized.")
+    assert rows(run(client, login(client)["data"]["token"], "SELECT COUNT(*) FROM pub.s.sink")) == [["0"]]
+
+
+def test_a_role_revoked_after_use_role_is_checked_again_too(client, low):
+    admin = login(client)["data"]["token"]
+    assert run(client, admin, "CREATE ROLE reader")["success"]
+    assert run(client, admin, "GRANT ROLE reader TO USER low")["success"]
+    token = login(client, user="low", password=LOW_PASSWORD)["data"]["token"]
+    assert run(client, token, "USE ROLE reader")["data"]["finalRoleName"] == "READER"
+    assert run(client, admin, "REVOKE ROLE reader FROM USER low")["success"]
+    answer = run(client, token, "SELECT CURRENT_ROLE()")
+    assert (answer["code"], answer["message"].split(":")[0]) == (
+        "003013", "Role 'READER' is no longer granted to user 'low'")
+    assert rows(run(client, token, "SELECT CURRENT_ROLE()")) == [["LOW"]]  # low's default role
+
+
+def test_cortex_rest_with_a_session_token_checks_the_role_again(client, low):
+    token = login(client, user="low", password=LOW_PASSWORD)["data"]["token"]
+    assert run(client, login(client)["data"]["token"], "REVOKE ROLE low FROM USER low")["success"]
+    response = client.post("/api/v2/cortex/inference:complete", json.dumps({
+        "model": "tiny-llama", "messages": [{"content": "hi"}], "stream": False}), content_type="application/json",
+        HTTP_AUTHORIZATION=f'Snowflake Token="{token}"')
+    assert (response.status_code, response.json()["code"]) == (401, "003013")
+    assert not CompletionUsage.objects.exists()
+    bearer = client.post("/api/v2/cortex/inference:complete", json.dumps({
+        "model": "tiny-llama", "messages": [{"content": "hi"}]}), content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}")  # a session token is no API token
+    assert (bearer.status_code, bearer.json()["code"]) == (401, "390303")
+
+
+def test_polls_and_heartbeats_do_not_reset_a_revoked_roles_session_before_its_refusal(client, low):
+    token = login(client, user="low", password=LOW_PASSWORD)["data"]["token"]
+    assert run(client, login(client)["data"]["token"], "REVOKE ROLE low FROM USER low")["success"]
+    assert post(client, "/session/heartbeat", token=token)["success"] is True
+    refused(run(client, token, "SELECT 1"), "003013",
+            "Role 'LOW' is no longer granted to user 'low': the statement did not run. The session is now in "
+            "role 'PUBLIC'; run USE ROLE to choose another.")
+
+
+def test_usage_on_the_current_database_revoked_after_use_is_checked_on_each_statement(client, low):
+    token = login(client, user="low", password=LOW_PASSWORD, databaseName="pub", schemaName="s")["data"]["token"]
+    assert rows(run(client, token, "SELECT COUNT(*) FROM x")) == [["2"]]
+    assert run(client, login(client)["data"]["token"], "REVOKE USAGE ON DATABASE pub FROM ROLE low")["success"]
+    refused(run(client, token, "SELECT COUNT(*) FROM x"), "002003", "Database 'PUB' does not exist or not authorized.")
+    refused(run(client, token, "INSERT INTO sink VALUES (1, 'x')"), "002003",
+            "Database 'PUB' does not exist or not authorized.")
+
+
+def test_a_database_dropped_by_another_session_after_use_reads_as_missing(client, low):
+    admin = login(client)["data"]["token"]
+    other = login(client)["data"]["token"]
+    assert run(client, admin, "CREATE DATABASE gone")["success"]
+    assert run(client, other, "USE DATABASE gone")["data"]["finalDatabaseName"] == "GONE"
+    assert run(client, other, "CREATE TABLE t (a INT)")["success"]
+    assert run(client, admin, "DROP DATABASE gone")["success"]
+    refused(run(client, other, "SELECT * FROM t"), "002003", "Database 'GONE' does not exist or not authorized.")
+    refused(run(client, other, "CREATE TABLE t2 (a INT)"), "002003", "Database 'GONE' does not exist or not authorized.")
