@@ -195,9 +195,15 @@ def renew(master_token: str, old_token: str) -> tuple[ClientSession, str, str]:
     if record.master_expires_on <= now:
         raise _error(MASTER_EXPIRED, "Master token expired: sign in again.")
     token, master = TOKEN_PREFIX + secrets.token_urlsafe(32), MASTER_PREFIX + secrets.token_urlsafe(32)
-    record.token_hash, record.master_token_hash = _hash(token), _hash(master)
-    record.token_expires_on = min(now + timedelta(seconds=settings.CLIENT_SESSION_SECONDS), record.master_expires_on)
-    record.save(update_fields=["token_hash", "master_token_hash", "token_expires_on"])
+    expires = min(now + timedelta(seconds=settings.CLIENT_SESSION_SECONDS), record.master_expires_on)
+    # Only the first of two renewals with one master token rotates it (a stolen copy racing its owner):
+    # the other is refused, rather than handed tokens the first one's overwrite.
+    rotated = ClientSession.objects.filter(pk=record.pk, master_token_hash=record.master_token_hash,
+                                           closed_on__isnull=True).update(
+        token_hash=_hash(token), master_token_hash=_hash(master), token_expires_on=expires)
+    if rotated != 1:
+        raise session_gone()
+    record.token_hash, record.master_token_hash, record.token_expires_on = _hash(token), _hash(master), expires
     return record, token, master
 
 

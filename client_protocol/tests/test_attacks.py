@@ -429,6 +429,58 @@ def test_a_nul_in_the_login_name_is_a_wrong_name_not_a_database_error(client, lo
     assert list(LoginAttempt.objects.values_list("login_name", flat=True)) == ["low"]
 
 
+# --- tokens ------------------------------------------------------------------------------------------------
+
+def renew(client, master, old=""):
+    return post(client, "/session/token-request", {"oldSessionToken": old, "requestType": "RENEW"}, token=master)
+
+
+def test_a_master_token_is_no_session_token_nor_the_reverse_nor_another_sessions(client, low):
+    mine = login(client, user="low", password=LOW_PASSWORD)["data"]
+    theirs = login(client)["data"]
+    refused(run(client, mine["masterToken"], "SELECT 1"), "390111", GONE)
+    refused(post(client, "/session/heartbeat", token=mine["masterToken"]), "390111", GONE)
+    refused(renew(client, mine["token"]), "390111", GONE)
+    refused(renew(client, mine["masterToken"], old=theirs["token"]), "390111", GONE)
+    refused(renew(client, theirs["masterToken"], old=mine["token"]), "390111", GONE)
+    assert rows(run(client, mine["token"], "SELECT CURRENT_USER()")) == [["low"]]  # nothing rotated
+    assert rows(run(client, theirs["token"], "SELECT CURRENT_USER()")) == [["admin"]]
+
+
+def test_two_renewals_with_one_master_token_rotate_it_once(client, low, monkeypatch):
+    import secrets
+    import time
+
+    from client_protocol import sessions
+
+    signed_in = login(client, user="low", password=LOW_PASSWORD)["data"]
+    # New tokens are made slowly, so every renewal has read the session before any rotates it: the
+    # interleaving a busy server gives a thief racing the owner. (Without the wait the threads happen
+    # to run one after another.)
+    make = secrets.token_urlsafe
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda size: (time.sleep(0.2), make(size))[1])
+    outcomes: list = []
+    barrier = threading.Barrier(6)
+
+    def race():
+        barrier.wait()
+        try:
+            outcomes.append(sessions.renew(signed_in["masterToken"], signed_in["token"])[1])
+        except UserError as error:
+            outcomes.append(error.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=race) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    tokens = [o for o in outcomes if isinstance(o, str)]
+    assert len(tokens) == 1 and sorted(o for o in outcomes if not isinstance(o, str)) == [390111] * 5
+    assert rows(run(client, tokens[0], "SELECT CURRENT_USER()")) == [["low"]]
+
+
 # --- the session's role, database and schema across requests ---------------------------------------------
 
 @pytest.mark.parametrize("how", ["REVOKE ROLE low FROM USER low", "DROP ROLE low"])
