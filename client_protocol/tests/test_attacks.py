@@ -294,8 +294,6 @@ GONE = "Session no longer exists.  New login required to access the service."
 
 
 def test_a_query_without_a_session_token_in_snowflakes_header_is_session_gone(client, low):
-    import json
-
     signed_in = login(client, user="low", password=LOW_PASSWORD)["data"]
     body = json.dumps({"sqlText": "SELECT COUNT(*) FROM pub.s.x"}).encode()
     for header in (None, "", f"Bearer {signed_in['token']}", f'Snowflake Token="{signed_in["masterToken"]}"',
@@ -310,7 +308,6 @@ def test_a_query_without_a_session_token_in_snowflakes_header_is_session_gone(cl
 
 def test_a_malformed_body_is_390400_naming_the_problem(client, low_token, settings):
     import gzip
-    import json
 
     auth = f'Snowflake Token="{low_token}"'
     refused(raw_post(client, b"{nope", auth), "390400",
@@ -479,6 +476,33 @@ def test_two_renewals_with_one_master_token_rotate_it_once(client, low, monkeypa
     tokens = [o for o in outcomes if isinstance(o, str)]
     assert len(tokens) == 1 and sorted(o for o in outcomes if not isinstance(o, str)) == [390111] * 5
     assert rows(run(client, tokens[0], "SELECT CURRENT_USER()")) == [["low"]]
+
+
+@pytest.mark.parametrize("change", ["password", "no password", "disabled", "dropped"])
+def test_a_password_change_disabling_or_dropping_the_user_ends_their_sessions(client, low, change):
+    signed_in = login(client, user="low", password=LOW_PASSWORD)["data"]
+    admin = login(client)["data"]["token"]
+    statement = {"password": "ALTER USER low SET PASSWORD = 'another-password'",
+                 "no password": "ALTER USER low UNSET PASSWORD", "disabled": "ALTER USER low SET DISABLED = TRUE",
+                 "dropped": "DROP USER low"}[change]
+    assert run(client, admin, statement)["success"], statement
+    refused(run(client, signed_in["token"], "SELECT 1"), "390111", GONE)
+    refused(renew(client, signed_in["masterToken"], signed_in["token"]), "390111", GONE)
+    if change == "password":
+        assert login(client, user="low", password="another-password")["success"] is True
+    if change == "disabled":
+        assert run(client, admin, "ALTER USER low SET DISABLED = FALSE")["success"]
+        refused(run(client, signed_in["token"], "SELECT 1"), "390111", GONE)  # re-enabling revives nothing
+
+
+def test_signing_in_again_or_a_rehashed_password_keeps_the_other_sessions(client, low, settings):
+    first = login(client, user="low", password=LOW_PASSWORD)["data"]
+    # Another hasher in front of the tests' MD5: Django rehashes low's password on the next sign-in (no password change).
+    settings.PASSWORD_HASHERS = [f"{__name__}.CountingHasher", "django.contrib.auth.hashers.MD5PasswordHasher"]
+    again = login(client, user="low", password=LOW_PASSWORD)
+    assert again["success"] is True, again
+    assert get_user_model().objects.get(username="low").password.startswith("counting_pbkdf2$")
+    assert rows(run(client, first["token"], "SELECT CURRENT_USER()")) == [["low"]]
 
 
 # --- the session's role, database and schema across requests ---------------------------------------------
