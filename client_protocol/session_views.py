@@ -31,7 +31,7 @@ def _login_parameters() -> list[dict]:
 @require_POST
 def login(request):
     try:
-        body = envelope.read_body(request)
+        body = envelope.read_body(request, anonymous=True)
         data = body.get("data") if isinstance(body.get("data"), dict) else {}
         authenticator = str(data.get("AUTHENTICATOR") or "SNOWFLAKE").upper()
         if authenticator not in ("SNOWFLAKE", "USERNAME_PASSWORD_MFA"):
@@ -76,7 +76,7 @@ def _token(request) -> str:
 @require_POST
 def renew(request):
     try:
-        body = envelope.read_body(request, optional=True)
+        body = envelope.read_body(request, optional=True, anonymous=True)
         if str(body.get("requestType") or "RENEW").upper() != "RENEW":
             raise envelope.bad_request("requestType must be RENEW.")
         record, token, master = sessions.renew(_token(request), str(body.get("oldSessionToken") or ""))

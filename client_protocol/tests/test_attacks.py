@@ -426,6 +426,18 @@ def test_a_nul_in_the_login_name_is_a_wrong_name_not_a_database_error(client, lo
     assert list(LoginAttempt.objects.values_list("login_name", flat=True)) == ["low"]
 
 
+def test_a_sign_in_or_renewal_body_is_held_to_64_kib_before_any_credential_is_checked(client, low):
+    import gzip
+
+    bomb = gzip.compress(json.dumps({"data": {"LOGIN_NAME": "low", "PASSWORD": LOW_PASSWORD,
+                                              "CLIENT_ENVIRONMENT": {"pad": "x" * 10_000_000}}}).encode())
+    for path in ("/session/v1/login-request", "/session/token-request"):
+        response = client.post(path, bomb, content_type="application/json", HTTP_CONTENT_ENCODING="gzip")
+        refused(response.json(), "390400", "Request body too large once decompressed: over the limit of 65536 "
+                                           "bytes (before signing in).")
+    assert not ClientSession.objects.exists() and not LoginAttempt.objects.exists()
+
+
 # --- tokens ------------------------------------------------------------------------------------------------
 
 def renew(client, master, old=""):
@@ -442,6 +454,9 @@ def test_a_master_token_is_no_session_token_nor_the_reverse_nor_another_sessions
     refused(renew(client, theirs["masterToken"], old=mine["token"]), "390111", GONE)
     assert rows(run(client, mine["token"], "SELECT CURRENT_USER()")) == [["low"]]  # nothing rotated
     assert rows(run(client, theirs["token"], "SELECT CURRENT_USER()")) == [["admin"]]
+    assert post(client, "/session", {}, token=mine["token"], delete="true")["success"] is True
+    refused(run(client, mine["token"], "SELECT 1"), "390111", GONE)
+    refused(renew(client, mine["masterToken"], mine["token"]), "390111", GONE)  # signed out: neither token works
 
 
 def test_two_renewals_with_one_master_token_rotate_it_once(client, low, monkeypatch):
