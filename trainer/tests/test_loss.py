@@ -128,10 +128,12 @@ def test_optimizer_steps_give_the_same_adapter(tiny_model_dir, batch, prefix_sha
         return
     # Adam divides each element's step by that element's gradient size, so where a gradient is near
     # zero (~eps = 1e-8) float rounding in it moves the step by up to about lr x rounding / eps: a few
-    # elements in ten thousand move by up to a few % of lr; the adapter as a whole agrees to 1e-4.
+    # elements in ten thousand move by a fraction of lr (up to 18% of it on one Xeon host, a few % on
+    # another: the rounding is the CPU's), never by more than Adam's own bound on a step (about lr per
+    # step); the adapter as a whole agrees to 1e-4.
     flat = lambda weights: torch.cat([weights[name].flatten() for name in sorted(weights)])  # noqa: E731
     diff = flat(got) - flat(expected)
-    assert diff.abs().max() < 0.05 * lr
+    assert diff.abs().max() < 0.5 * lr
     assert (diff.abs() > 1e-6).float().mean() < 0.002
     assert diff.norm() / flat(expected).norm() < 1e-3
 
