@@ -101,15 +101,22 @@ def heartbeat(request):
 @csrf_exempt
 @require_POST
 def logout(request):
-    """POST /session?delete=true. Closing a session that is already closed succeeds, as Snowflake's does."""
+    """POST /session?delete=true. A token that opens no session (closed already, or never issued) is
+    answered 390111; the clients ignore a failed sign-out, and nobody learns anything from one."""
     if request.GET.get("delete", "").lower() != "true":
         return envelope.failure(envelope.bad_request("POST /session needs ?delete=true (sign-out)."))
-    sessions.sign_out(_token(request))
+    if not sessions.sign_out(_token(request)):
+        return envelope.failure(sessions.session_gone())
     return envelope.ok(None)
 
 
 @csrf_exempt
 @require_POST
 def telemetry(request):
-    """Accepted and dropped: the studio collects no client telemetry."""
+    """Accepted from a signed-in session and dropped: the studio collects no client telemetry (and tells
+    the 5.x connector so at sign-in). Anonymous posts are refused like every other endpoint's."""
+    try:
+        sessions.session_for(_token(request))
+    except UserError as error:
+        return envelope.failure(error)
     return envelope.ok(None)
