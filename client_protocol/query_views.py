@@ -67,6 +67,11 @@ def _answer(request, statement: Statement, session, rowset_format: str, type_id:
     return envelope.failure(error, queryId=str(statement.pk))
 
 
+def _not_found(query_id: str) -> UserError:
+    # Another user's query id is answered exactly as one nobody ran.
+    return UserError(f"Statement {query_id} not found.", code=709, sqlstate="02000")
+
+
 def _users_statement(user, query_id: str) -> Statement | None:
     try:
         pk = uuid.UUID(str(query_id))
@@ -107,7 +112,7 @@ def query(request):
     if scanned:
         earlier = _users_statement(record.user, scanned.group(1))
         if earlier is None:
-            return envelope.failure(UserError(f"Statement {scanned.group(1)} not found.", code=709, sqlstate="02000"))
+            return envelope.failure(_not_found(scanned.group(1)))
         earlier.fail_if_abandoned()
         return _answer(request, earlier, session, rowset_format, type_id=answers.SELECT)
     cancel_all = CANCEL_ALL.match(text)
@@ -199,7 +204,7 @@ def result(request, query_id: str):
         return envelope.failure(error)
     statement = _users_statement(record.user, query_id)
     if statement is None:
-        return envelope.failure(UserError(f"Statement {query_id} not found.", code=709, sqlstate="02000"))
+        return envelope.failure(_not_found(query_id))
     statement.fail_if_abandoned()
     return _answer(request, statement, session, _format({}, record))
 
@@ -217,7 +222,7 @@ def monitoring(request, query_id: str):
         return envelope.failure(error)
     statement = _users_statement(record.user, query_id.strip("/"))
     if statement is None:
-        return envelope.failure(UserError(f"Statement {query_id} not found.", code=709, sqlstate="02000"))
+        return envelope.failure(_not_found(query_id))
     statement.fail_if_abandoned()
     entry = {"id": str(statement.pk), "status": _MONITORING_STATUS[statement.status], "sqlText": statement.text,
              "startTime": statement.created_on_ms, "endTime": int(statement.finished_on.timestamp() * 1000)

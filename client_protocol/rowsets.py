@@ -39,11 +39,6 @@ def encode_result(result: Result) -> dict[str, Any]:
     return {"rowtype": rowtype, "rowset": rowset}
 
 
-def describe_result(result: Result) -> dict[str, Any]:
-    """The rowtype of a result, without its rows: a describeOnly request's answer."""
-    return {**encode_result(result), "rowset": []}
-
-
 def encode(value: Any, kind: str, scale: int = 0) -> str | None:
     if value is None:
         return None
