@@ -2,18 +2,15 @@
 
 Snowpark asks this for every DataFrame's schema. A query runs as `SELECT * FROM (<query>) LIMIT 0` with
 each Cortex call replaced by a NULL, so describing never starts a fine-tuning job or a completion; a
-column that is a Cortex call is then given the type the call returns (sqlengine/cortex.py's result_type:
-DuckDB cannot cast a NULL to OBJECT). Any other statement is answered with the one `status` column it
-would return, unrun (a query that returns no rows stands in for it)."""
+column that is a Cortex call is then given the type the call returns, by the rule a query's own result
+follows (sqlengine/statements/queries.py's cortex_column_types; DuckDB cannot cast a NULL to OBJECT).
+Any other statement is answered with the one `status` column it would return, unrun (a query that
+returns no rows stands in for it)."""
 from __future__ import annotations
-
-from dataclasses import replace
 
 from sqlglot import exp, parse_one
 
 from sandbox.expressions import cortex_call
-from sqlengine.cortex import result_type
-from sqlengine.results import Result
 
 
 def _without_cortex_calls(query: exp.Query) -> exp.Query:
@@ -23,19 +20,6 @@ def _without_cortex_calls(query: exp.Query) -> exp.Query:
         return exp.Cast(this=exp.Null(), to=exp.DataType.build("VARCHAR"))
 
     return query.copy().transform(replace_call)
-
-
-def cortex_column_types(query: exp.Query) -> dict[int, str]:
-    """Position -> Snowflake type of each result column that is a Cortex call."""
-    select = query if isinstance(query, exp.Select) else None
-    if select is None:
-        return {}
-    types = {}
-    for position, projection in enumerate(select.expressions):
-        call = cortex_call(projection.unalias())
-        if call is not None:
-            types[position] = result_type(*call)
-    return types
 
 
 # What any other statement would return: its one `status` column (sqlengine.results.status), no rows.
@@ -50,13 +34,3 @@ def describable(statements: list[exp.Expression]) -> exp.Query:
         inner = _without_cortex_calls(statements[0])
         return exp.select("*").from_(inner.subquery("describe_only")).limit(0)
     return parse_one(STATUS_ONLY, read="snowflake")
-
-
-def with_types(result: Result, types: dict[int, str]) -> Result:
-    if not types:
-        return result
-    declared = list(result.types or [None] * len(result.columns))
-    for position, kind in types.items():
-        if position < len(declared):
-            declared[position] = kind
-    return replace(result, types=declared)

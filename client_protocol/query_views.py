@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from sqlglot import exp
 
 from client_protocol import answers, bindings, describing, envelope, sessions
 from client_protocol.models import ClientSession
@@ -23,6 +25,7 @@ from sqlapi import execution
 from sqlapi.models import Statement
 from sqlengine.executor import internal_error
 from sqlengine.results import Result, status
+from sqlengine.statements.queries import cortex_column_types
 
 IN_PROGRESS, QUEUED = "333333", "333334"
 REQUEST_ID_LENGTH = Statement._meta.get_field("request_id").max_length  # a longer one PostgreSQL would refuse
@@ -132,15 +135,14 @@ def query(request):
             "Multi-statement requests are not supported by this server: run one statement per execute() "
             "(or cursor.execute_string(), which splits them in the client).", code=8, sqlstate="0A000"))
     types: dict[str, int] = {}
-
-    cortex_types: dict[int, str] = {}
+    stood_in_for: list[exp.Expression] = []  # the statement a describeOnly's query stands in for
 
     def prepare(parsed):
         try:
             types["id"] = answers.statement_type_id(parsed[0] if parsed else None)
             parsed = bindings.bind(parsed, body.get("bindings"))
             if describe_only:
-                cortex_types.update(describing.cortex_column_types(parsed[0]))
+                stood_in_for.extend(parsed[:1])
                 return [describing.describable(parsed)]
             return parsed
         except UserError:
@@ -149,7 +151,9 @@ def query(request):
             raise internal_error(exc) from exc
 
     def encode(result: Result) -> dict[str, Any]:
-        return encode_result(describing.with_types(result, cortex_types))
+        if stood_in_for:  # its Cortex columns typed as the statement's own result would type them
+            result = replace(result, types=cortex_column_types(stood_in_for[0], result.types))
+        return encode_result(result)
 
     def finished(after) -> None:
         if not describe_only:
