@@ -59,6 +59,7 @@ def result_data(statement: Statement, session: Session | None, *, rowset_format:
         "queryResultFormat": rowset_format, "sqlState": "00000", "numberOfBinds": 0, "version": 1,
         "parameters": [], "queryContext": {"entries": []},
     }
+    widths = None
     if rowset_format == "arrow":
         from client_protocol import arrow  # pyarrow is loaded by the first answer that needs it
 
@@ -68,7 +69,7 @@ def result_data(statement: Statement, session: Session | None, *, rowset_format:
     else:
         data["rowset"] = first
     if len(parts) > 1:
-        data["chunks"] = chunks.remote(statement, rowset, parts, rowset_format, absolute)
+        data["chunks"] = chunks.remote(statement, rowset, parts, rowset_format, absolute, widths)
     if session is not None:
         data.update(session_names(session))
     return data

@@ -49,21 +49,26 @@ def _row_size(row: list[str | None]) -> int:
 
 
 def remote(statement: Statement, rowset: list[list[str | None]], parts: list[tuple[int, int]], rowset_format: str,
-           absolute: Callable[[str], str]) -> list[dict[str, Any]]:
+           absolute: Callable[[str], str], widths: list[str | None] | None = None) -> list[dict[str, Any]]:
     """The `chunks` entries of the parts after the first. Their sizes are estimated from the cells' text
     (the clients use them only to plan their downloads): encoding every chunk to measure it would cost
     what fetching them does."""
     entries = []
     for number, (start, end) in enumerate(parts[1:], start=1):
         size = sum(_row_size(row) for row in rowset[start:end])
-        entries.append({"url": absolute(signed_path(statement.pk, number, start, end, rowset_format)),
+        entries.append({"url": absolute(signed_path(statement.pk, number, start, end, rowset_format, widths)),
                         "rowCount": end - start, "uncompressedSize": size, "compressedSize": size})
     return entries
 
 
-def signed_path(statement_id: uuid.UUID, number: int, start: int, end: int, rowset_format: str) -> str:
-    token = signing.dumps({"q": str(statement_id), "n": number, "r": [start, end], "f": rowset_format},
-                          salt=SALT, compress=True)
+def signed_path(statement_id: uuid.UUID, number: int, start: int, end: int, rowset_format: str,
+                widths: list[str | None] | None = None) -> str:
+    """`widths`: an Arrow result's FIXED physical types, worked out once over all its rows when it was
+    answered, so that fetching a chunk does not decode the whole result again to find them."""
+    claim = {"q": str(statement_id), "n": number, "r": [start, end], "f": rowset_format}
+    if widths is not None:
+        claim["w"] = widths
+    token = signing.dumps(claim, salt=SALT, compress=True)
     path = reverse("client_protocol:chunk", kwargs={"query_id": str(statement_id), "number": number})
     return f"{path}?sig={token}"
 
@@ -97,6 +102,8 @@ def chunk(request, query_id: uuid.UUID, number: int):
     if claim.get("f") == "arrow":
         from client_protocol import arrow  # pyarrow is loaded by the first answer that needs it
 
-        body = arrow.ipc_stream(rowtype, rowset[start:end], arrow.fixed_widths(rowtype, rowset))
+        # A URL signed before widths were part of the claim (they last hours) works them out here.
+        widths = claim.get("w") or arrow.fixed_widths(rowtype, rowset)
+        body = arrow.ipc_stream(rowtype, rowset[start:end], widths)
         return HttpResponse(body, content_type="application/vnd.apache.arrow.stream")
     return HttpResponse(json_body(rowset[start:end]), content_type="application/json")

@@ -14,7 +14,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.db import transaction
 from django.utils import timezone
 
 from access import roles
@@ -214,8 +213,7 @@ def sign_out(token: str) -> bool:
 
 
 def close_sessions_of(user) -> int:
-    with transaction.atomic():
-        return ClientSession.objects.filter(user=user, closed_on__isnull=True).update(closed_on=timezone.now())
+    return ClientSession.objects.filter(user=user, closed_on__isnull=True).update(closed_on=timezone.now())
 
 
 def token_from_header(header: str) -> str:
