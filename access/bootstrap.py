@@ -51,6 +51,9 @@ def ensure_admin(username: str, password: str | None) -> AdminLogin:
         user.save(update_fields=["password"])
         created_password = password
     Role.objects.get(name="ACCOUNTADMIN").users.add(user)
+    # As in an organization's first Snowflake account: its administrator also holds ORGADMIN, which
+    # ACCOUNTADMIN does not inherit (it registers the organization's other accounts).
+    Role.objects.get(name="ORGADMIN").users.add(user)
     return AdminLogin(username, created_password)
 
 

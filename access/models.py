@@ -5,7 +5,7 @@ from django.db import models
 
 # Snowflake's system roles. Their hierarchy and the grants between them belong to the access-control
 # issue; the skeleton needs the roles to exist so jobs and models record who owns them.
-SYSTEM_ROLES = ("ACCOUNTADMIN", "SECURITYADMIN", "SYSADMIN", "USERADMIN", "PUBLIC")
+SYSTEM_ROLES = ("ACCOUNTADMIN", "SECURITYADMIN", "SYSADMIN", "USERADMIN", "PUBLIC", "ORGADMIN")
 # What a Grant row names besides privileges' object types: a role, a database role, a user.
 ROLE, DATABASE_ROLE, USER = "ROLE", "DATABASE ROLE", "USER"
 

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "sqlengine",
     "sqlapi",
     "client_protocol",
+    "organization",
     "studio",
     "supervision",  # manage.py runstack
 ]
@@ -181,6 +182,8 @@ TGI_DRAIN_TIMEOUT = envint("STUDIO_TGI_DRAIN_TIMEOUT", 60)
 TGI_HEALTH_TIMEOUT = envint("STUDIO_TGI_HEALTH_TIMEOUT", 600)
 # What CURRENT_ACCOUNT() answers.
 ACCOUNT_NAME = envstr("STUDIO_ACCOUNT_NAME", "STUDIO")
+# The organization this account belongs to: accounts of one organization share and replicate to each other.
+ORGANIZATION_NAME = envstr("STUDIO_ORGANIZATION", "STUDIO_ORG")
 WEB_PORT = envint("STUDIO_PORT", 8000)
 # HTTPS for the web app that runstack (bin/start) serves: a PEM certificate (its chain after it) and its
 # private key, both or neither. snowflake.cortex.complete() with a string prompt calls

@@ -304,4 +304,4 @@ SAMPLES: tuple[str, ...] = (
 # newer name (snowflake-ml's complete() writes it unqualified); it is allowed only where COMPLETE is.
 CORTEX = ("COMPLETE", "FINETUNE", "AI_COMPLETE")
 SESSION = ("CURRENT_ROLE", "CURRENT_WAREHOUSE", "CURRENT_DATABASE", "CURRENT_SCHEMA", "CURRENT_USER",
-           "CURRENT_ACCOUNT", "CURRENT_VERSION")
+           "CURRENT_ACCOUNT", "CURRENT_VERSION", "CURRENT_ORGANIZATION_NAME", "CURRENT_ACCOUNT_NAME")

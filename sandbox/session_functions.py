@@ -25,6 +25,8 @@ _CLASSES = {
     "CURRENT_USER": getattr(exp, "CurrentUser", None),
     "CURRENT_ACCOUNT": getattr(exp, "CurrentAccount", None),
     "CURRENT_VERSION": getattr(exp, "CurrentVersion", None),
+    "CURRENT_ORGANIZATION_NAME": None,
+    "CURRENT_ACCOUNT_NAME": None,
 }
 
 
@@ -41,6 +43,8 @@ def values(session: Session) -> dict[str, str | None]:
         "CURRENT_USER": session.user_name,
         "CURRENT_ACCOUNT": account_name(),
         "CURRENT_VERSION": VERSION,
+        "CURRENT_ORGANIZATION_NAME": getattr(settings, "ORGANIZATION_NAME", None),
+        "CURRENT_ACCOUNT_NAME": account_name(),
     }
 
 

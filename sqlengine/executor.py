@@ -26,6 +26,7 @@ STATEMENT_MODULES = (
     "sqlengine.statements.catalog",  # CREATE / DROP / INSERT / SHOW / DESCRIBE
     "sqlengine.statements.loading",  # PUT, COPY INTO, stages
     "sqlengine.statements.users",  # CREATE / ALTER / DROP USER, SHOW USERS, DESCRIBE USER
+    "sqlengine.statements.organization",  # CREATE / DROP ACCOUNT, SHOW ACCOUNTS
     "sqlengine.statements.grants",  # GRANT / REVOKE / SHOW GRANTS
     "sqlengine.statements.queries",  # SELECT, with the Cortex functions
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-_PASSWORD = re.compile(r"""(\bPASSWORD\s*=\s*)('(?:[^'\\]|''|\\.)*'|\S+)""", re.IGNORECASE)
+# PASSWORD (CREATE / ALTER USER) and KEY (CREATE ACCOUNT: the key two deployments sign with).
+_PASSWORD = re.compile(r"""(\b(?:PASSWORD|KEY)\s*=\s*)('(?:[^'\\]|''|\\.)*'|\S+)""", re.IGNORECASE)
 
 
 def redact(text: str) -> str:

@@ -240,12 +240,12 @@ def test_show_roles_lists_system_and_custom_roles(account):
     assert result.columns == ["created_on", "name", "is_default", "is_current", "is_inherited", "assigned_to_users",
                               "granted_to_roles", "granted_roles", "owner", "comment"]
     by_name = {r[1]: r for r in result.rows}
-    assert set(by_name) == {"ACCOUNTADMIN", "SECURITYADMIN", "SYSADMIN", "USERADMIN", "PUBLIC", "ANALYST"}
+    assert set(by_name) == {"ACCOUNTADMIN", "SECURITYADMIN", "SYSADMIN", "USERADMIN", "PUBLIC", "ORGADMIN", "ANALYST"}
     assert by_name["ACCOUNTADMIN"][3] == "Y" and by_name["ANALYST"][3] == "N"
     assert by_name["ANALYST"][5:9] == (1, 1, 0, "ACCOUNTADMIN")
     assert by_name["SYSADMIN"][5:8] == (0, 0, 1)
     assert [r[1] for r in sql(account, "SHOW ROLES LIKE '%admin'").rows] == [
-        "ACCOUNTADMIN", "SECURITYADMIN", "SYSADMIN", "USERADMIN"]
+        "ACCOUNTADMIN", "ORGADMIN", "SECURITYADMIN", "SYSADMIN", "USERADMIN"]
 
 
 def test_show_roles_like_reads_the_pattern_as_every_show_does(account):
