@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "sqlapi",
     "client_protocol",
     "organization",
+    "sharing",
     "studio",
     "supervision",  # manage.py runstack
 ]

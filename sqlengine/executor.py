@@ -27,6 +27,8 @@ STATEMENT_MODULES = (
     "sqlengine.statements.loading",  # PUT, COPY INTO, stages
     "sqlengine.statements.users",  # CREATE / ALTER / DROP USER, SHOW USERS, DESCRIBE USER
     "sqlengine.statements.organization",  # CREATE / DROP ACCOUNT, SHOW ACCOUNTS
+    "sqlengine.statements.sharing",  # shares; before grants, which would read TO SHARE as a role
+  # CREATE / DROP ACCOUNT, SHOW ACCOUNTS
     "sqlengine.statements.grants",  # GRANT / REVOKE / SHOW GRANTS
     "sqlengine.statements.queries",  # SELECT, with the Cortex functions
 )

@@ -16,7 +16,7 @@ logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 # Statements sqlglot rejects outright instead of keeping them as a generic Command; their handlers
 # parse the text themselves.
-UNPARSED_COMMANDS = re.compile(r"\s*(DESCRIBE|DESC)(?=\s+(USER|MODEL)\b)", re.IGNORECASE)
+UNPARSED_COMMANDS = re.compile(r"\s*(DESCRIBE|DESC)(?=\s+(USER|MODEL|SHARE)\b)", re.IGNORECASE)
 
 
 def parse(sql: str) -> list[exp.Expression]:
