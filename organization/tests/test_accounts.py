@@ -2,8 +2,6 @@
 talk only when each has registered the other, over real HTTP with signed requests."""
 from __future__ import annotations
 
-import os
-import subprocess
 import urllib.error
 import urllib.request
 
@@ -17,6 +15,7 @@ from organization.models import Account
 from sqlengine.executor import Executor
 from sqlengine.redaction import redact
 from supervision import processes
+from tests.support.federation import other_web_app
 
 KEY = "k" * 20 + "-shared-between-both-deployments"
 
@@ -93,20 +92,10 @@ def test_a_signature_covers_sender_recipient_path_body_and_time():
 
 
 @pytest.fixture
-def provider(live_db, settings):
-    """Another deployment's web app: its own process, answering as account PROVIDER of the organization.
-    It shares this test's metadata database (rows are told apart by account name), which is enough here:
-    every check runs in that process with its own identity; tests/.. two_deployments runs two databases."""
-    port = processes.free_port()
-    env = {**os.environ, "STUDIO_ACCOUNT_NAME": "PROVIDER", "STUDIO_ORGANIZATION": "STUDIO_ORG"}
-    process = subprocess.Popen(processes.web_command("127.0.0.1", port, workers=1), cwd=processes.BASE_DIR, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        processes.wait_until(lambda: processes.port_open(port), 60, "provider web app", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        processes.stop(process)
-        Account.objects.all().delete()
+def provider(live_db):
+    with other_web_app("PROVIDER") as url:
+        yield url
+    Account.objects.all().delete()
 
 
 def test_deployments_talk_only_when_each_registered_the_other(provider):
