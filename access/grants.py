@@ -48,6 +48,8 @@ def privileges_for(object_type: str, privileges: Iterable[str]) -> list[str]:
         elif privilege == "OWNERSHIP":
             raise compilation_error(f"GRANT OWNERSHIP is not supported: a {object_type} stays owned by the role "
                                     "that created it.")
+        elif privilege == "IMPORTED PRIVILEGES" and object_type == "DATABASE":
+            out.append(privilege)  # not part of ALL; only a database from a share takes it (_imported_rule)
         elif privilege not in valid:
             raise compilation_error(f"Invalid privilege {privilege} on {object_type}. Privileges on a "
                                     f"{object_type}: {', '.join(valid)}, ALL.")
@@ -95,6 +97,24 @@ def _display(object_type: str, object_name: str) -> str:
     if object_type == DATABASE_ROLE:
         return object_name
     return quote(split_parts(object_name)[-1])
+
+
+IMPORTED = "IMPORTED PRIVILEGES"
+
+
+def _imported_rule(object_type: str, name: str, privilege: str) -> list[str] | None:
+    """A database created from a share takes one privilege, IMPORTED PRIVILEGES (USAGE on it and on
+    everything inside it), and only such a database takes it, as in Snowflake. None: the usual rules."""
+    database = split_parts(name)[0] if object_type in privileges.SHAREABLE_TYPES else None
+    imported = database is not None and privileges.imported_database(database)
+    if " ".join(privilege.upper().split()) == IMPORTED:
+        if object_type != "DATABASE" or not imported:
+            raise compilation_error("IMPORTED PRIVILEGES can only be granted on a database created from a share.")
+        return [IMPORTED]
+    if imported:
+        raise compilation_error("Granting individual privileges on imported database is not allowed. "
+                                "Use 'GRANT IMPORTED PRIVILEGES' instead.")
+    return None
 
 
 def may_grant(session: Session, privilege: str, object_type: str, object_name: str) -> bool:
@@ -151,12 +171,12 @@ def _grant(session: Session, privilege: str, object_type: str, object_name: str,
            grantee_name: str, grant_option: bool) -> list[Grant]:
     if grantee_type != ROLE:
         raise compilation_error(f"privileges on a {object_type} are granted to roles; grant a role to the user.")
-    wanted = privileges_for(object_type, [privilege])
     name = resolve_object(session, object_type, object_name)
+    wanted = _imported_rule(object_type, name, privilege) or privileges_for(object_type, [privilege])
     to = grantee(ROLE, grantee_name)
     for p in wanted:
         _require_grant_authority(session, p, object_type, name)
-    if out_of_order(object_type, name, to, wanted, revoking=False):
+    if wanted != [IMPORTED] and out_of_order(object_type, name, to, wanted, revoking=False):
         raise _order_violation(revoking=False)
     return [_store(session, p, object_type, name, ROLE, to, grant_option) for p in wanted]
 
@@ -200,12 +220,12 @@ def revoke(session: Session, privilege: str, object_type: str, object_name: str,
 @transaction.atomic
 def _revoke(session: Session, privilege: str, object_type: str, object_name: str, grantee_type: str,
             grantee_name: str, grant_option: bool) -> int:
-    wanted = privileges_for(object_type, [privilege])
     name = resolve_object(session, object_type, object_name)
+    wanted = _imported_rule(object_type, name, privilege) or privileges_for(object_type, [privilege])
     for p in wanted:
         _require_grant_authority(session, p, object_type, name)
     to = grantee(grantee_type, grantee_name)
-    if not grant_option and out_of_order(object_type, name, to, wanted, revoking=True):
+    if not grant_option and wanted != [IMPORTED] and out_of_order(object_type, name, to, wanted, revoking=True):
         raise _order_violation(revoking=True)
     rows = Grant.objects.filter(privilege__in=wanted, object_type=object_type, object_name=name,
                                 grantee_type=grantee_type, grantee_name=to)

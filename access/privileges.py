@@ -23,6 +23,8 @@ CORTEX_USER = "SNOWFLAKE.CORTEX_USER"
 # Roles holding MANAGE GRANTS: they may grant and revoke any privilege on any object.
 MANAGE_GRANTS_ROLES = ("SECURITYADMIN", ACCOUNTADMIN)
 WAREHOUSE_OWNER = "SYSADMIN"
+# Objects a database created from a share holds: what IMPORTED PRIVILEGES on it opens.
+SHAREABLE_TYPES = ("DATABASE", "SCHEMA", "MODEL", "TABLE", "VIEW", "STAGE")
 INSUFFICIENT_PRIVILEGES = 3001
 
 
@@ -98,6 +100,12 @@ def has_privilege(session: Session, privilege: str, object_type: str, object_nam
         return True
     if privilege.upper() == "OWNERSHIP":
         return False
+    if object_type in SHAREABLE_TYPES and imported_database(split_parts(object_name)[0]):
+        # Inside a database from a share only IMPORTED PRIVILEGES counts, and it opens only USAGE: the
+        # consumer uses the shared models, never reads or changes anything else.
+        return privilege.upper() == "USAGE" and Grant.objects.filter(
+            privilege="IMPORTED PRIVILEGES", object_type="DATABASE", object_name=key(split_parts(object_name)[0]),
+            grantee_type=ROLE, grantee_name__in=roles).exists()
     return Grant.objects.filter(privilege=privilege.upper(), object_type=object_type, object_name=object_name,
                                 grantee_type=ROLE, grantee_name__in=roles).exists()
 
@@ -147,9 +155,19 @@ def require_schema_usage(session: Session, database: str, schema: str, *, roles:
     require(session, "USAGE", "SCHEMA", key(database, schema), roles=roles)
 
 
+def imported_database(database: str) -> bool:
+    """Whether the database (its normalized name) was created from another account's share."""
+    from sharing.models import ImportedDatabase
+
+    return ImportedDatabase.objects.filter(database__name=database).exists()
+
+
 def require_create_in_schema(session: Session, kind: str, database: str, schema: str) -> None:
     """CREATE TABLE / VIEW / STAGE / MODEL: USAGE on database and schema, and CREATE <kind> on the schema
-    (the schema's owner holds both)."""
+    (the schema's owner holds both). Nothing is created in a database from a share, not even by its owner."""
+    if imported_database(database):
+        raise UserError(f"Database '{database}' was created from a share and is read-only: nothing can be "
+                        f"created in it (CREATE {kind.upper()}).", code=3074, sqlstate="42501", refused=True)
     roles = session_roles(session)
     require_schema_usage(session, database, schema, roles=roles)
     require(session, f"CREATE {kind.upper()}", "SCHEMA", key(database, schema), roles=roles)

@@ -17,6 +17,7 @@ from inference.client import ChatDelta, ServedModel, chat, chat_stream
 from inference.models import CompletionUsage
 from models_registry import registry
 from models_registry.models import FineTunedModel
+from sharing import imports
 
 DEFAULT_MAX_TOKENS = 256
 OPTION_NAMES = ("temperature", "top_p", "max_tokens", "guardrails")
@@ -52,6 +53,8 @@ def _authorized_target(session: Session, model: str) -> ServedModel:
         roles = privileges.session_roles(session)
         privileges.require_schema_usage(session, database, schema, roles=roles)
         privileges.require(session, "USAGE", "MODEL", privileges.key(database, schema, tuned.name), roles=roles)
+        # A model from another account's share: still shared, its adapter fetched and verified.
+        imports.refresh_model(tuned)
     _require_enabled_base(target)
     return target
 

@@ -44,3 +44,16 @@ class ShareConsumer(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["share", "account"], name="unique_consumer_per_share")]
+
+
+class ImportedDatabase(models.Model):
+    """A database of this account created from another account's share (CREATE DATABASE x FROM SHARE
+    org.acct.s): its schemas and models mirror what the share lists, and it is read-only here."""
+
+    database = models.OneToOneField("catalog.Database", on_delete=models.CASCADE, related_name="imported_from")
+    provider = models.ForeignKey("organization.Account", on_delete=models.PROTECT, related_name="shares_imported")
+    share_name = models.CharField(max_length=255)
+    created_on = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.database.name} from {self.provider.locator}.{self.share_name}"

@@ -94,6 +94,9 @@ def _resolve(session: Session, object_type: str, text: str) -> tuple[str, list[s
         exists = FineTunedModel.objects.filter(schema__database__name=parts[0], schema__name=parts[1],
                                                name=parts[2]).exists()
     key = privileges.key(*parts)
+    if exists and privileges.imported_database(parts[0]):
+        raise compilation_error(f"Database {privileges.key(parts[0])} was created from a share: what another "
+                                "account shared cannot be shared again.")
     if not exists:
         raise compilation_error(f"{object_type.title()} '{key}' does not exist or not authorized.")
     return key, parts

@@ -23,12 +23,11 @@ log = logging.getLogger(__name__)
 
 STATEMENT_MODULES = (
     "sqlengine.statements.session",  # USE …, BEGIN / COMMIT / ROLLBACK
+    "sqlengine.statements.sharing",  # shares, CREATE DATABASE … FROM SHARE: before catalog and grants
     "sqlengine.statements.catalog",  # CREATE / DROP / INSERT / SHOW / DESCRIBE
     "sqlengine.statements.loading",  # PUT, COPY INTO, stages
     "sqlengine.statements.users",  # CREATE / ALTER / DROP USER, SHOW USERS, DESCRIBE USER
     "sqlengine.statements.organization",  # CREATE / DROP ACCOUNT, SHOW ACCOUNTS
-    "sqlengine.statements.sharing",  # shares; before grants, which would read TO SHARE as a role
-  # CREATE / DROP ACCOUNT, SHOW ACCOUNTS
     "sqlengine.statements.grants",  # GRANT / REVOKE / SHOW GRANTS
     "sqlengine.statements.queries",  # SELECT, with the Cortex functions
 )

@@ -1,12 +1,13 @@
-"""CREATE / DROP / ALTER SHARE, GRANT / REVOKE USAGE … TO | FROM SHARE, SHOW SHARES, DESCRIBE SHARE,
-on sharing/shares.py. Asked before the GRANT statements' module, which would read TO SHARE as a role."""
+"""CREATE DATABASE … FROM SHARE, CREATE / DROP / ALTER SHARE, GRANT / REVOKE USAGE … TO | FROM SHARE, SHOW SHARES, DESCRIBE SHARE,
+on sharing/shares.py. Asked before the catalog's and the GRANT
+statements' modules, which would read FROM SHARE as a clone and TO SHARE as a role."""
 from __future__ import annotations
 
 import re
 
 from sqlglot import exp
 
-from sharing import shares
+from sharing import imports, shares
 from sqlengine import show
 from sqlengine.results import Result, status
 from sqlengine.statements.grants import Tokens
@@ -15,6 +16,7 @@ SHOW_COLUMNS = ["created_on", "kind", "owner_account", "name", "database_name", 
                 "listing_global_name"]
 SHOW_TYPES = ["TIMESTAMP_LTZ"] + ["TEXT"] * 8
 DESCRIBE_COLUMNS = ["kind", "name", "shared_on"]
+_FROM_SHARE = re.compile(r"\bFROM\s+SHARE\b", re.IGNORECASE)
 _SHARE_GRANT = re.compile(r"^\s*(GRANT|REVOKE)\b.*\b(TO|FROM)\s+SHARE\b", re.IGNORECASE | re.DOTALL)
 
 
@@ -31,6 +33,8 @@ def handles(statement: exp.Expression) -> bool:
     words = text.upper().split()
     if words[:2] in (["CREATE", "SHARE"], ["DROP", "SHARE"], ["ALTER", "SHARE"], ["SHOW", "SHARES"],
                      ["DESCRIBE", "SHARE"], ["DESC", "SHARE"]) or words[:4] == ["CREATE", "OR", "REPLACE", "SHARE"]:
+        return True
+    if words[:2] == ["CREATE", "DATABASE"] and _FROM_SHARE.search(text):
         return True
     return bool(_SHARE_GRANT.match(text))
 
@@ -80,6 +84,12 @@ def run(executor, statement: exp.Expression) -> Result:
             tokens.end()
             return status(call(session, privilege, object_type, target, share))
     tokens.expect("CREATE")
+    if tokens.accept("DATABASE"):
+        name = tokens.name("a database name")
+        tokens.expect("FROM", "SHARE")
+        share = tokens.name("a share (<organization>.<account>.<share>)")
+        tokens.end()
+        return status(imports.create_from_share(session, name, share))
     or_replace = tokens.accept("OR", "REPLACE")
     tokens.expect("SHARE")
     if_not_exists = tokens.accept("IF", "NOT", "EXISTS")
