@@ -91,6 +91,9 @@ def test_the_consumer_cannot_write_reshare_or_read_the_providers_tables(shared):
     sql(admin, f"CREATE DATABASE {consumer_db} FROM SHARE studio_org.provider.tickets_share")
     with pytest.raises(UserError, match="was created from a share and is read-only"):
         sql(admin, f"CREATE TABLE {consumer_db}.public.copied (prompt TEXT)")
+    with pytest.raises(UserError, match="was created from a share and is read-only"):
+        sql(admin, f"SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', '{consumer_db}.public.retrained', 'tiny-llama', "
+                   "'SELECT ''a'' AS prompt, ''b'' AS completion')")
     sql(admin, "CREATE SHARE IF NOT EXISTS reshare")
     with pytest.raises(UserError, match="cannot be shared again"):
         sql(admin, f"GRANT USAGE ON DATABASE {consumer_db} TO SHARE reshare")
