@@ -105,7 +105,7 @@ IMPORTED = "IMPORTED PRIVILEGES"
 def _imported_rule(object_type: str, name: str, privilege: str) -> list[str] | None:
     """A database created from a share takes one privilege, IMPORTED PRIVILEGES (USAGE on it and on
     everything inside it), and only such a database takes it, as in Snowflake. None: the usual rules."""
-    database = split_parts(name)[0] if object_type in privileges.SHAREABLE_TYPES else None
+    database = split_parts(name)[0] if object_type in privileges.DATABASE_OBJECT_TYPES else None
     imported = database is not None and privileges.imported_database(database)
     if " ".join(privilege.upper().split()) == IMPORTED:
         if object_type != "DATABASE" or not imported:

@@ -23,8 +23,8 @@ CORTEX_USER = "SNOWFLAKE.CORTEX_USER"
 # Roles holding MANAGE GRANTS: they may grant and revoke any privilege on any object.
 MANAGE_GRANTS_ROLES = ("SECURITYADMIN", ACCOUNTADMIN)
 WAREHOUSE_OWNER = "SYSADMIN"
-# Objects a database created from a share holds: what IMPORTED PRIVILEGES on it opens.
-SHAREABLE_TYPES = ("DATABASE", "SCHEMA", "MODEL", "TABLE", "VIEW", "STAGE")
+# What lives in a database: inside a database from a share, IMPORTED PRIVILEGES is what counts.
+DATABASE_OBJECT_TYPES = ("DATABASE", "SCHEMA", "MODEL", "TABLE", "VIEW", "STAGE")
 INSUFFICIENT_PRIVILEGES = 3001
 
 
@@ -100,7 +100,7 @@ def has_privilege(session: Session, privilege: str, object_type: str, object_nam
         return True
     if privilege.upper() == "OWNERSHIP":
         return False
-    if object_type in SHAREABLE_TYPES and imported_database(split_parts(object_name)[0]):
+    if object_type in DATABASE_OBJECT_TYPES and imported_database(split_parts(object_name)[0]):
         # Inside a database from a share only IMPORTED PRIVILEGES counts, and it opens only USAGE: the
         # consumer uses the shared models, never reads or changes anything else.
         return privilege.upper() == "USAGE" and Grant.objects.filter(
