@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from jobs import recovery
+from jobs import loss_history, recovery
 from jobs.models import FineTuneJob
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ class JobHooks:
         self.progress = min(0.99, float(m.progress))  # 1.0 only once the model is registered
         while self.history and self.history[-1]["step"] >= m.step:  # a try that started over (no checkpoint)
             self.history.pop()
-        self.history.append({
+        # Bounded: a long run's older steps are merged into fewer points (jobs/loss_history.py).
+        self.history = loss_history.append(self.history, {
             "step": m.step, "total_steps": m.total_steps, "epoch": round(float(m.epoch), 4),
             "loss": float(m.loss), "learning_rate": float(m.learning_rate),
             "tokens_per_second": round(float(m.tokens_per_second), 2), "eta_seconds": round(float(m.eta_seconds), 1),
@@ -60,7 +61,7 @@ class JobHooks:
 
     def on_resume(self, step: int) -> None:
         """Carrying on from a checkpoint: the metrics persisted after its step were never kept."""
-        self.history = [h for h in self.history if h["step"] <= step]
+        self.history = loss_history.until(self.history, step)
         self.validation_history = [v for v in self.validation_history if (v.get("step") or 0) <= step]
         if self.history:
             self.progress = min(0.99, step / self.history[-1]["total_steps"])
@@ -69,8 +70,10 @@ class JobHooks:
     def on_eval(self, epoch: float, validation_loss: float, step: int | None = None) -> None:
         while self.validation_history and (self.validation_history[-1].get("step") or 0) >= (step or 0):
             self.validation_history.pop()
-        self.validation_history.append({"epoch": round(float(epoch), 4), "step": step,
-                                        "validation_loss": float(validation_loss)})
+        # Bounded like the steps: eval_steps=1 evaluates after every step.
+        self.validation_history = loss_history.append(
+            self.validation_history, {"epoch": round(float(epoch), 4), "step": step,
+                                      "validation_loss": float(validation_loss)}, key="validation_loss")
         self._save(force=True)
 
     def should_cancel(self) -> bool:

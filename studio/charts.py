@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from jobs.loss_history import weight
+
 
 @dataclass
 class Tick:
@@ -28,6 +30,7 @@ class LossChart:
     validation_dots: list[tuple[float, float]] = field(default_factory=list)
     x_ticks: list[Tick] = field(default_factory=list)
     y_ticks: list[Tick] = field(default_factory=list)
+    steps_per_point: int = 1  # a long run's stored history averages older steps (jobs/loss_history.py)
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -78,6 +81,7 @@ def loss_chart(history: list[dict], validation: list[dict], width: int = 720, he
         validation_dots=[(round(x(e), 1), round(y(v), 1)) for e, v in val],
         x_ticks=x_ticks,
         y_ticks=[Tick(y(v), _label(v)) for v in y_values],
+        steps_per_point=max(weight(h) for h in history),
     )
 
 
