@@ -15,8 +15,8 @@ from access.session import Session
 from catalog import accountdata, base_models
 from catalog.identifiers import QualifiedName, qualify
 from errors import UserError, invalid_argument
-from jobs import queues, recovery
-from jobs.models import FineTuneJob
+from jobs import queues, recovery, retention
+from jobs.models import CollectedJob, FineTuneJob
 from jobs.training_data import check_query
 from trainer.config import FINETUNE_OPTIONS
 from warehouses.models import Warehouse
@@ -182,10 +182,21 @@ def visible_jobs(session: Session):
     return jobs if roles is None else jobs.filter(role__in=roles)
 
 
+def collected(session: Session, job_id: str) -> CollectedJob | None:
+    """What is left of a job this session could have seen, once retention collected it."""
+    roles = privileges.visible_job_roles(session)
+    found = CollectedJob.objects.filter(pk=str(job_id).strip())
+    return (found if roles is None else found.filter(role__in=roles)).first()
+
+
 def _job(session: Session, job_id: str) -> FineTuneJob:
-    # Another role's job is refused exactly like a missing one, so ids cannot be probed.
+    # Another role's job is refused exactly like a missing one, so ids cannot be probed; so is another
+    # role's collected job.
     job = visible_jobs(session).filter(pk=str(job_id).strip()).first()
     if job is None:
+        gone = collected(session, job_id)
+        if gone is not None:
+            raise UserError(retention.collected_message(gone), code=2003, sqlstate="02000")
         raise UserError(f"Fine-tuning job '{job_id}' does not exist or not authorized.", code=2003, sqlstate="02000")
     return job
 

@@ -125,3 +125,18 @@ class FineTuneJob(models.Model):
         elif self.status == self.Status.CANCELLED:
             result["finished_on"] = epoch_ms(self.finished_on)
         return result
+
+
+class CollectedJob(models.Model):
+    """What is left of a finished job that retention collected (jobs/retention.py): enough to tell whoever
+    asks for it that it existed and when it went, rather than that it never did. The role is kept so the
+    answer reaches only those who could see the job (anyone else gets the plain not-found error)."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    status = models.CharField(max_length=20, choices=FineTuneJob.Status.choices)
+    role = models.CharField(max_length=255)
+    finished_on = models.DateTimeField()
+    collected_on = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.id

@@ -19,7 +19,7 @@ from django.db import connections
 from django.utils import timezone
 from rq import Worker
 
-from jobs import recovery
+from jobs import recovery, retention
 from jobs.models import FineTuneJob
 
 log = logging.getLogger(__name__)
@@ -118,8 +118,8 @@ class StudioWorker(Worker):
 
     def run_maintenance_tasks(self):
         """RQ's registry cleaning, then queue again the PENDING jobs of this worker's warehouses that Redis
-        lost (jobs/reconcile.py). RQ runs this in the main worker process when it starts and every
-        maintenance_interval while idle; a Redis or database error is logged and retried, not fatal."""
+        lost (jobs/reconcile.py), then job retention. RQ runs this in the main worker process when it starts
+        and every maintenance_interval while idle; a Redis or database error is logged and retried, not fatal."""
         from django.db import DatabaseError
         from redis.exceptions import RedisError
 
@@ -130,6 +130,22 @@ class StudioWorker(Worker):
             requeue_lost_jobs(warehouses_of(self.queue_names()), connection=self.connection)
         except (RedisError, DatabaseError) as exc:
             log.warning("Worker %s: maintenance failed, retried shortly: %s", self.name, exc)
+            connections.close_all()
+        self.collect_old_jobs()
+
+    def collect_old_jobs(self) -> None:
+        """Job retention (jobs/retention.py), when it is due and no other worker is at it. Whatever goes
+        wrong is logged and tried again: a bug here must not stop the worker training."""
+        from django.db import DatabaseError
+        from redis.exceptions import RedisError
+
+        try:
+            retention.collect_if_due(self.connection)
+        except (RedisError, DatabaseError) as exc:
+            log.warning("Worker %s: job retention failed, retried shortly: %s", self.name, exc)
+            connections.close_all()
+        except Exception:
+            log.exception("Worker %s: job retention failed; tried again next interval", self.name)
             connections.close_all()
 
     def _install_signal_handlers(self):

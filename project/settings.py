@@ -150,6 +150,14 @@ RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 24 * 3600}}
 # A training run saves its state this often (seconds) under MODEL_STORE/checkpoints, so a job whose worker
 # was stopped or killed carries on from there instead of starting over. 0 saves after every step.
 CHECKPOINT_INTERVAL_S = envint("STUDIO_CHECKPOINT_INTERVAL_S", 60)
+# Finished jobs stay in FINETUNE('SHOW') and the Jobs list this many days, then the workers collect them with
+# their leftover files (jobs/retention.py). Two weeks: a job that failed on Friday is still there to read after
+# a week away, and the list stays short; the model a job registered is never collected with it.
+JOB_RETENTION_DAYS = envint("STUDIO_JOB_RETENTION_DAYS", 14)
+# How often (seconds) one of the workers runs that collection, between two jobs.
+JOB_COLLECTION_INTERVAL_S = envint("STUDIO_JOB_COLLECTION_INTERVAL_S", 3600)
+if JOB_RETENTION_DAYS < 1 or JOB_COLLECTION_INTERVAL_S < 1:
+    raise ImproperlyConfigured("STUDIO_JOB_RETENTION_DAYS and STUDIO_JOB_COLLECTION_INTERVAL_S must be at least 1")
 
 # The embedded inference server that `runstack` starts for the default base model.
 INFERENCE_HOST = envstr("STUDIO_INFERENCE_HOST", "127.0.0.1")

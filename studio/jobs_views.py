@@ -23,7 +23,7 @@ from access import privileges
 from access.session import Session
 from access.web import session_for
 from errors import UserError
-from jobs import finetune
+from jobs import finetune, retention
 from jobs.models import FineTuneJob
 from models_registry.models import FineTunedModel
 from studio.charts import loss_chart
@@ -67,6 +67,21 @@ def _visible_job(request, job_id: str) -> tuple[Session, FineTuneJob]:
     if job is None:
         raise Http404(f"No fine-tuning job {job_id}")
     return session, job
+
+
+def _collected(request, job_id: str):
+    """The page of a job that retention collected: what DESCRIBE says of it, as a 404. None for any other id."""
+    session = session_for(request)
+    if finetune.visible_jobs(session).filter(pk=job_id).exists():
+        return None
+    gone = finetune.collected(session, job_id)
+    if gone is None:
+        return None
+    try:
+        privileges.require_cortex_user(session, "FINETUNE")
+    except UserError as error:
+        return _refused(request, error)
+    return render(request, "studio/job_collected.html", {"problem": retention.collected_message(gone)}, status=404)
 
 
 def live_context(job: FineTuneJob, now: float | None = None) -> dict[str, Any]:
@@ -114,6 +129,9 @@ def duration(seconds: float | None) -> str | None:
 @login_required
 @require_GET
 def job_detail(request, job_id: str):
+    gone = _collected(request, job_id)
+    if gone is not None:
+        return gone
     session, job = _visible_job(request, job_id)
     try:
         privileges.require_cortex_user(session, "FINETUNE")
