@@ -52,11 +52,15 @@ def _shared_models(share: Share) -> list[FineTunedModel]:
     return sorted(found, key=lambda m: m.qualified_name)
 
 
+def _file_paths(model: FineTunedModel) -> list[Path]:
+    return sorted(p for p in model.adapter_dir.rglob("*") if p.is_file())
+
+
 def adapter_files(model: FineTunedModel) -> list[dict[str, Any]]:
     """Every file of the adapter directory, by relative path, with its size and SHA-256."""
     root = model.adapter_dir
     files = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in _file_paths(model):
         digest = hashlib.sha256()
         with open(path, "rb") as f:
             while chunk := f.read(1 << 20):
@@ -83,7 +87,8 @@ def model_file(share: Share, schema: str, model: str, path: str) -> Path:
     """One adapter file of a shared model, by the relative path its manifest lists, and only that."""
     for row in _shared_models(share):
         if row.schema.name == schema and row.name == model:
-            listed = {f["path"] for f in adapter_files(row)}
+            # The manifest's paths, without hashing every file again for each one fetched.
+            listed = {p.relative_to(row.adapter_dir).as_posix() for p in _file_paths(row)}
             if path in listed:
                 return row.adapter_dir / path
             raise UserError(f"Model {row.qualified_name} has no file '{path}'.", code=2003, sqlstate="02000",
