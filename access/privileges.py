@@ -162,12 +162,36 @@ def imported_database(database: str) -> bool:
     return ImportedDatabase.objects.filter(database__name=database).exists()
 
 
+def read_only_reason(database: str) -> str | None:
+    """Why nothing may change in the database (its normalized name), or None: one created from a share
+    mirrors the provider's models, and a secondary database changes only by refreshing from its primary."""
+    from replication.models import ReplicatedDatabase
+
+    if imported_database(database):
+        return f"Database '{quote(database)}' was created from a share and is read-only"
+    secondary = ReplicatedDatabase.objects.filter(database__name=database, is_primary=False).first()
+    if secondary is not None:
+        return (f"Database '{quote(database)}' is a secondary database, a replica of {secondary.primary_locator}, "
+                f"and is read-only: it changes only by ALTER DATABASE {quote(database)} REFRESH (or, promoted with "
+                f"ALTER DATABASE {quote(database)} PRIMARY, it becomes writable)")
+    return None
+
+
+def require_writable(database: str, action: str, session: Session | None = None) -> None:
+    """Refuse `action` in a read-only database. Given the session, a role that cannot use the database
+    hears that it does not exist, as everywhere else, rather than what kind of database it is."""
+    reason = read_only_reason(database)
+    if reason is not None:
+        if session is not None and not has_privilege(session, "USAGE", "DATABASE", key(database)):
+            raise UserError(f"Database '{quote(database)}' does not exist or not authorized.", code=2003,
+                            sqlstate="02000", refused=True)
+        raise UserError(f"{reason}: {action} is not allowed in it.", code=3074, sqlstate="42501", refused=True)
+
+
 def require_create_in_schema(session: Session, kind: str, database: str, schema: str) -> None:
     """CREATE TABLE / VIEW / STAGE / MODEL: USAGE on database and schema, and CREATE <kind> on the schema
-    (the schema's owner holds both). Nothing is created in a database from a share, not even by its owner."""
-    if imported_database(database):
-        raise UserError(f"Database '{database}' was created from a share and is read-only: nothing can be "
-                        f"created in it (CREATE {kind.upper()}).", code=3074, sqlstate="42501", refused=True)
+    (the schema's owner holds both). Nothing is created in a read-only database, not even by its owner."""
+    require_writable(database, f"CREATE {kind.upper()}")
     roles = session_roles(session)
     require_schema_usage(session, database, schema, roles=roles)
     require(session, f"CREATE {kind.upper()}", "SCHEMA", key(database, schema), roles=roles)

@@ -65,6 +65,7 @@ def copy_from_stage(session: Session, table: tuple[str, str, str], ref: stages.S
     roles = privileges.session_roles(session)
     privileges.require_schema_usage(session, database, schema, roles=roles)
     privileges.require(session, "INSERT", "TABLE", privileges.key(database, schema, name), roles=roles)
+    privileges.require_writable(database, "COPY INTO")
     location = stages.resolve(ref, session, stages.READ, loading_into=(database, schema, name))
     return _load_files(database, schema, name, location, ref.path, fmt, options)
 

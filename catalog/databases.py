@@ -36,6 +36,7 @@ def create_schema(session: Session, database: str, name: str, *, replace: bool =
                   if_not_exists: bool = False) -> bool:
     """CREATE SCHEMA on the database is needed; OR REPLACE needs the old schema's ownership too."""
     Resolver(session).database(database, usage=False)
+    privileges.require_writable(database, "CREATE SCHEMA")
     privileges.require(session, "CREATE SCHEMA", "DATABASE", privileges.key(database))
     exists = Schema.objects.filter(database__name=database, name=name).exists()
     if exists and if_not_exists:
@@ -70,6 +71,7 @@ def drop_schema(session: Session, database: str, name: str, *, if_exists: bool =
             return False
         raise
     privileges.require_ownership(session, "SCHEMA", privileges.key(database, name))
+    privileges.require_writable(database, "DROP SCHEMA")
     accountdata.drop_schema(database, name)
     stages.drop_table_stages(database, name)
     return True

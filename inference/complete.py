@@ -54,9 +54,26 @@ def _authorized_target(session: Session, model: str) -> ServedModel:
         privileges.require_schema_usage(session, database, schema, roles=roles)
         privileges.require(session, "USAGE", "MODEL", privileges.key(database, schema, tuned.name), roles=roles)
         # A model from another account's share: still shared, its adapter fetched and verified.
-        imports.refresh_model(tuned)
+        _require_base_here(imports.refresh_model(tuned))
     _require_enabled_base(target)
     return target
+
+
+def _require_base_here(tuned: FineTunedModel) -> None:
+    """A model that came from another account (a share, a replica) runs on this account's inference
+    server, so this account needs its base model: say which, and how to get it, before asking a server."""
+    origin = tuned.metrics.get("shared_from") or tuned.metrics.get("replicated_from")
+    if not origin:
+        return
+    base = BaseModel.objects.filter(name=tuned.base_model).first()
+    if base is not None and base.is_installed:
+        return
+    how = (f"an administrator installs it with: {base_models.install_command(base.name)}" if base is not None else
+           f"an administrator adds it with: python manage.py basemodels import {tuned.base_model} --from "
+           "<its Hugging Face checkpoint directory>")
+    raise UserError(f"Model '{tuned.qualified_name}' (from {origin}) is fine-tuned from base model "
+                    f"'{tuned.base_model}', which this account does not have{' installed' if base else ''}. To use the "
+                    f"model here, {how}", code=100357, sqlstate="22023")
 
 
 def _require_enabled_base(target: ServedModel) -> None:

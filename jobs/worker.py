@@ -132,6 +132,20 @@ class StudioWorker(Worker):
             log.warning("Worker %s: maintenance failed, retried shortly: %s", self.name, exc)
             connections.close_all()
         self.collect_old_jobs()
+        self.refresh_replicas()
+
+    def refresh_replicas(self) -> None:
+        """Secondary databases whose REPLICATION_SCHEDULE is due (replication/refresh.py). A refresh holds
+        this worker for as long as it copies; a failure is the replica's (SHOW REPLICATION DATABASES shows
+        it), never the worker's."""
+        from replication.refresh import refresh_due
+
+        try:
+            for line in refresh_due():
+                log.info("replication: %s", line)
+        except Exception:
+            log.exception("Worker %s: scheduled replication refresh failed; tried again next interval", self.name)
+            connections.close_all()
 
     def collect_old_jobs(self) -> None:
         """Job retention (jobs/retention.py), when it is due and no other worker is at it. Whatever goes

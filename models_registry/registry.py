@@ -15,9 +15,8 @@ from catalog import accountdata
 from catalog.identifiers import QualifiedName, qualify
 from errors import UserError
 from inference import deployment
+from models_registry.adapter_files import METADATA_FILE
 from models_registry.models import FineTunedModel
-
-METADATA_FILE = "studio_adapter.json"
 
 
 def adapters_dir() -> Path:

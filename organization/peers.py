@@ -35,11 +35,13 @@ def unreachable(account: Account, why: object) -> PeerUnreachable:
                            "answered in its place; try again when it is back.", code=390100, sqlstate="08001")
 
 
-def _request(account: Account, path: str) -> urllib.request.Request:
+def _request(account: Account, path: str, method: str = "GET", body: bytes = b"") -> urllib.request.Request:
     url = account.url + API_PREFIX + path.lstrip("/")
     signed_path = urlsplit(url).path + (f"?{urlsplit(url).query}" if urlsplit(url).query else "")
-    headers = signing.sign(account.key, "GET", signed_path, str(current()), account.locator)
-    return urllib.request.Request(url, headers=headers, method="GET")
+    headers = signing.sign(account.key, method, signed_path, str(current()), account.locator, body)
+    if body:
+        headers["Content-Type"] = "application/json"
+    return urllib.request.Request(url, data=body or None, headers=headers, method=method)
 
 
 def _refusal(account: Account, exc: urllib.error.HTTPError) -> UserError:
@@ -55,8 +57,16 @@ def _refusal(account: Account, exc: urllib.error.HTTPError) -> UserError:
 
 
 def get_json(account: Account, path: str) -> Any:
+    return _json(account, _request(account, path))
+
+
+def post_json(account: Account, path: str, body: dict[str, Any]) -> Any:
+    return _json(account, _request(account, path, "POST", json.dumps(body).encode()))
+
+
+def _json(account: Account, request: urllib.request.Request) -> Any:
     try:
-        with urllib.request.urlopen(_request(account, path), timeout=TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         raise _refusal(account, exc) from None

@@ -3,8 +3,10 @@
 Each request carries who sends it, to whom, when, and an HMAC-SHA256 over those and the method, the path
 with its query and the body's digest, keyed with the key both accounts registered for each other. The
 recipient in the signed text stops a request meant for one deployment being replayed to another; the
-timestamp bounds a replay to the same one to a few minutes, and every request between deployments only
-reads (manifests and files), so a replay inside that window learns nothing the sender could not ask for.
+timestamp bounds a replay to the same one to a few minutes. Requests between deployments read (manifests
+and files), so a replay inside that window learns nothing the sender could not ask for, except the one
+that changes something, a promoted secondary telling its former primary, which is idempotent: replayed,
+it makes the same database the same secondary again.
 """
 from __future__ import annotations
 

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "client_protocol",
     "organization",
     "sharing",
+    "replication",
     "studio",
     "supervision",  # manage.py runstack
 ]

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v2/", include("sqlapi.urls")),
     path("", include("inference.urls")),
     path("federation/v1/shares/", include("sharing.urls")),
+    path("federation/v1/replication/", include("replication.urls")),
     path("federation/v1/", include("organization.urls")),  # between deployments, signed (organization/inbound.py)
     path("", include("client_protocol.urls")),  # Snowflake's connectors: /session/…, /queries/…  # /v1/chat/completions, /v1/models, /api/v2/cortex/inference:complete
 ]

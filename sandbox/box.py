@@ -152,6 +152,8 @@ class Sandbox:
     statement changes; every other database it reads is attached read-only."""
 
     def __init__(self, session: Session, *, write: str | None = None, action: str = "SELECT") -> None:
+        if write is not None:
+            privileges.require_writable(write, action, session)
         self.session = session
         self.write = write
         self.action = action

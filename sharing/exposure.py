@@ -7,13 +7,13 @@ never says whether the share exists for some other account.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from access import privileges
 from catalog.identifiers import split_parts
 from errors import UserError
+from models_registry import adapter_files
 from models_registry.models import FineTunedModel
 from organization.models import Account
 from sharing.models import Share
@@ -52,24 +52,6 @@ def _shared_models(share: Share) -> list[FineTunedModel]:
     return sorted(found, key=lambda m: m.qualified_name)
 
 
-def _file_paths(model: FineTunedModel) -> list[Path]:
-    return sorted(p for p in model.adapter_dir.rglob("*") if p.is_file())
-
-
-def adapter_files(model: FineTunedModel) -> list[dict[str, Any]]:
-    """Every file of the adapter directory, by relative path, with its size and SHA-256."""
-    root = model.adapter_dir
-    files = []
-    for path in _file_paths(model):
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-        files.append({"path": path.relative_to(root).as_posix(), "size": path.stat().st_size,
-                      "sha256": digest.hexdigest()})
-    return files
-
-
 def manifest(share: Share) -> dict[str, Any]:
     granted = _granted(share)
     database = next((name for kind, name in granted if kind == "DATABASE"), None)
@@ -79,7 +61,7 @@ def manifest(share: Share) -> dict[str, Any]:
         "database": split_parts(database)[0] if database else None,
         "schemas": schemas,
         "models": [{"schema": m.schema.name, "name": m.name, "base_model": m.base_model,
-                    "files": adapter_files(m)} for m in _shared_models(share)],
+                    "files": adapter_files.listed(m)} for m in _shared_models(share)],
     }
 
 
@@ -87,11 +69,6 @@ def model_file(share: Share, schema: str, model: str, path: str) -> Path:
     """One adapter file of a shared model, by the relative path its manifest lists, and only that."""
     for row in _shared_models(share):
         if row.schema.name == schema and row.name == model:
-            # The manifest's paths, without hashing every file again for each one fetched.
-            listed = {p.relative_to(row.adapter_dir).as_posix() for p in _file_paths(row)}
-            if path in listed:
-                return row.adapter_dir / path
-            raise UserError(f"Model {row.qualified_name} has no file '{path}'.", code=2003, sqlstate="02000",
-                            refused=True)
+            return adapter_files.one(row, path)
     raise UserError(f"Model '{schema}.{model}' does not exist or not authorized.",
                     code=2003, sqlstate="02000", refused=True)

@@ -9,7 +9,6 @@ cannot be reached is an error, never another model's answer.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -26,7 +25,7 @@ from catalog import accountdata
 from catalog.identifiers import normalize, quote
 from catalog.models import Database, Schema
 from errors import UserError
-from models_registry import registry
+from models_registry import adapter_files, registry
 from models_registry.models import Deployment, FineTunedModel
 from organization import accounts, peers
 from organization.names import split_object
@@ -84,10 +83,6 @@ def imported_of(model: FineTunedModel) -> ImportedDatabase | None:
     return ImportedDatabase.objects.filter(database_id=model.schema.database_id).select_related("provider").first()
 
 
-def _version(files: list[dict[str, Any]]) -> str:
-    return hashlib.sha256(json.dumps(sorted((f["path"], f["sha256"]) for f in files)).encode()).hexdigest()[:24]
-
-
 def refresh_model(model: FineTunedModel) -> FineTunedModel:
     """Ask the provider whether `model` is still shared with this account and make its adapter, verified
     against the provider's checksums, the one the model serves. Raises the provider's refusal, or the
@@ -103,7 +98,7 @@ def refresh_model(model: FineTunedModel) -> FineTunedModel:
                         sqlstate="02000", refused=True)
     # Where the inference servers find adapters (the registry's adapters directory), named by this model
     # and the version's checksums: a new version is a new directory, never a file changed under a server.
-    target = registry.adapters_dir() / f"shared-{model.pk}-{_version(entry['files'])}"
+    target = registry.adapters_dir() / f"shared-{model.pk}-{adapter_files.version(entry['files'])}"
     if not (target / ".complete").exists():
         _fetch(imported, entry, target, model)
     if model.adapter_path != str(target) or model.base_model != entry["base_model"]:
@@ -129,19 +124,9 @@ def _fetch(imported: ImportedDatabase, entry: dict[str, Any], target: Path, mode
     try:
         base = f"{_share_path(imported)}/models/{url_quote(entry['schema'], safe='')}/" \
                f"{url_quote(entry['name'], safe='')}/files/"
-        for f in entry["files"]:
-            relative = Path(f["path"])
-            if relative.is_absolute() or ".." in relative.parts:
-                raise UserError(f"Account {imported.provider.locator} listed an adapter file outside the adapter "
-                                f"('{f['path']}'); the model was not fetched.", code=390103, sqlstate="08004")
-            peers.download(imported.provider, base + url_quote(f["path"]), partial / relative,
-                           sha256=f["sha256"], size=int(f["size"]))
-        metadata_file = partial / registry.METADATA_FILE
-        provider_metadata = json.loads(metadata_file.read_text()) if metadata_file.exists() else {}
-        metadata_file.write_text(json.dumps({
-            **provider_metadata, "model": model.qualified_name, "base_model": entry["base_model"],
-            "shared_from": {"account": imported.provider.locator, "share": imported.share_name,
-                            "model": provider_metadata.get("model")}}))
+        adapter_files.download(imported.provider, base, entry["files"], partial)
+        adapter_files.name_model(partial, model.qualified_name, entry["base_model"],
+                                 {"shared_from": {"account": imported.provider.locator, "share": imported.share_name}})
         (partial / ".complete").write_text("")
         try:
             partial.rename(target)

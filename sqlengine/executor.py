@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 STATEMENT_MODULES = (
     "sqlengine.statements.session",  # USE …, BEGIN / COMMIT / ROLLBACK
     "sqlengine.statements.sharing",  # shares, CREATE DATABASE … FROM SHARE: before catalog and grants
+    "sqlengine.statements.replication",  # … AS REPLICA OF, ALTER DATABASE … REFRESH: before catalog
     "sqlengine.statements.catalog",  # CREATE / DROP / INSERT / SHOW / DESCRIBE
     "sqlengine.statements.loading",  # PUT, COPY INTO, stages
     "sqlengine.statements.users",  # CREATE / ALTER / DROP USER, SHOW USERS, DESCRIBE USER
