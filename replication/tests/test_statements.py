@@ -182,6 +182,9 @@ def test_the_federation_api_answers_only_a_signed_request_of_an_account_the_data
     client = Client()
     path = "/federation/v1/replication/databases/SALES"
     assert client.get(path).status_code == 401
+    # Nothing is replicated to an account this deployment has not registered, whatever it signs with.
+    stranger = _signed(client, "GET", path, "STUDIO_ORG.ACCT9")
+    assert stranger.status_code == 401 and "does not trust the sending account" in stranger.json()["message"]
     refused = _signed(client, "GET", path, "STUDIO_ORG.ACCT2")
     assert refused.status_code == 403 and "is not enabled for replication" in refused.json()["message"]
     sql("ALTER DATABASE sales ENABLE REPLICATION TO ACCOUNTS studio_org.acct2")
