@@ -27,9 +27,11 @@ from typing import Any
 from urllib.parse import quote as url_quote
 
 import duckdb
+import sqlglot
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from sqlglot import exp
 
 from catalog import accountdata
 from catalog.identifiers import quote, quote_always
@@ -124,6 +126,7 @@ def _refresh(replication: ReplicatedDatabase, primary) -> Outcome:
     if manifest.get("database") != replication.primary_database:
         raise UserError(f"Account {primary.locator} answered for another database ({manifest.get('database')!r}).",
                         code=390102, sqlstate="08004")
+    _check_manifest(primary, manifest)
     outcome = Outcome(replication.database.name, replication.primary_locator)
     staging_root().mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=staging_root(), prefix=".refresh-"))
@@ -146,6 +149,29 @@ def _refresh(replication: ReplicatedDatabase, primary) -> Outcome:
         shutil.rmtree(staging, ignore_errors=True)
     outcome.notes += _missing_base_models(manifest)
     return outcome
+
+
+def _check_manifest(primary, manifest: dict[str, Any]) -> None:
+    """Every object in a schema the manifest lists, by a name this account could give it, each once."""
+    def inconsistent(why: str) -> UserError:
+        return UserError(f"Account {primary.locator} answered a manifest this account cannot use ({why}); nothing "
+                         "was copied.", code=390102, sqlstate="08004")
+
+    schemas = manifest.get("schemas")
+    if not isinstance(schemas, list) or not all(isinstance(n, str) and n for n in schemas):
+        raise inconsistent("its schemas are not a list of names")
+    reserved = [n for n in schemas if n.upper() in accountdata.RESERVED_SCHEMAS]
+    if reserved:
+        raise inconsistent(f"schema {reserved[0]} is reserved")
+    for kind in ("tables", "views", "models"):
+        seen = set()
+        for entry in manifest.get(kind, []):
+            if not isinstance(entry, dict) or entry.get("schema") not in schemas or \
+                    not isinstance(entry.get("name"), str) or not entry["name"]:
+                raise inconsistent(f"one of its {kind} is not in a schema it lists")
+            if (entry["schema"], entry["name"]) in seen:
+                raise inconsistent(f"{kind[:-1]} {entry['schema']}.{entry['name']} is listed twice")
+            seen.add((entry["schema"], entry["name"]))
 
 
 def _download_tables(replication: ReplicatedDatabase, primary, manifest: dict[str, Any], staging: Path,
@@ -205,13 +231,22 @@ def _build_file(database: Database, manifest: dict[str, Any], sources: dict[str,
                             f"{quote_always(database.name, table['schema'], table['name'])}")
             else:
                 con.execute(f"CREATE TABLE {target} AS SELECT * FROM read_parquet(?)", [str(source)])
+        if any(source is None for source in sources.values()):
+            con.execute(f"DETACH {quote_always(database.name)}")
+        # The views' text comes from another deployment: it runs with no file, network or extension
+        # access and nothing attached, and only as the one CREATE VIEW it claims to be.
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
         for view in manifest.get("views", []):
+            why = _not_a_view(view)
             try:
-                con.execute(view["sql"])
+                if why is None:
+                    con.execute(view["sql"])
             except duckdb.Error as exc:
                 # A view over another database reads tables this account does not have.
-                outcome.notes.append(f"View {quote(view['schema'])}.{quote(view['name'])} was not replicated: "
-                                     f"{str(exc).splitlines()[0]}.")
+                why = str(exc).splitlines()[0]
+            if why is not None:
+                outcome.notes.append(f"View {quote(view['schema'])}.{quote(view['name'])} was not replicated: {why}.")
         con.execute("CHECKPOINT")
     except duckdb.Error as exc:
         con.close()
@@ -220,6 +255,23 @@ def _build_file(database: Database, manifest: dict[str, Any], sources: dict[str,
                         code=3037, sqlstate="XX000") from None
     con.close()
     return path
+
+
+def _not_a_view(view: dict[str, Any]) -> str | None:
+    """Why the manifest's text for a view is not one CREATE VIEW of that view over a SELECT, or None."""
+    try:
+        statements = sqlglot.parse(str(view.get("sql", "")), read="duckdb")
+    except sqlglot.errors.ParseError:
+        return "its definition could not be read"
+    if len(statements) != 1 or not isinstance(statements[0], exp.Create) or statements[0].kind != "VIEW":
+        return "its definition is not a single CREATE VIEW"
+    created = statements[0]
+    target = created.this if isinstance(created.this, exp.Table) else created.this.find(exp.Table)
+    if target is None or (target.db, target.name) != (view["schema"], view["name"]) or target.catalog:
+        return "its definition creates another object"
+    if not isinstance(created.expression, exp.Query):
+        return "its definition is not a query"
+    return None
 
 
 def _download_models(replication: ReplicatedDatabase, primary, manifest: dict[str, Any], staging: Path,
