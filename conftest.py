@@ -180,3 +180,27 @@ def committed_low_account(transactional_db, settings, tmp_path):
     for thread in threading.enumerate():  # let statements finish before the tables are flushed
         if thread.name.startswith("sqlapi-"):
             thread.join(60)
+
+
+@pytest.fixture(scope="session")
+def deployments(tmp_path_factory, tiny_llama_dir):
+    """Two real deployments, STUDIO_ORG.PROVIDER and STUDIO_ORG.CONSUMER, each with its own data directory,
+    metadata database, Redis, one worker, inference server (tiny-llama) and web app, registered on each
+    other (tests/support/deployments.py). Started only for the tests that ask, once per session."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.deployments import link, start_deployment
+
+    root = tmp_path_factory.mktemp("deployments")
+    with ThreadPoolExecutor(2) as pool:  # each mostly waits on its own processes starting
+        futures = [pool.submit(start_deployment, root, name, tiny_llama_dir) for name in ("PROVIDER", "CONSUMER")]
+    started = [f.result() for f in futures if f.exception() is None]
+    try:
+        for future in futures:
+            future.result()  # the first failure, with its log
+        provider, consumer = started
+        link(provider, consumer)
+        yield provider, consumer
+    finally:
+        for deployment in started:
+            deployment.stop()
