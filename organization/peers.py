@@ -7,6 +7,7 @@ not what was asked for.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import tempfile
@@ -72,6 +73,8 @@ def _json(account: Account, request: urllib.request.Request) -> Any:
         raise _refusal(account, exc) from None
     except (urllib.error.URLError, OSError) as exc:
         raise unreachable(account, getattr(exc, "reason", exc)) from None
+    except http.client.HTTPException as exc:  # the answer stopped half-way (IncompleteRead) or made no sense
+        raise unreachable(account, f"the answer was cut short: {type(exc).__name__}") from None
     except ValueError:
         raise UserError(f"Account {account.locator} answered something that is not JSON.", code=390102,
                         sqlstate="08004") from None
@@ -81,12 +84,13 @@ def download(account: Account, path: str, target: Path, *, sha256: str, size: in
     """The file at `path` into `target`, written whole or not at all: it must have `size` bytes and the
     SHA-256 the other side's manifest gave, else the error says which and `target` is untouched."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    digest, written = hashlib.sha256(), 0
+    digest, written, announced = hashlib.sha256(), 0, None
     fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     try:
         with os.fdopen(fd, "wb") as out:
             try:
                 with urllib.request.urlopen(_request(account, path), timeout=TIMEOUT_SECONDS) as response:
+                    announced = response.headers.get("Content-Length")
                     while chunk := response.read(CHUNK):
                         written += len(chunk)
                         if written > size:
@@ -97,6 +101,11 @@ def download(account: Account, path: str, target: Path, *, sha256: str, size: in
                 raise _refusal(account, exc) from None
             except (urllib.error.URLError, OSError) as exc:
                 raise unreachable(account, getattr(exc, "reason", exc)) from None
+            except http.client.HTTPException as exc:
+                raise unreachable(account, f"the transfer of {target.name} was cut short after {written} of "
+                                           f"{size} bytes: {type(exc).__name__}") from None
+        if written < size and announced == str(size):  # the sender meant the right file; it did not all arrive
+            raise unreachable(account, f"the transfer of {target.name} was cut short after {written} of {size} bytes")
         if written != size or digest.hexdigest() != sha256:
             raise UserError(f"The file {target.name} from account {account.locator} does not match its checksum "
                             f"(expected {size} bytes with SHA-256 {sha256[:12]}…, got {written} bytes with "

@@ -9,6 +9,7 @@ from django.conf import settings
 from sqlglot import exp
 
 from access.session import Session
+from catalog.identifiers import normalize
 from sandbox.expressions import cortex_call
 
 # What CURRENT_VERSION() reports: the Snowflake release whose SQL surface this studio follows.
@@ -25,13 +26,14 @@ _CLASSES = {
     "CURRENT_USER": getattr(exp, "CurrentUser", None),
     "CURRENT_ACCOUNT": getattr(exp, "CurrentAccount", None),
     "CURRENT_VERSION": getattr(exp, "CurrentVersion", None),
-    "CURRENT_ORGANIZATION_NAME": None,
-    "CURRENT_ACCOUNT_NAME": None,
+    "CURRENT_ORGANIZATION_NAME": getattr(exp, "CurrentOrganizationName", None),
+    "CURRENT_ACCOUNT_NAME": getattr(exp, "CurrentAccountName", None),
 }
 
 
 def account_name() -> str:
-    return getattr(settings, "ACCOUNT_NAME", DEFAULT_ACCOUNT)
+    # As organization/names.py names the account in SHOW ACCOUNTS and between deployments.
+    return normalize(getattr(settings, "ACCOUNT_NAME", DEFAULT_ACCOUNT))
 
 
 def values(session: Session) -> dict[str, str | None]:
@@ -43,7 +45,7 @@ def values(session: Session) -> dict[str, str | None]:
         "CURRENT_USER": session.user_name,
         "CURRENT_ACCOUNT": account_name(),
         "CURRENT_VERSION": VERSION,
-        "CURRENT_ORGANIZATION_NAME": getattr(settings, "ORGANIZATION_NAME", None),
+        "CURRENT_ORGANIZATION_NAME": normalize(settings.ORGANIZATION_NAME),
         "CURRENT_ACCOUNT_NAME": account_name(),
     }
 

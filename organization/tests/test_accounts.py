@@ -121,3 +121,10 @@ def test_deployments_talk_only_when_each_registered_the_other(provider):
     down = Account(organization="STUDIO_ORG", name="GONE", url=f"http://127.0.0.1:{processes.free_port()}/", key=KEY)
     with pytest.raises(peers.PeerUnreachable, match="Account STUDIO_ORG.GONE is unreachable"):
         peers.get_json(down, "account")
+
+
+@pytest.mark.django_db
+def test_the_deployment_names_its_organization_and_account_in_sql(settings):
+    settings.ORGANIZATION_NAME, settings.ACCOUNT_NAME = "acme", "eu_west"
+    result = run("SELECT CURRENT_ORGANIZATION_NAME(), CURRENT_ACCOUNT_NAME(), CURRENT_ACCOUNT()", role="PUBLIC")
+    assert result.rows == [("ACME", "EU_WEST", "EU_WEST")]
