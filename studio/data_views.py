@@ -1,10 +1,13 @@
 """The Data page: databases, schemas and tables as the role may see them (catalog/listing.py, what SHOW
-lists), a table's preview (its columns with types and first rows, catalog/contents.py) and
-uploading a file into a new or an existing table (catalog/uploads.py), with the load's per-row errors."""
+lists), where a replica or a database from a share comes from (data_origins.py) with a replica's
+"Refresh now" (ALTER DATABASE … REFRESH's own service), a table's preview (its columns with types and
+first rows, catalog/contents.py) and uploading a file into a new or an existing table
+(catalog/uploads.py), with the load's per-row errors."""
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
@@ -14,7 +17,9 @@ from catalog import contents, listing, uploads
 from catalog.identifiers import QualifiedName, quote
 from catalog.stage_views import StageUploadHandler
 from errors import UserError
+from replication import databases as replication
 from sqlengine.results import format_value
+from studio import data_origins
 from studio.data_forms import UploadForm, check_file_name
 
 PREVIEW_ROWS = 20
@@ -27,16 +32,21 @@ def _databases(session) -> list[dict]:
     for relation in sorted(listing.relations(session), key=lambda r: r.name):
         by_schema.setdefault((relation.database, relation.schema), []).append(relation)
     schemas = listing.schemas(session)
-    return [{"name": db.name, "owner": db.owner, "schemas": [
+    databases = listing.databases(session)
+    origins = data_origins.origins(session, [db.name for db in databases])
+    return [{"name": db.name, "owner": db.owner, "origin": origins.get(db.name), "schemas": [
         {"name": s.name, "owner": s.owner, "relations": by_schema.get((db.name, s.name), [])}
         for s in schemas if s.database == db.name]}
-        for db in listing.databases(session)]
+        for db in databases]
 
 
 def _choices(databases: list[dict]) -> dict:
-    """What the upload form offers: schemas for a new table, tables (not views) to load into."""
+    """What the upload form offers: schemas for a new table, tables (not views) to load into; nothing in
+    a replica or a database from a share, where the load would be refused as read-only."""
     schemas, tables = [], []
     for database in databases:
+        if database["origin"] and database["origin"].read_only:
+            continue
         for schema in database["schemas"]:
             schemas.append(f"{quote(database['name'])}.{quote(schema['name'])}")
             tables += [f"{schemas[-1]}.{quote(r.name)}" for r in schema["relations"] if r.kind == listing.TABLE]
@@ -121,3 +131,17 @@ def _upload(request):
         return render(request, "studio/_upload_result.html",
                       {**context, "databases": databases, **_choices(databases), "oob": True}, status=status)
     return _page(request, status, **context)
+
+
+# -- a replica's refresh ---------------------------------------------------------------------------
+
+@login_required
+@require_POST
+def refresh_database(request, database: str):
+    """ALTER DATABASE … REFRESH as the page's role, through the statement's own service: it decides who
+    may (the secondary's owner) and answers with the summary, or with why the replica is unchanged."""
+    try:
+        messages.success(request, replication.refresh(session_for(request), quote(database)))
+    except UserError as error:
+        messages.error(request, error.message)
+    return redirect("data")

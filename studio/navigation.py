@@ -25,7 +25,7 @@ SECTIONS = (
     Section("studio", "Studio", "home", ("home", "wizard", "wizard_step", "wizard_started")),
     Section("worksheets", "Worksheets", "worksheet", ("worksheet", "worksheet_save", "worksheet_open", "worksheet_rename",
                                                       "worksheet_delete")),
-    Section("data", "Data", "data", ("data", "data_table", "data_upload")),
+    Section("data", "Data", "data", ("data", "data_table", "data_upload", "data_refresh")),
     Section("models", "Models", "models", ("models", "model_detail", "model_grant", "model_revoke")),
     Section("playground", "Playground", "playground", ("playground",)),
     Section("jobs", "Jobs", "jobs", ("jobs", "job_detail", "job_cancel")),

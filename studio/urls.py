@@ -24,6 +24,7 @@ urlpatterns = [
     path("data/", data_views.data, name="data"),
     path("data/tables/<ident:database>/<ident:schema>/<ident:table>/", data_views.table_page, name="data_table"),
     path("data/upload", data_views.upload, name="data_upload"),
+    path("data/databases/<ident:database>/refresh", data_views.refresh_database, name="data_refresh"),
     path("playground/", playground.playground, name="playground"),
     path("playground/stream", playground.playground_stream, name="playground_stream"),
     path("playground/clear", playground.playground_clear, name="playground_clear"),
