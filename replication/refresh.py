@@ -106,11 +106,10 @@ def _exclusive(database: Database) -> Iterator[None]:
 
 def refresh(replication: ReplicatedDatabase) -> Outcome:
     database = replication.database
-    primary = accounts.registered(parse(replication.primary_account))
     with _exclusive(database):
         ReplicatedDatabase.objects.filter(pk=replication.pk).update(last_refresh_started_on=timezone.now())
         try:
-            return _refresh(replication, primary)
+            return _refresh(replication, accounts.registered(parse(replication.primary_account)))
         except UserError as exc:
             ReplicatedDatabase.objects.filter(pk=replication.pk).update(last_refresh_error=exc.message)
             raise UserError(f"Refresh of database {quote(database.name)} from {replication.primary_locator} failed; "

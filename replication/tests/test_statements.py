@@ -199,3 +199,12 @@ def test_the_federation_api_answers_only_a_signed_request_of_an_account_the_data
     assert ReplicatedDatabase.objects.get(database__name="SALES").is_primary
     told = _signed(client, "POST", path + "/promoted", "STUDIO_ORG.ACCT2", b'{"database": "SALES"}')
     assert told.status_code == 200 and "is now a secondary database" in told.json()["message"]
+
+
+def test_a_refresh_from_an_account_no_longer_registered_leaves_the_replica_and_says_why(secondary):
+    Account.objects.filter(name="ACCT2").delete()
+    refused = message("ALTER DATABASE mirror REFRESH")
+    assert "Refresh of database MIRROR from STUDIO_ORG.ACCT2.SALES failed; the replica is unchanged." in refused
+    assert "Account 'STUDIO_ORG.ACCT2' does not exist or is not registered" in refused
+    assert "not registered" in ReplicatedDatabase.objects.get(database=secondary).last_refresh_error
+    assert sql("SELECT id FROM mirror.public.orders").rows == [(1,)]
