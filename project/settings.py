@@ -190,6 +190,9 @@ TGI_RESTART_COMMAND = envstr("STUDIO_TGI_RESTART_COMMAND", "docker compose -f do
 TGI_DRAIN_TIMEOUT = envint("STUDIO_TGI_DRAIN_TIMEOUT", 60)
 # Seconds for the restart command, then again for /health to answer 200 (TGI loads weights and warms up).
 TGI_HEALTH_TIMEOUT = envint("STUDIO_TGI_HEALTH_TIMEOUT", 600)
+# vLLM backend (inference/vllm.py): where MODEL_STORE is mounted for the vLLM server, so load_lora_adapter gets
+# paths it can open; empty: the same path as here (a vLLM process on this host).
+VLLM_MODEL_STORE = envstr("STUDIO_VLLM_MODEL_STORE", "")
 # What CURRENT_ACCOUNT() answers.
 ACCOUNT_NAME = envstr("STUDIO_ACCOUNT_NAME", "STUDIO")
 # The organization this account belongs to: accounts of one organization share and replicate to each other.
