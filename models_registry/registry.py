@@ -52,6 +52,10 @@ def register(job, staging: Path, metrics: dict[str, Any]) -> FineTunedModel:
     schema = accountdata.get_schema(job.database, job.schema)
     target = adapters_dir() / job.id
     with transaction.atomic():
+        # Two jobs finishing at once with one requested name: on PostgreSQL both would pick the same free
+        # name and the later insert fail on the unique constraint. Locking the schema row makes the later
+        # wait and then see the earlier's model (SQLite's IMMEDIATE transactions serialize them anyway).
+        type(schema).objects.select_for_update().filter(pk=schema.pk).first()
         name = _free_name(schema, job.requested_name)
         qualified = str(QualifiedName(job.database, job.schema, name))
         meta_path = staging / METADATA_FILE
