@@ -22,10 +22,21 @@ def base_model_hash(base_model_path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def row_bytes(prompt: str | None, completion: str | None) -> bytes:
+    """One row as data_hash hashes it; JSON encoding keeps ("a", "bc") and ("ab", "c") apart."""
+    return json.dumps([prompt, completion], ensure_ascii=False).encode() + b"\n"
+
+
 def data_hash(rows: Sequence[tuple[str, str]]) -> str:
-    """sha256 over the rows in order; JSON encoding keeps ("a", "bc") and ("ab", "c") apart."""
+    """sha256 over the rows in order."""
     digest = hashlib.sha256()
     for prompt, completion in rows:
-        digest.update(json.dumps([prompt, completion], ensure_ascii=False).encode())
-        digest.update(b"\n")
+        digest.update(row_bytes(prompt, completion))
     return digest.hexdigest()
+
+
+def combined_hash(train_hash: str, validation_hash: str) -> str:
+    """A data set's identity from its two splits' data_hash: what studio_adapter.json records as data_hash.
+    Computed from the splits' hashes so that rows streamed in a query's order, the splits interleaved,
+    need not be held in memory to be hashed in another order."""
+    return hashlib.sha256(f"{train_hash}\n{validation_hash}".encode()).hexdigest()
