@@ -190,8 +190,9 @@ def require_writable(database: str, action: str, session: Session | None = None)
 
 def require_create_in_schema(session: Session, kind: str, database: str, schema: str) -> None:
     """CREATE TABLE / VIEW / STAGE / MODEL: USAGE on database and schema, and CREATE <kind> on the schema
-    (the schema's owner holds both). Nothing is created in a read-only database, not even by its owner."""
-    require_writable(database, f"CREATE {kind.upper()}")
+    (the schema's owner holds both). Nothing is created in a read-only database, not even by its owner, and a
+    role that cannot use it hears only that it does not exist."""
+    require_writable(database, f"CREATE {kind.upper()}", session)
     roles = session_roles(session)
     require_schema_usage(session, database, schema, roles=roles)
     require(session, f"CREATE {kind.upper()}", "SCHEMA", key(database, schema), roles=roles)
