@@ -115,6 +115,11 @@ def _tables(database: Database) -> tuple[list[dict[str, Any]], list[dict[str, An
                            "file": {"size": path.stat().st_size, "sha256": _sha256(path)}})
     finally:
         con.close()
+    # A dropped table's rows are not kept in an export (nor served from one: table_file); a partial
+    # export (.export-…) is another request's, still being written.
+    listed = {export_path(database, t["schema"], t["name"], t["fingerprint"]) for t in tables}
+    for stale in set(_exports_dir(database).glob("[!.]*.parquet")) - listed:
+        stale.unlink(missing_ok=True)
     return tables, views
 
 
@@ -137,10 +142,21 @@ def table_file(database: Database, schema: str, table: str, fingerprint: str) ->
     if not fingerprint.isalnum():
         raise UserError(f"Invalid table fingerprint '{fingerprint}'.", code=2003, sqlstate="02000", refused=True)
     path = export_path(database, schema, table, fingerprint)
-    if not path.exists():
+    if not path.exists() or not _is_table(database, schema, table):
         raise UserError(f"Table '{quote(database.name)}.{quote(schema)}.{quote(table)}' changed since the manifest "
                         "was made (or does not exist); refresh again.", code=2003, sqlstate="02000", refused=True)
     return path
+
+
+def _is_table(database: Database, schema: str, table: str) -> bool:
+    con = duckdb.connect(":memory:")
+    try:
+        accountdata.attach(con, database.name, read_only=True)
+        return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = ? AND table_schema = ? "
+                           "AND table_name = ? AND table_type = 'BASE TABLE'",
+                           [database.name, schema, table]).fetchone()[0] > 0
+    finally:
+        con.close()
 
 
 def model_file(database: Database, schema: str, model: str, path: str) -> Path:
