@@ -70,6 +70,12 @@ def name_model(directory: Path, model: str, base_model: str, origin: dict[str, A
     """Make a received adapter this account's model `model`: its studio_adapter.json is how the inference
     servers know the adapter. The sender's own metadata is kept inside it, with where it came from."""
     metadata_file = directory / METADATA_FILE
-    received = json.loads(metadata_file.read_text()) if metadata_file.exists() else {}
+    try:
+        received = json.loads(metadata_file.read_text()) if metadata_file.exists() else {}
+    except (ValueError, OSError):
+        received = None
+    if not isinstance(received, dict):  # what another deployment sent: refused, not an internal error
+        raise UserError(f"The adapter's {METADATA_FILE} as received is not a JSON object; the model was not used.",
+                        code=390103, sqlstate="08004")
     metadata_file.write_text(json.dumps({**received, "model": model, "base_model": base_model,
                                          **origin, "origin_model": received.get("model")}))

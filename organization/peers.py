@@ -24,6 +24,8 @@ from organization.names import current
 
 TIMEOUT_SECONDS = 30
 CHUNK = 1 << 20
+# The most a JSON answer (a manifest) is read of: another deployment's answer must not fill this one's memory.
+MAX_JSON_BYTES = 64 << 20
 API_PREFIX = "federation/v1/"
 
 
@@ -68,7 +70,11 @@ def post_json(account: Account, path: str, body: dict[str, Any]) -> Any:
 def _json(account: Account, request: urllib.request.Request) -> Any:
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-            return json.loads(response.read())
+            body = response.read(MAX_JSON_BYTES + 1)
+            if len(body) > MAX_JSON_BYTES:
+                raise UserError(f"Account {account.locator} answered more than {MAX_JSON_BYTES} bytes, more than "
+                                "this account reads of an answer; nothing was used.", code=390102, sqlstate="08004")
+            return json.loads(body)
     except urllib.error.HTTPError as exc:
         raise _refusal(account, exc) from None
     except (urllib.error.URLError, OSError) as exc:

@@ -122,12 +122,13 @@ def _api_path(replication: ReplicatedDatabase) -> str:
 
 def _refresh(replication: ReplicatedDatabase, primary) -> Outcome:
     manifest = peers.get_json(primary, _api_path(replication))
+    _check_manifest(primary, manifest)
     if manifest.get("database") != replication.primary_database:
         raise UserError(f"Account {primary.locator} answered for another database ({manifest.get('database')!r}).",
                         code=390102, sqlstate="08004")
-    _check_manifest(primary, manifest)
     outcome = Outcome(replication.database.name, replication.primary_locator)
     staging_root().mkdir(parents=True, exist_ok=True)
+    _require_room(replication, manifest)
     staging = Path(tempfile.mkdtemp(dir=staging_root(), prefix=".refresh-"))
     moved: list[Path] = []
     try:
@@ -151,11 +152,15 @@ def _refresh(replication: ReplicatedDatabase, primary) -> Outcome:
 
 
 def _check_manifest(primary, manifest: dict[str, Any]) -> None:
-    """Every object in a schema the manifest lists, by a name this account could give it, each once."""
+    """Every object in a schema the manifest lists, by a name this account could give it, each once, with
+    every field the refresh reads of the type it reads it as: a malformed answer is refused here, never
+    an internal error half-way (nor one that stops the scheduled refreshes of other replicas)."""
     def inconsistent(why: str) -> UserError:
         return UserError(f"Account {primary.locator} answered a manifest this account cannot use ({why}); nothing "
                          "was copied.", code=390102, sqlstate="08004")
 
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("comment", ""), str):
+        raise inconsistent("it is not a manifest")
     schemas = manifest.get("schemas")
     if not isinstance(schemas, list) or not all(isinstance(n, str) and n for n in schemas):
         raise inconsistent("its schemas are not a list of names")
@@ -164,6 +169,8 @@ def _check_manifest(primary, manifest: dict[str, Any]) -> None:
         raise inconsistent(f"schema {reserved[0]} is reserved")
     for kind in ("tables", "views", "models"):
         seen = set()
+        if not isinstance(manifest.get(kind, []), list):
+            raise inconsistent(f"its {kind} are not a list")
         for entry in manifest.get(kind, []):
             if not isinstance(entry, dict) or entry.get("schema") not in schemas or \
                     not isinstance(entry.get("name"), str) or not entry["name"]:
@@ -171,6 +178,46 @@ def _check_manifest(primary, manifest: dict[str, Any]) -> None:
             if (entry["schema"], entry["name"]) in seen:
                 raise inconsistent(f"{kind[:-1]} {entry['schema']}.{entry['name']} is listed twice")
             seen.add((entry["schema"], entry["name"]))
+    for kind in ("tables", "views", "models"):
+        for entry in manifest.get(kind, []):
+            if (why := _malformed(kind, entry)) is not None:
+                raise inconsistent(f"{kind[:-1]} {entry['schema']}.{entry['name']} {why}")
+
+
+def _is_file(f: Any) -> bool:
+    return isinstance(f, dict) and type(f.get("size")) is int and f["size"] >= 0 and isinstance(f.get("sha256"), str)
+
+
+def _malformed(kind: str, entry: dict[str, Any]) -> str | None:
+    """What of an entry of the manifest is not of the type the refresh reads it as, or None."""
+    if not isinstance(entry.get("column_types") or {}, dict) or not all(
+            isinstance(entry.get(f, ""), str) for f in ("comment", "text")):
+        return "is described with values that are not text"
+    fingerprint = entry.get("fingerprint")
+    if kind == "tables" and not (isinstance(fingerprint, str) and fingerprint.isascii() and fingerprint.isalnum()
+                                 and _is_file(entry.get("file"))):
+        return "has no fingerprint and file of its export"
+    files = entry.get("files")
+    listed = isinstance(files, list) and files and all(_is_file(f) and isinstance(f.get("path"), str) for f in files)
+    if kind == "models" and not (listed and isinstance(entry.get("base_model"), str)
+                                 and isinstance(entry.get("metrics") or {}, dict)):
+        return "has no base model, metrics and list of adapter files"
+    return None
+
+
+def _require_room(replication: ReplicatedDatabase, manifest: dict[str, Any]) -> None:
+    """What the refresh would transfer must fit on the disk it is written to: a download stops at the size
+    the manifest gave, so a primary cannot fill this deployment's disk by announcing a huge file."""
+    state = replication.state or {}
+    held_tables, held_models = state.get("tables", {}), state.get("models", {})
+    needed = sum(t["file"]["size"] for t in manifest.get("tables", [])
+                 if held_tables.get(_key(t["schema"], t["name"])) != t["fingerprint"])
+    needed += sum(f["size"] for m in manifest.get("models", []) for f in m["files"]
+                  if held_models.get(_key(m["schema"], m["name"])) != adapter_files.version(m["files"]))
+    free = shutil.disk_usage(staging_root()).free
+    if needed > free:
+        raise UserError(f"The refresh would transfer {_size(needed)}, more than the {_size(free)} free on this "
+                        "deployment's disk; nothing was copied.", code=3037, sqlstate="53100")
 
 
 def _download_tables(replication: ReplicatedDatabase, primary, manifest: dict[str, Any], staging: Path,
