@@ -7,6 +7,7 @@ database replicating to it). Refusals are JSON in Snowflake's error shape, which
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -17,28 +18,38 @@ from organization import signing
 from organization.models import Account
 from organization.names import current, parse
 
+log = logging.getLogger(__name__)
+
 
 def error_response(exc: UserError, status: int) -> JsonResponse:
     return JsonResponse({"code": exc.code, "sqlState": exc.sqlstate, "message": exc.message}, status=status)
 
 
+# One answer for every refusal, so that nobody can learn from it which account names are registered
+# here; the reason is in this deployment's log, for its operator.
+NOT_TRUSTED = ("This deployment does not trust the request: the sending account must be registered here by an "
+               "ORGADMIN (CREATE ACCOUNT … URL = '…' KEY = '…', on both deployments), with the same key, and the "
+               "request signed for this account within five minutes. This deployment's log says which failed.")
+
+
 def _sender(request: HttpRequest) -> Account:
     claimed = request.headers.get(signing.ACCOUNT_HEADER, "")
-    refused = UserError("This deployment does not trust the sending account: an ORGADMIN must register each "
-                        "account on both deployments (CREATE ACCOUNT … URL = '…' KEY = '…').", code=390104,
-                        sqlstate="28000", refused=True)
+    refused = UserError(NOT_TRUSTED, code=390104, sqlstate="28000", refused=True)
     try:
         name = parse(claimed)
     except UserError:
+        log.warning("federation: refused a request claiming to be %r: not an account name of this organization",
+                    claimed[:200])
         raise refused from None
     account = Account.objects.filter(organization=name.organization, name=name.name).first()
     if account is None:
+        log.warning("federation: refused a request from %s: that account is not registered here", name)
         raise refused
     why = signing.check(account.key, request.method or "GET", request.get_full_path(), dict(request.headers),
                         str(current()), request.body)
     if why:
-        raise UserError(f"The request from account {account.locator} is not trusted: {why}.", code=390104,
-                        sqlstate="28000", refused=True)
+        log.warning("federation: refused a request from %s: %s", account.locator, why)
+        raise refused
     return account
 
 

@@ -23,6 +23,9 @@ class ReplicatedDatabase(models.Model):
     last_refresh_started_on = models.DateTimeField(null=True, blank=True)
     last_refreshed_on = models.DateTimeField(null=True, blank=True)
     last_refresh_error = models.TextField(blank=True)
+    # When ALTER DATABASE … PRIMARY last made this database the primary: a request to demote it that was
+    # signed before then is a replay of an older failover, not a new one.
+    primary_since = models.DateTimeField(null=True, blank=True)
     # A promotion the former primary has not yet been told of (it was unreachable).
     demotion_pending = models.CharField(max_length=511, blank=True)
     created_on = models.DateTimeField(auto_now_add=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from urllib.parse import quote as url_quote
 
 from django.db import transaction
+from django.utils import timezone
 
 from access import history, privileges
 from access.session import Session
@@ -37,6 +38,7 @@ def promote(session: Session, text: str) -> str:
             former = replication.primary_locator
             with transaction.atomic():
                 replication.is_primary = True
+                replication.primary_since = timezone.now()
                 replication.allowed_accounts = [replication.primary_account]
                 replication.demotion_pending = former
                 replication.refresh_interval_minutes = None
@@ -60,14 +62,19 @@ def _tell_former_primary(replication: ReplicatedDatabase) -> str:
     return f"{done} {answer.get('message', '')}".strip()
 
 
-def demote(peer: Account, database: str, promoted: str) -> str:
+def demote(peer: Account, database: str, promoted: str, signed_at: int) -> str:
     """On the former primary: `peer` promoted its replica `promoted` of `database`, which becomes a
-    secondary of it. Only an account the database replicated to may ask; asking twice changes nothing."""
+    secondary of it. Only an account the database replicated to may ask; asking twice changes nothing,
+    and a request signed (`signed_at`, seconds) before this database last became the primary is refused."""
     replication = ReplicatedDatabase.objects.filter(database__name=database).select_related("database").first()
     if replication is not None and not replication.is_primary and replication.primary_account == peer.locator \
             and replication.primary_database == promoted:
         return f"Database {quote(database)} of account {current()} was a secondary of it already."
     primary = snapshot.primary_for(peer, database)
+    if replication.primary_since is not None and signed_at < replication.primary_since.timestamp():
+        raise UserError(f"Database {quote(database)} of account {current()} became the primary again after this "
+                        "promotion was signed; it is not demoted by it. Promote the database again to fail over.",
+                        code=3035, sqlstate="55000", refused=True)
     with transaction.atomic():
         ReplicatedDatabase.objects.filter(database=primary).update(
             is_primary=False, allowed_accounts=[], primary_account=peer.locator, primary_database=promoted,

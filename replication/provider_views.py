@@ -9,6 +9,7 @@ import json
 from django.http import FileResponse, HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 
+from organization import signing
 from organization.inbound import from_peer
 from organization.models import Account
 from replication import promotion, snapshot
@@ -44,4 +45,6 @@ def promoted(request: HttpRequest, peer: Account, database: str) -> JsonResponse
     except (ValueError, KeyError, TypeError):
         return JsonResponse({"code": 2003, "sqlState": "22023", "message": "The promotion names no database."},
                             status=400)
-    return JsonResponse({"message": promotion.demote(peer, database, promoted_as)})
+    # The signature's timestamp, checked by from_peer: when the promoting account asked.
+    signed_at = int(request.headers[signing.TIMESTAMP_HEADER])
+    return JsonResponse({"message": promotion.demote(peer, database, promoted_as, signed_at)})

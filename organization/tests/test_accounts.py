@@ -103,16 +103,18 @@ def test_deployments_talk_only_when_each_registered_the_other(provider):
     # identity) has not registered STUDIO yet: refused, with the fix.
     Account.objects.filter(name__in=["PROVIDER", "STUDIO"]).delete()
     theirs = Account.objects.create(organization="STUDIO_ORG", name="PROVIDER", url=provider + "/", key=KEY)
-    with pytest.raises(UserError, match="does not trust the sending account"):
+    with pytest.raises(UserError, match="does not trust the request") as unregistered:
         peers.get_json(theirs, "account")
     Account.objects.create(organization="STUDIO_ORG", name="STUDIO", url="http://127.0.0.1:1/", key=KEY)
     assert peers.get_json(theirs, "account") == {"organization": "STUDIO_ORG", "account": "PROVIDER",
                                                  "caller": "STUDIO_ORG.STUDIO"}
-    # Keys that differ: refused, naming the reason.
+    # Keys that differ: refused with the very same words, so that a refusal never tells a stranger
+    # which account names are registered (the reason goes to the refusing deployment's log).
     Account.objects.filter(name="PROVIDER").update(key=KEY + "-other")
     theirs.refresh_from_db()
-    with pytest.raises(UserError, match="signature does not match"):
+    with pytest.raises(UserError) as bad_key:
         peers.get_json(theirs, "account")
+    assert bad_key.value.message == unregistered.value.message
     # An unsigned request gets nothing but the refusal.
     with pytest.raises(urllib.error.HTTPError) as unsigned:
         urllib.request.urlopen(provider + "/federation/v1/account", timeout=10)

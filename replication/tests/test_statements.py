@@ -5,6 +5,7 @@ test_two_deployments.py."""
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 from django.test import Client
@@ -23,6 +24,10 @@ from sqlengine.executor import Executor
 
 pytestmark = pytest.mark.django_db
 KEY = "a-key-both-deployments-registered-for-each-other"
+
+
+def now() -> int:
+    return int(time.time())
 
 
 def sql(text: str, role: str = "ACCOUNTADMIN"):
@@ -130,16 +135,23 @@ def test_a_schedule_is_an_interval_in_minutes(secondary):
 def test_the_former_primary_becomes_a_secondary_only_for_an_account_it_replicated_to(accounts):
     acct2, acct3 = accounts, Account.objects.get(name="ACCT3")
     with pytest.raises(UserError, match="is not enabled for replication to account STUDIO_ORG.ACCT2"):
-        promotion.demote(acct2, "SALES", "SALES")
+        promotion.demote(acct2, "SALES", "SALES", now())
     sql("ALTER DATABASE sales ENABLE REPLICATION TO ACCOUNTS studio_org.acct2")
     with pytest.raises(UserError, match="not enabled for replication to account STUDIO_ORG.ACCT3"):
-        promotion.demote(acct3, "SALES", "SALES")
-    assert promotion.demote(acct2, "SALES", "SALES_EU").endswith("is now a secondary database, a replica of "
+        promotion.demote(acct3, "SALES", "SALES", now())
+    signed_at = now()
+    assert promotion.demote(acct2, "SALES", "SALES_EU", signed_at).endswith("is now a secondary database, a replica of "
                                                                  "STUDIO_ORG.ACCT2.SALES_EU.")
     # Told twice (a retry, a replayed request): nothing changes.
-    assert "was a secondary of it already" in promotion.demote(acct2, "SALES", "SALES_EU")
+    assert "was a secondary of it already" in promotion.demote(acct2, "SALES", "SALES_EU", signed_at)
     assert "is a secondary database, a replica of STUDIO_ORG.ACCT2.SALES_EU" in message(
         "INSERT INTO sales.public.orders VALUES (3, 'pen')")
+    # Failing back here (ACCT2 cannot be told: its URL is a closed port), then the first promotion's request
+    # replayed: it was signed before SALES became the primary again, so it demotes nothing.
+    assert "could not be told" in sql("ALTER DATABASE sales PRIMARY").rows[0][0]
+    with pytest.raises(UserError, match="became the primary again after this promotion was signed"):
+        promotion.demote(acct2, "SALES", "SALES_EU", signed_at)
+    assert ReplicatedDatabase.objects.get(database__name="SALES").is_primary
 
 
 def test_the_manifest_fingerprints_tables_and_serves_only_listed_files(accounts, tmp_path):
@@ -178,13 +190,13 @@ def _signed(client: Client, method: str, path: str, sender: str, body: bytes = b
     return call(path, headers=headers, **kwargs)
 
 
-def test_the_federation_api_answers_only_a_signed_request_of_an_account_the_database_replicates_to(accounts):
+def test_the_federation_api_answers_only_a_signed_request_of_an_account_the_database_replicates_to(accounts, caplog):
     client = Client()
     path = "/federation/v1/replication/databases/SALES"
     assert client.get(path).status_code == 401
     # Nothing is replicated to an account this deployment has not registered, whatever it signs with.
     stranger = _signed(client, "GET", path, "STUDIO_ORG.ACCT9")
-    assert stranger.status_code == 401 and "does not trust the sending account" in stranger.json()["message"]
+    assert stranger.status_code == 401 and "does not trust the request" in stranger.json()["message"]
     refused = _signed(client, "GET", path, "STUDIO_ORG.ACCT2")
     assert refused.status_code == 403 and "is not enabled for replication" in refused.json()["message"]
     sql("ALTER DATABASE sales ENABLE REPLICATION TO ACCOUNTS studio_org.acct2")
@@ -193,9 +205,11 @@ def test_the_federation_api_answers_only_a_signed_request_of_an_account_the_data
     assert _signed(client, "GET", path, "STUDIO_ORG.ACCT3").status_code == 403
     # The promotion is the one POST, and its body is signed too: another body fails the signature.
     headers = signing.sign(KEY, "POST", path + "/promoted", "STUDIO_ORG.ACCT2", str(current()), b'{"database": "A"}')
-    tampered = client.post(path + "/promoted", data=b'{"database": "B"}', content_type="application/json",
-                           headers=headers)
-    assert tampered.status_code == 401 and "signature does not match" in tampered.json()["message"]
+    with caplog.at_level("WARNING", logger="organization.inbound"):
+        tampered = client.post(path + "/promoted", data=b'{"database": "B"}', content_type="application/json",
+                               headers=headers)
+    assert tampered.status_code == 401 and "does not trust the request" in tampered.json()["message"]
+    assert "refused a request from STUDIO_ORG.ACCT2: the signature does not match" in caplog.text
     assert ReplicatedDatabase.objects.get(database__name="SALES").is_primary
     told = _signed(client, "POST", path + "/promoted", "STUDIO_ORG.ACCT2", b'{"database": "SALES"}')
     assert told.status_code == 200 and "is now a secondary database" in told.json()["message"]
