@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import torch
 
 from .config import TrainConfig, hyperparameters
-from .fingerprint import base_model_hash, data_hash
-from .prepare import FALLBACK_CHAT_TEMPLATE, Row
+from .fingerprint import base_model_hash
+from .prepare import FALLBACK_CHAT_TEMPLATE
 
 if TYPE_CHECKING:
+    from .token_store import TokenStore
     from .train import TrainResult
 
 ADAPTER_METADATA_FILE = "studio_adapter.json"
@@ -49,19 +50,18 @@ def check(model: Any, tokenizer: Any, prompts: Sequence[str], template: str | No
     return {"prompts": len(examples), "differing": differing, "live": differing > 0, "examples": examples}
 
 
-def metadata(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row],
-             result: TrainResult) -> dict[str, Any]:
+def metadata(config: TrainConfig, data: TokenStore, result: TrainResult) -> dict[str, Any]:
     """studio_adapter.json: the caller's metadata, what the adapter was trained from and how, and its metrics."""
     return {
         **config.metadata,
         "base_model_hash": base_model_hash(config.base_model_path),
-        "data_hash": data_hash(list(train_rows) + list(val_rows)),
+        "data_hash": data.data_hash,
         "hyperparameters": {
             "epochs": result.epochs,
             **hyperparameters(config),
             "devices": list(config.devices or [config.device]),
-            "training_rows": len(train_rows),
-            "validation_rows": len(val_rows),
+            "training_rows": len(data.train),
+            "validation_rows": len(data.validation),
         },
         "metrics": {
             "training_loss": result.training_loss,

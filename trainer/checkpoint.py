@@ -24,14 +24,15 @@ SUMMARY_FILE = "checkpoint.json"  # the step reached, readable without torch (th
 FORMAT_VERSION = 1
 
 
-def fingerprint(config: TrainConfig, train_rows: Sequence[tuple[str, str]], val_rows: Sequence[tuple[str, str]],
-                epochs: int) -> str:
-    """What must be the same for a checkpoint to continue this run: model, data, schedule, LoRA shape."""
+def fingerprint(config: TrainConfig, train_rows: Sequence[tuple[str, str]] | str,
+                val_rows: Sequence[tuple[str, str]] | str, epochs: int) -> str:
+    """What must be the same for a checkpoint to continue this run: model, data, schedule, LoRA shape. The rows
+    may be given as their data_hash already (a token store's train_hash and validation_hash)."""
     identity = {
         "version": FORMAT_VERSION,
         "base_model": base_model_hash(config.base_model_path),
-        "train": data_hash(train_rows),
-        "validation": data_hash(val_rows),
+        "train": train_rows if isinstance(train_rows, str) else data_hash(train_rows),
+        "validation": val_rows if isinstance(val_rows, str) else data_hash(val_rows),
         "epochs": epochs,
         "schedule": fingerprinted(config, "schedule"),
         "lora": fingerprinted(config, "lora"),

@@ -39,6 +39,8 @@ class TrainConfig:
     max_training_bytes: int | None = None  # UTF-8 bytes of all prompts + completions together
     eval_steps: int | None = None  # also evaluate every N optimizer steps; None: only at the end of each epoch
     validation_fraction: float = 0.1  # share of rows held out when no validation set is given (1..1000 rows)
+    token_store: str | None = None  # a finished token store (token_store.py) to train from, mapped read-only by every
+    # rank (train()'s rows are then ignored); None: train()'s rows are encoded into a temporary one
 
     # --- after training ---
     adapter_check_prompts: int = 3  # validation prompts answered with and without the adapter; 0 skips the check

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence, overload
 
@@ -234,3 +235,15 @@ def write(directory: str | Path, tokenizer: Any, train_rows: Sequence[Row], val_
     writer.add_rows(train_rows)
     writer.add_rows(val_rows, validation=True)
     return writer.finish(max_prompt_tokens, max_completion_tokens)
+
+
+def open_or_write(path: str | None, tokenizer: Any, train_rows: Sequence[Row], val_rows: Sequence[Row],
+                  max_prompt_tokens: int | None, max_completion_tokens: int | None
+                  ) -> tuple[TokenStore, tempfile.TemporaryDirectory | None]:
+    """A run's rows: the finished store at `path`, or else the rows given, written into a temporary store
+    that is removed when the returned directory handle goes."""
+    if path:
+        return TokenStore(path), None
+    scratch = tempfile.TemporaryDirectory(prefix="studio-tokens-")
+    store = write(Path(scratch.name) / "tokens", tokenizer, train_rows, val_rows, max_prompt_tokens, max_completion_tokens)
+    return store, scratch

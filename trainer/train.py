@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator, Sequence
 
+import numpy as np
 import torch
 
 from . import adapter, checkpoint
@@ -26,7 +27,8 @@ from .config import TrainConfig
 from .distributed import Group, Ranks
 from .loss import completion_loss_sum
 from .out_of_memory import TrainingOutOfMemory, advice, is_out_of_memory
-from .prepare import FALLBACK_CHAT_TEMPLATE, IGNORE_INDEX, Example, Row, encode_rows, epochs_to_train
+from .prepare import FALLBACK_CHAT_TEMPLATE, IGNORE_INDEX, Example, Row, epochs_to_train
+from .token_store import open_or_write
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +94,21 @@ def lr_at(step: int, total_steps: int, peak_lr: float, warmup_steps: int) -> flo
     return peak_lr * (total_steps - step) / max(1, total_steps - warmup_steps)
 
 
-def length_grouped_batches(examples: Sequence[Example], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Indices into `examples`, grouped so rows of similar length share a batch (less padding).
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[np.ndarray]:
+    """Indices of rows of these lengths, grouped so rows of similar length share a batch (less padding).
 
     Ties are broken randomly and the batch order is shuffled, so each epoch sees a different order.
     """
-    order = list(range(len(examples)))
-    rng.shuffle(order)
-    order.sort(key=lambda i: len(examples[i].input_ids))  # stable: the shuffle breaks ties
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    rng.shuffle(batches)
-    return batches
+    shuffled = list(range(len(lengths)))
+    rng.shuffle(shuffled)
+    # A stable sort by length, as list.sort would do it (the shuffle breaks ties), without a Python int
+    # per row held for the epoch: numpy's, on the store's lengths.
+    order = np.asarray(shuffled, dtype=np.int64)
+    del shuffled
+    order = order[np.argsort(np.asarray(lengths)[order], kind="stable")]
+    starts = list(range(0, len(order), batch_size))
+    rng.shuffle(starts)  # the same draws as shuffling the list of batches
+    return [order[start : start + batch_size] for start in starts]  # views of one array, not a list per batch
 
 
 def collate(examples: Sequence[Example], pad_id: int, device: str, multiple: int = 1) -> dict[str, torch.Tensor]:
@@ -235,18 +241,19 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
     # --- preparing ---
     check_cancel()
     enter("preparing")
-    examples = encode_rows(
-        tokenizer, list(train_rows) + list(val_rows), config.max_prompt_tokens, config.max_completion_tokens
-    )
-    train_examples, val_examples = examples[: len(train_rows)], examples[len(train_rows) :]
-    template = examples[0].template
-    where.longest_row_tokens = max(len(e.input_ids) for e in examples)
+    # The caller's token store (a job's, mapped read-only on every rank), or the rows given encoded into a
+    # temporary one whose directory, `scratch`, lives as long as this run.
+    store, scratch = open_or_write(config.token_store, tokenizer, train_rows, val_rows, config.max_prompt_tokens,
+                                   config.max_completion_tokens)
+    train_examples, val_examples = store.train, store.validation
+    template = store.template
+    where.longest_row_tokens = store.longest_row
     epochs = epochs_to_train(config.max_epochs, len(train_examples))
     # A step takes one batch per rank.
     steps_per_epoch = math.ceil(math.ceil(len(train_examples) / config.batch_size) / group.world)
     total_steps = steps_per_epoch * epochs
     warmup_steps = math.ceil(total_steps * config.warmup_ratio)
-    tokens_per_epoch = sum(len(e.input_ids) for e in train_examples)
+    tokens_per_epoch = train_examples.tokens
     log.info(
         "training %d rows (%d validation) for %d epochs, %d steps, template=%s",
         len(train_examples), len(val_examples), epochs, total_steps, template,
@@ -278,7 +285,8 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
     epoch_total, epoch_count = 0.0, 0
     step = 0
     resumed_from = None
-    identity = checkpoint.fingerprint(config, train_rows, val_rows, epochs) if config.checkpoint_dir else ""
+    identity = (checkpoint.fingerprint(config, store.train_hash, store.validation_hash, epochs)
+                if config.checkpoint_dir else "")
     saved = checkpoint.load(config.checkpoint_dir, identity) if config.checkpoint_dir else None
     if saved is not None:
         set_peft_model_state_dict(model, saved["lora"])
@@ -334,7 +342,8 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
         enter("training")
         # Each epoch's order depends on the seed and the epoch alone, so a resumed run replays it exactly
         # (and every rank walks the same one).
-        batches = length_grouped_batches(train_examples, config.batch_size, random.Random(config.seed * 100_003 + epoch))
+        batches = length_grouped_batches(train_examples.lengths, config.batch_size,
+                                         random.Random(config.seed * 100_003 + epoch))
         steps = [batches[i : i + group.world] for i in range(0, len(batches), group.world)]
         done_in_epoch = step - (epoch - 1) * steps_per_epoch
         if done_in_epoch == 0:
@@ -400,7 +409,7 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
     if config.adapter_check_prompts > 0:
         check_cancel()
         enter("checking")
-        sample = [p for p, _ in (list(val_rows) or list(train_rows))[: config.adapter_check_prompts]]
+        sample = store.sample_prompts(config.adapter_check_prompts)
         adapter_check = adapter.check(model, tokenizer, sample, None if template == "model" else FALLBACK_CHAT_TEMPLATE,
                                       config.adapter_check_tokens, device)
         log.info("adapter check: %d of %d answers differ from the base model's",
@@ -424,7 +433,7 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
     check_cancel()
     enter("saving")
     out = adapter.save(config, model, tokenizer, template,
-                       adapter.metadata(config, train_rows, val_rows, result), check_cancel)
+                       adapter.metadata(config, store, result), check_cancel)
     if config.checkpoint_dir:
         shutil.rmtree(config.checkpoint_dir, ignore_errors=True)  # the run is complete: nothing to carry on from
     log.info("saved adapter to %s", out)
