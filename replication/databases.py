@@ -56,9 +56,11 @@ def _secondary(session: Session, text: str, action: str) -> ReplicatedDatabase:
     return replication
 
 
-def enable(session: Session, text: str, names: list[str]) -> str:
+def enable(session: Session, text: str, names: list[str], *, failover: bool = False) -> str:
+    """ENABLE REPLICATION (or FAILOVER, for accounts it already replicates to) TO ACCOUNTS …"""
+    what = "failover" if failover else "replication"
     with history.recorded(session, "ALTER DATABASE", "DATABASE", text[:767]):
-        _require_accountadmin(session, "enable replication")
+        _require_accountadmin(session, f"enable {what}")
         database = usable_database(session, text)
         reason = privileges.read_only_reason(database.name)
         if reason is not None:
@@ -66,21 +68,36 @@ def enable(session: Session, text: str, names: list[str]) -> str:
         locators = [accounts.registered(parse(n)).locator for n in names]
         with transaction.atomic():
             replication, _ = ReplicatedDatabase.objects.get_or_create(database=database)
-            replication.allowed_accounts = sorted(set(replication.allowed_accounts) | set(locators))
-            replication.save(update_fields=["allowed_accounts"])
+            if failover:
+                missing = [a for a in locators if a not in replication.allowed_accounts]
+                if missing:
+                    raise UserError(f"Database {quote(database.name)} does not replicate to account {missing[0]}: "
+                                    f"ALTER DATABASE {quote(database.name)} ENABLE REPLICATION TO ACCOUNTS {missing[0]} "
+                                    "first.", code=3035, sqlstate="55000")
+                replication.failover_accounts = sorted(set(replication.failover_accounts) | set(locators))
+            else:
+                replication.allowed_accounts = sorted(set(replication.allowed_accounts) | set(locators))
+            replication.save(update_fields=["allowed_accounts", "failover_accounts"])
         return "Statement executed successfully."
 
 
-def disable(session: Session, text: str, names: list[str] | None) -> str:
+def disable(session: Session, text: str, names: list[str] | None, *, failover: bool = False) -> str:
+    """DISABLE REPLICATION (which also ends failover) or DISABLE FAILOVER [TO ACCOUNTS …]; all when no accounts."""
+    what = "failover" if failover else "replication"
     with history.recorded(session, "ALTER DATABASE", "DATABASE", text[:767]):
-        _require_accountadmin(session, "disable replication")
+        _require_accountadmin(session, f"disable {what}")
         database = usable_database(session, text)
         replication = ReplicatedDatabase.objects.filter(database=database, is_primary=True).first()
         if replication is not None:
             removed = None if names is None else {str(parse(n)) for n in names}
-            replication.allowed_accounts = [] if removed is None else \
-                [a for a in replication.allowed_accounts if a not in removed]
-            replication.save(update_fields=["allowed_accounts"])
+
+            def kept(listed: list[str]) -> list[str]:
+                return [] if removed is None else [a for a in listed if a not in removed]
+
+            replication.failover_accounts = kept(replication.failover_accounts)
+            if not failover:
+                replication.allowed_accounts = kept(replication.allowed_accounts)
+            replication.save(update_fields=["allowed_accounts", "failover_accounts"])
         return "Statement executed successfully."
 
 
@@ -166,7 +183,7 @@ def shown(session: Session) -> list[dict[str, object]]:
             "account_name": me.name, "name": database.name, "comment": database.comment or None,
             "is_primary": replication.is_primary, "primary": primary,
             "replication_allowed_to_accounts": ", ".join(replication.allowed_accounts) if replication.is_primary else None,
-            "failover_allowed_to_accounts": ", ".join(replication.allowed_accounts) if replication.is_primary else None,
+            "failover_allowed_to_accounts": ", ".join(replication.failover_accounts) if replication.is_primary else None,
             "organization_name": me.organization, "account_locator": me.name,
             "replication_schedule": _schedule(replication),
             "last_refreshed_on": replication.last_refreshed_on,

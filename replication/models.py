@@ -14,6 +14,9 @@ class ReplicatedDatabase(models.Model):
     database = models.OneToOneField("catalog.Database", on_delete=models.CASCADE, related_name="replication")
     is_primary = models.BooleanField(default=True)
     allowed_accounts = models.JSONField(default=list, blank=True, help_text="locators the primary replicates to")
+    # Of those, the accounts whose secondary may be promoted (ALTER DATABASE d ENABLE FAILOVER TO ACCOUNTS …):
+    # promoting one makes this primary a secondary of it, so it is allowed as a separate decision.
+    failover_accounts = models.JSONField(default=list, blank=True, help_text="locators allowed to fail over")
     primary_account = models.CharField(max_length=511, blank=True, help_text="a secondary's primary: ORG.ACCT")
     primary_database = models.CharField(max_length=255, blank=True)
     refresh_interval_minutes = models.PositiveIntegerField(null=True, blank=True)

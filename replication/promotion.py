@@ -36,10 +36,18 @@ def promote(session: Session, text: str) -> str:
                             sqlstate="55000")
         if not replication.is_primary:
             former = replication.primary_locator
+            if not (replication.state or {}).get("failover_allowed"):
+                raise UserError(f"Database {quote(database.name)} cannot be promoted: its primary, {former}, does not "
+                                f"allow failover to account {current()} (as of the last refresh). On "
+                                f"{replication.primary_account}: ALTER DATABASE {quote(replication.primary_database)} "
+                                f"ENABLE FAILOVER TO ACCOUNTS {current()}; then ALTER DATABASE {quote(database.name)} "
+                                "REFRESH here.", code=3035, sqlstate="55000", refused=True)
             with transaction.atomic():
                 replication.is_primary = True
                 replication.primary_since = timezone.now()
+                # The former primary may follow it, and fail back, as this one could.
                 replication.allowed_accounts = [replication.primary_account]
+                replication.failover_accounts = [replication.primary_account]
                 replication.demotion_pending = former
                 replication.refresh_interval_minutes = None
                 replication.primary_account = replication.primary_database = ""
@@ -71,15 +79,20 @@ def demote(peer: Account, database: str, promoted: str, signed_at: int) -> str:
             and replication.primary_database == promoted:
         return f"Database {quote(database)} of account {current()} was a secondary of it already."
     primary = snapshot.primary_for(peer, database)
+    if peer.locator not in replication.failover_accounts:
+        raise UserError(f"Database {quote(database)} of account {current()} does not allow failover to account "
+                        f"{peer.locator}; it stays the primary.", code=3035, sqlstate="55000", refused=True)
     if replication.primary_since is not None and signed_at < replication.primary_since.timestamp():
         raise UserError(f"Database {quote(database)} of account {current()} became the primary again after this "
                         "promotion was signed; it is not demoted by it. Promote the database again to fail over.",
                         code=3035, sqlstate="55000", refused=True)
     with transaction.atomic():
         ReplicatedDatabase.objects.filter(database=primary).update(
-            is_primary=False, allowed_accounts=[], primary_account=peer.locator, primary_database=promoted,
-            # Nothing is known to be held yet: the first refresh copies everything.
-            state={}, demotion_pending="", refresh_interval_minutes=None)
+            is_primary=False, allowed_accounts=[], failover_accounts=[], primary_account=peer.locator,
+            primary_database=promoted,
+            # Nothing is known to be held yet: the first refresh copies everything. The promoted database
+            # allows failover back to this account (promote() grants it), so a failback needs no refresh first.
+            state={"failover_allowed": True}, demotion_pending="", refresh_interval_minutes=None)
     return (f"Database {quote(database)} of account {current()} is now a secondary database, a replica of "
             f"{peer.locator}.{quote(promoted)}.")
 

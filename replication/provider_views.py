@@ -18,7 +18,7 @@ from replication import promotion, snapshot
 @require_GET
 @from_peer
 def manifest(request: HttpRequest, peer: Account, database: str) -> JsonResponse:
-    return JsonResponse(snapshot.manifest(snapshot.primary_for(peer, database)))
+    return JsonResponse(snapshot.manifest(snapshot.primary_for(peer, database), peer))
 
 
 @require_GET

@@ -407,7 +407,8 @@ def _commit(replication: ReplicatedDatabase, manifest: dict[str, Any], tables: d
         ReplicatedDatabase.objects.filter(pk=replication.pk).update(
             state={"tables": {_key(t["schema"], t["name"]): t["fingerprint"] for t in manifest.get("tables", [])},
                    "models": {_key(m["schema"], m["name"]): adapter_files.version(m["files"])
-                              for m in manifest.get("models", [])}},
+                              for m in manifest.get("models", [])},
+                   "failover_allowed": manifest.get("failover_allowed") is True},
             last_refreshed_on=timezone.now(), last_refresh_error="")
         # Last, so that a failure before it rolls the catalog back with the old file still in place.
         _install(new_file, database)

@@ -123,12 +123,15 @@ def _tables(database: Database) -> tuple[list[dict[str, Any]], list[dict[str, An
     return tables, views
 
 
-def manifest(database: Database) -> dict[str, Any]:
+def manifest(database: Database, peer: Account | None = None) -> dict[str, Any]:
+    """What the database holds; for `peer`, also whether it may promote its secondary (failover)."""
     tables, views = _tables(database)
+    failover = peer is not None and peer.locator in database.replication.failover_accounts
     models = FineTunedModel.objects.filter(schema__database=database).select_related("schema__database")
     return {
         "database": database.name,
         "comment": database.comment,
+        "failover_allowed": failover,
         "schemas": sorted(database.schemas.values_list("name", flat=True)),
         "tables": tables,
         "views": views,

@@ -97,7 +97,7 @@ def test_refresh_schedule_and_promotion_need_a_secondary(accounts):
     assert "is not a secondary database, so it cannot be refreshed" in message("ALTER DATABASE sales REFRESH")
     assert "cannot be refreshed on a schedule" in message("ALTER DATABASE sales SET REPLICATION_SCHEDULE = '5 MINUTE'")
     assert "is already a primary database" in message("ALTER DATABASE sales PRIMARY")
-    assert "expected ENABLE REPLICATION TO ACCOUNTS" in message("ALTER DATABASE sales REPLICATION")
+    assert "expected ENABLE REPLICATION | FAILOVER TO ACCOUNTS" in message("ALTER DATABASE sales REPLICATION")
 
 
 def test_a_secondary_refuses_every_change_and_says_why_only_to_who_may_use_it(secondary):
@@ -115,6 +115,13 @@ def test_a_secondary_refuses_every_change_and_says_why_only_to_who_may_use_it(se
     assert "does not exist or not authorized" in refused and "secondary" not in refused
     assert sql("SHOW REPLICATION DATABASES", role="OUTSIDER").rows == []
     assert "is a secondary database" in message("ALTER DATABASE mirror ENABLE REPLICATION TO ACCOUNTS studio_org.acct3")
+
+
+def test_a_secondary_is_promoted_only_when_its_primary_allowed_failover_to_this_account(secondary):
+    refused = message("ALTER DATABASE mirror PRIMARY")
+    assert "cannot be promoted: its primary, STUDIO_ORG.ACCT2.SALES, does not allow failover to account" in refused
+    assert "ALTER DATABASE SALES ENABLE FAILOVER TO ACCOUNTS" in refused
+    assert "is a secondary database" in message("INSERT INTO mirror.public.orders VALUES (2)")
 
 
 def test_a_schedule_is_an_interval_in_minutes(secondary):
@@ -139,6 +146,14 @@ def test_the_former_primary_becomes_a_secondary_only_for_an_account_it_replicate
     sql("ALTER DATABASE sales ENABLE REPLICATION TO ACCOUNTS studio_org.acct2")
     with pytest.raises(UserError, match="not enabled for replication to account STUDIO_ORG.ACCT3"):
         promotion.demote(acct3, "SALES", "SALES", now())
+    # Replicating to an account does not let it take the primary's place: failover is its own grant.
+    with pytest.raises(UserError, match="does not allow failover to account STUDIO_ORG.ACCT2; it stays the primary"):
+        promotion.demote(acct2, "SALES", "SALES_EU", now())
+    assert "does not replicate to account STUDIO_ORG.ACCT3: ALTER DATABASE SALES ENABLE REPLICATION" in message(
+        "ALTER DATABASE sales ENABLE FAILOVER TO ACCOUNTS studio_org.acct3")
+    sql("ALTER DATABASE sales ENABLE FAILOVER TO ACCOUNTS studio_org.acct2")
+    result = sql("SHOW REPLICATION DATABASES")
+    assert dict(zip(result.columns, result.rows[0]))["failover_allowed_to_accounts"] == "STUDIO_ORG.ACCT2"
     signed_at = now()
     assert promotion.demote(acct2, "SALES", "SALES_EU", signed_at).endswith("is now a secondary database, a replica of "
                                                                  "STUDIO_ORG.ACCT2.SALES_EU.")
@@ -211,6 +226,9 @@ def test_the_federation_api_answers_only_a_signed_request_of_an_account_the_data
     assert tampered.status_code == 401 and "does not trust the request" in tampered.json()["message"]
     assert "refused a request from STUDIO_ORG.ACCT2: the signature does not match" in caplog.text
     assert ReplicatedDatabase.objects.get(database__name="SALES").is_primary
+    not_allowed = _signed(client, "POST", path + "/promoted", "STUDIO_ORG.ACCT2", b'{"database": "SALES"}')
+    assert not_allowed.status_code == 403 and "does not allow failover" in not_allowed.json()["message"]
+    sql("ALTER DATABASE sales ENABLE FAILOVER TO ACCOUNTS studio_org.acct2")
     told = _signed(client, "POST", path + "/promoted", "STUDIO_ORG.ACCT2", b'{"database": "SALES"}')
     assert told.status_code == 200 and "is now a secondary database" in told.json()["message"]
 

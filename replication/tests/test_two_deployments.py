@@ -224,6 +224,11 @@ def test_a_schedule_refreshes_the_replica_from_the_workers(replicated):
 def test_promoting_the_replica_makes_the_former_primary_its_secondary(replicated):
     provider, consumer = replicated
     consumer.value("ALTER DATABASE support REFRESH")
+    with pytest.raises(SqlError, match="cannot be promoted: its primary, STUDIO_ORG.PROVIDER.SUPPORT, does not allow "
+                                       "failover to account STUDIO_ORG.CONSUMER"):
+        consumer.sql("ALTER DATABASE support PRIMARY")
+    provider.sql(f"ALTER DATABASE support ENABLE FAILOVER TO ACCOUNTS {consumer.locator}")
+    consumer.value("ALTER DATABASE support REFRESH")  # learns that failover is allowed
     assert consumer.value("ALTER DATABASE support PRIMARY") == (
         "Database SUPPORT is now the primary database. Database SUPPORT of account STUDIO_ORG.PROVIDER is now a "
         "secondary database, a replica of STUDIO_ORG.CONSUMER.SUPPORT.")

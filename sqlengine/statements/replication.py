@@ -1,4 +1,4 @@
-"""Database replication: ALTER DATABASE … ENABLE | DISABLE REPLICATION [TO ACCOUNTS …], CREATE DATABASE …
+"""Database replication: ALTER DATABASE … ENABLE | DISABLE REPLICATION | FAILOVER [TO ACCOUNTS …], CREATE DATABASE …
 AS REPLICA OF org.acct.db, ALTER DATABASE … REFRESH, ALTER DATABASE … SET | UNSET REPLICATION_SCHEDULE,
 ALTER DATABASE … PRIMARY and SHOW REPLICATION DATABASES, on replication/. sqlglot reads them all as
 Commands; asked before the catalog's module, which would read AS REPLICA OF as a plain CREATE DATABASE."""
@@ -33,7 +33,7 @@ def handles(statement: exp.Expression) -> bool:
     text = _text(statement)
     return bool(_SHOW.match(text) or _REPLICA.match(text) or
                 (re.match(r"^\s*ALTER\s+DATABASE\b", text, re.IGNORECASE) and
-                 re.search(r"\b(REPLICATION|REFRESH|PRIMARY|REPLICATION_SCHEDULE)\b", text, re.IGNORECASE)))
+                 re.search(r"\b(REPLICATION|FAILOVER|REFRESH|PRIMARY|REPLICATION_SCHEDULE)\b", text, re.IGNORECASE)))
 
 
 def _accounts(tokens: Tokens) -> list[str]:
@@ -62,15 +62,16 @@ def run(executor, statement: exp.Expression) -> Result:
     tokens.expect("ALTER", "DATABASE")
     tokens.accept("IF", "EXISTS")
     name = tokens.name("a database name")
-    if tokens.accept("ENABLE", "REPLICATION", "TO", "ACCOUNTS"):
-        names = _accounts(tokens)
-        tokens.accept("IGNORE", "EDITION", "CHECK")  # Snowflake's edition check: every deployment here is one
-        tokens.end()
-        return status(databases.enable(session, name, names))
-    if tokens.accept("DISABLE", "REPLICATION"):
-        names = _accounts(tokens) if tokens.accept("TO", "ACCOUNTS") else None
-        tokens.end()
-        return status(databases.disable(session, name, names))
+    for kind in ("REPLICATION", "FAILOVER"):
+        if tokens.accept("ENABLE", kind, "TO", "ACCOUNTS"):
+            names = _accounts(tokens)
+            tokens.accept("IGNORE", "EDITION", "CHECK")  # Snowflake's edition check: every deployment here is one
+            tokens.end()
+            return status(databases.enable(session, name, names, failover=kind == "FAILOVER"))
+        if tokens.accept("DISABLE", kind):
+            names = _accounts(tokens) if tokens.accept("TO", "ACCOUNTS") else None
+            tokens.end()
+            return status(databases.disable(session, name, names, failover=kind == "FAILOVER"))
     if tokens.accept("REFRESH"):
         tokens.end()
         return status(databases.refresh(session, name))
@@ -85,5 +86,5 @@ def run(executor, statement: exp.Expression) -> Result:
     if tokens.accept("UNSET", "REPLICATION_SCHEDULE"):
         tokens.end()
         return status(databases.set_schedule(session, name, None))
-    raise tokens.error("ENABLE REPLICATION TO ACCOUNTS, DISABLE REPLICATION, REFRESH, PRIMARY, "
+    raise tokens.error("ENABLE REPLICATION | FAILOVER TO ACCOUNTS, DISABLE REPLICATION | FAILOVER, REFRESH, PRIMARY, "
                        "SET REPLICATION_SCHEDULE or UNSET REPLICATION_SCHEDULE")
