@@ -10,7 +10,7 @@ from django.conf import settings
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, TextGenerationError
 
-from inference import addresses, deployment, tgi
+from inference import addresses, deployment, tgi, vllm
 from inference.errors import InferenceError
 from inference.models import InferenceServer
 from models_registry.models import FineTunedModel
@@ -55,8 +55,9 @@ def client_for(server: InferenceServer) -> InferenceClient:
 
 
 def requested_model(server: InferenceServer, target: ServedModel) -> str:
-    """The chat request's `model`: TGI selects a LoRA adapter by it, and the base model by its name. A TGI
-    server knows an adapter by its LORA_ADAPTERS id, which escapes characters its launcher cannot parse."""
+    """The chat request's `model`: TGI and vLLM select a LoRA adapter by it, and the base model by its name (vLLM's
+    --served-model-name). A TGI server knows an adapter by its LORA_ADAPTERS id, which escapes characters its
+    launcher cannot parse; vLLM by its lora_name, the qualified name as it is."""
     if target.adapter_id is None:
         return target.base_model
     if server.backend == InferenceServer.Backend.TGI:
@@ -90,7 +91,15 @@ def _refused(server: InferenceServer, target: ServedModel, exc: HfHubHTTPError) 
     log.warning("inference server %s at %s refused the request for %s: %s", server.name, server.url,
                 target.display_name, exc)
     # str(exc) names the URL it requested: only the server's own words (or the status) reach the caller.
-    detail = addresses.hide(exc.server_message or f"HTTP {status}", server)
+    words = exc.server_message
+    if server.backend == InferenceServer.Backend.VLLM and exc.response is not None:
+        # huggingface_hub reads only a string "error"; vLLM nests its message: {"error": {"message": ...}}.
+        words = vllm.error_message(exc.response.content) or words
+        if status == 404 and target.model_id is not None:
+            # A vLLM that restarted has forgotten the adapters loaded at run time: load it again next time.
+            deployment.forget(target.model_id, server, f"vLLM answered 404: {words}")
+            words = f"{words} (the next COMPLETE loads the adapter again)"
+    detail = addresses.hide(words or f"HTTP {status}", server)
     return InferenceError(f"Inference server '{server.name}' refused the request for {target.display_name}: {detail}",
                           invalid_request=status == 422)
 

@@ -14,7 +14,9 @@ Each (model, server) has a Deployment row whose state moves:
   holds the server's words and COMPLETE repeats them with the fix, `python manage.py deploy <model>`.
 
 The embedded server loads and unloads adapters through its /adapters/load and /adapters/unload routes;
-a TGI server takes its adapters at launch, so inference.tgi.redeploy() regenerates that list and restarts it.
+a TGI server takes its adapters at launch, so inference.tgi.redeploy() regenerates that list and restarts it;
+a vLLM server loads and unloads them at run time (/v1/load_lora_adapter, /v1/unload_lora_adapter), after its
+LoRA limits are checked here (inference/vllm.py).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from inference import addresses, tgi
+from inference import addresses, tgi, vllm
 from inference.credentials import auth_headers
 from inference.errors import InferenceError
 from inference.models import InferenceServer
@@ -82,6 +84,8 @@ def deploy_to(model: FineTunedModel, server: InferenceServer) -> Deployment:
         return row
     if server.backend == InferenceServer.Backend.TGI:
         _redeploy_tgi(server)
+    elif server.backend == InferenceServer.Backend.VLLM:
+        _deploy_vllm(row, model, server)
     else:
         try:
             _post(server, "/adapters/load", {"adapter_id": model.qualified_name})
@@ -94,6 +98,25 @@ def deploy_to(model: FineTunedModel, server: InferenceServer) -> Deployment:
     row.refresh_from_db()
     log.info("deployment of %s on %s: %s", model, server.name, row.label)
     return row
+
+
+def _deploy_vllm(row: Deployment, model: FineTunedModel, server: InferenceServer) -> None:
+    try:
+        vllm.check_deployable(model, server)  # its limits first: vLLM's own refusal of them is a bare 500
+        vllm.load(server, model)
+    except (vllm.NotDeployable, vllm.Refused) as exc:
+        _set(row, State.FAILED, exc.message)
+    except OSError as exc:
+        _set(row, State.PENDING, unreachable(server, exc))
+    else:
+        _set(row, State.READY)  # vLLM loads the adapter into its engine before it answers 200
+
+
+def forget(model_id: int, server: InferenceServer, reason: str) -> None:
+    """The server no longer has an adapter it had confirmed (a restarted vLLM forgets every adapter loaded at
+    run time): the next COMPLETE or deploy loads it again."""
+    Deployment.objects.filter(model__pk=model_id, server=server, state=State.READY).update(
+        state=State.PENDING, reason=addresses.hide(reason, server), updated_on=timezone.now())
 
 
 def _loading_now() -> Q:
@@ -162,6 +185,12 @@ def undeploy(model: FineTunedModel) -> list[str]:
     for server in InferenceServer.objects.filter(holding).distinct().order_by("name"):
         if server.backend == InferenceServer.Backend.TGI:
             error = _redeploy_tgi(server, dropped=name)
+        elif server.backend == InferenceServer.Backend.VLLM:
+            try:
+                vllm.unload(server, name)
+                error = None
+            except (vllm.Refused, OSError) as exc:
+                error = str(exc)
         else:
             try:
                 _post(server, "/adapters/unload", {"adapter_id": name})
@@ -181,7 +210,8 @@ def undeploy(model: FineTunedModel) -> list[str]:
 def refresh(server: InferenceServer) -> list[Deployment]:
     """Bring the server's deployments in line with what its /v1/models lists. The embedded server gives
     each adapter a status: "ready" (loaded) or "available" (in its adapters dir, loaded on first use). TGI
-    lists no adapters there, so for TGI only a listed adapter is confirmed and nothing is taken back.
+    lists no adapters there, so for TGI only a listed adapter is confirmed and nothing is taken back. vLLM lists
+the adapters it holds: one ready here that it no longer lists (it restarted) is pending again.
     Raises OSError when the server cannot be reached."""
     try:
         listing = _get(server, "/v1/models")
@@ -190,6 +220,7 @@ def refresh(server: InferenceServer) -> list[Deployment]:
     statuses = {entry.get("id"): entry.get("status", "ready") for entry in listing.get("data", [])
                 if isinstance(entry, dict) and entry.get("id") != server.base_model}
     embedded = server.backend == InferenceServer.Backend.EMBEDDED
+    on_vllm = server.backend == InferenceServer.Backend.VLLM
     rows = []
     models = FineTunedModel.objects.filter(base_model=server.base_model).select_related("schema__database")
     for model in models:
@@ -198,6 +229,9 @@ def refresh(server: InferenceServer) -> list[Deployment]:
         if status == "ready":
             row = row or Deployment.objects.create(model=model, server=server, state=State.READY)
             _set(row, State.READY)
+        elif on_vllm and row is not None and row.state == State.READY:  # vLLM restarted: it forgets them all
+            _set(row, State.PENDING, f"vLLM server '{server.name}' no longer lists adapter '{model.qualified_name}' "
+                                     "(restarted?); the next COMPLETE loads it again.")
         elif row is None or not embedded or row.state == State.LOADING:
             pass  # nothing to confirm, or someone is loading it right now
         elif status == "available":

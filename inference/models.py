@@ -10,12 +10,18 @@ class InferenceServer(models.Model):
     class Backend(models.TextChoices):
         EMBEDDED = "embedded"
         TGI = "tgi"
+        VLLM = "vllm", "vLLM"
 
     name = models.CharField(max_length=100, unique=True)
     url = models.URLField()
     base_model = models.CharField(max_length=100, db_index=True)
     backend = models.CharField(max_length=20, choices=Backend.choices, default=Backend.EMBEDDED)
     registered_on = models.DateTimeField(auto_now=True)
+    # vLLM's own LoRA limits, registered with the flags it was started with (it reports neither):
+    # --max-loras, the adapters one batch may mix (and, without --max-cpu-loras, the ones it keeps loaded),
+    # and --max-lora-rank, the largest rank it accepts. Checked before deploying (inference/vllm.py).
+    max_loras = models.PositiveIntegerField(null=True, blank=True)
+    max_lora_rank = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -245,7 +245,8 @@ def compose() -> dict:
 
 def test_compose_runs_tgi_beside_the_studio(compose):
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "init", "web", "worker", "tgi"}
+    # vllm and vllm-register start only with --profile vllm (inference/tests/test_vllm.py)
+    assert set(services) == {"postgres", "redis", "init", "web", "worker", "tgi", "vllm", "vllm-register"}
     tgi_service = services["tgi"]
     image, _, tag = tgi_service["image"].rpartition(":")
     assert image == "ghcr.io/huggingface/text-generation-inference" and tag.count(".") == 2
