@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import django_rq
 from django.db import transaction
@@ -58,6 +59,14 @@ def enqueue(job: FineTuneJob, warehouse: Warehouse | str | None = None) -> bool:
         on_stopped=Callback("jobs.tasks.on_worker_stopped"),
     )
     return True
+
+
+def enqueue_join(warehouse: Warehouse, host: str, job_id: str, join: dict) -> None:
+    """Ask `host`'s workers of a warehouse over several hosts to join a job's training (jobs.tasks.join_training),
+    ahead of anything else on their queue: the job's own worker waits for them."""
+    queue = Queue(warehouse.join_queue_name(host), connection=connection(), default_timeout=JOB_TIMEOUT)
+    queue.enqueue("jobs.tasks.join_training", job_id, join, job_id=f"join-{join['run_id']}-{re.sub(r'[^A-Za-z0-9_-]', '_', host)}",
+                  job_timeout=JOB_TIMEOUT, at_front=True, result_ttl=3600)
 
 
 def enqueue_on_commit(job: FineTuneJob, warehouse: Warehouse) -> None:

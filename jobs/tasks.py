@@ -80,6 +80,19 @@ class JobHooks:
         return not FineTuneJob.objects.filter(pk=self.job.pk, status=Status.IN_PROGRESS,
                                               rq_job_id=self.job.rq_job_id).exists()
 
+    def on_launch(self, join: dict[str, Any]) -> None:
+        """A warehouse over several hosts: ask each other host's workers to join this training."""
+        from jobs.queues import enqueue_join
+        from warehouses.models import Warehouse
+
+        warehouse = Warehouse.objects.get(name=self.job.warehouse)
+        for host in warehouse.host_list[1:]:
+            enqueue_join(warehouse, host, self.job.id, join)
+
+    def on_ranks(self, ranks: list[dict[str, Any]]) -> None:
+        log.info("job %s trains on %s", self.job.id,
+                 ", ".join(f"rank {r['rank']} (process {r['pid']} on {r['host']})" for r in ranks))
+
 
 def training_devices(warehouse_name: str) -> list[str]:
     """The torch devices a warehouse trains on, from Warehouse.devices ("cpu", "cuda:1", "cuda:0-3"), checked
@@ -108,6 +121,32 @@ def training_devices(warehouse_name: str) -> list[str]:
     return devices
 
 
+def training_hosts(warehouse_name: str) -> list[str]:
+    """The hosts one job of this warehouse trains across ([] : the worker's own alone). The first one's workers
+    take the jobs (manage.py worker refuses to take them elsewhere), so it is this worker's."""
+    from warehouses.models import Warehouse
+
+    warehouse = Warehouse.objects.filter(name=warehouse_name).first()
+    return warehouse.host_list if warehouse is not None else []
+
+
+def join_training(job_id: str, join: dict[str, Any]) -> str:
+    """On another host of a warehouse over several hosts: start this host's ranks of the job's training
+    (trainer.launch.join_command) and wait for them. The job's own worker reports, cancels and saves."""
+    import subprocess
+
+    from trainer.launch import die_with_parent, join_command
+
+    close_old_connections()
+    job = FineTuneJob.objects.filter(pk=job_id, status=Status.IN_PROGRESS).first()
+    if job is None:
+        return "skipped: the job is not training"
+    devices = training_devices(job.warehouse)
+    log.info("job %s: joining its training with %s", job_id, ", ".join(devices))
+    agent = subprocess.Popen(join_command(join, devices), stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+    return f"joined: torchrun exited with status {agent.wait()}"
+
+
 def cpu_threads(warehouse_name: str) -> int:
     """Cores per job: a warehouse training `concurrency` jobs at once shares this machine's cores among them
     (each torch process otherwise takes them all, and N jobs x all cores only thrash)."""
@@ -126,6 +165,8 @@ def run_finetune_job(job_id: str) -> str:
     from models_registry import registry
     from trainer import (FINETUNE_OPTIONS, DataError, TrainConfig, TrainingCancelled, check_rows, epochs_to_train,
                          split_validation, train)
+    from trainer.checkpoint import saved_batches_per_step
+    from trainer.launch import RankFailed
     from trainer.out_of_memory import TrainingOutOfMemory
 
     close_old_connections()
@@ -157,6 +198,7 @@ def run_finetune_job(job_id: str) -> str:
         FineTuneJob.objects.filter(pk=job.pk).update(epochs=epochs)
         devices = training_devices(job.warehouse)
         device = devices[0]
+        hosts = training_hosts(job.warehouse)
         config = TrainConfig(
             base_model_path=str(base.weights_dir),
             output_dir=str(staging),
@@ -165,6 +207,10 @@ def run_finetune_job(job_id: str) -> str:
             **options,  # the others, by their TrainConfig names; unset ones keep TrainConfig's defaults
             device=device,
             devices=devices if len(devices) > 1 else None,  # several GPUs: data parallel, one process each
+            nodes=max(1, len(hosts)),
+            host=hosts[0] if hosts else "127.0.0.1",
+            # A try carrying on from a checkpoint keeps its steps, on however many ranks there are now.
+            batches_per_step=saved_batches_per_step(recovery.checkpoint_dir(job.id)),
             num_threads=cpu_threads(job.warehouse) if device == "cpu" else None,
             checkpoint_dir=str(recovery.checkpoint_dir(job.id)),
             checkpoint_interval_s=settings.CHECKPOINT_INTERVAL_S,
@@ -198,6 +244,9 @@ def run_finetune_job(job_id: str) -> str:
     except (DataError, TrainingOutOfMemory) as exc:
         recovery.fail(job.id, str(exc))
         return "error"
+    except RankFailed as exc:  # a rank died (killed, out of memory): carry on from the checkpoint, or fail
+        recovery.interrupted(job.rq_job_id, str(exc))
+        return "interrupted"
     except Exception as exc:  # recorded on the job; a crash loop helps nobody
         log.exception("fine-tuning job %s failed", job.id)
         recovery.fail(job.id, f"Training failed: {type(exc).__name__}: {exc}")

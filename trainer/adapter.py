@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 
-from .config import TrainConfig, hyperparameters
+from .config import TrainConfig, batches_per_step, hyperparameters
 from .fingerprint import base_model_hash
 from .prepare import FALLBACK_CHAT_TEMPLATE
 
 if TYPE_CHECKING:
     from .token_store import TokenStore
-    from .train import TrainResult
+    from .hooks import TrainResult
 
 ADAPTER_METADATA_FILE = "studio_adapter.json"
 
@@ -60,6 +60,8 @@ def metadata(config: TrainConfig, data: TokenStore, result: TrainResult) -> dict
             "epochs": result.epochs,
             **hyperparameters(config),
             "devices": list(config.devices or [config.device]),
+            "nodes": config.nodes,
+            "batches_per_step": batches_per_step(config),
             "training_rows": len(data.train),
             "validation_rows": len(data.validation),
         },

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import TrainConfig, fingerprinted
+from .config import TrainConfig, batches_per_step, fingerprinted
 from .fingerprint import base_model_hash, data_hash
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,9 @@ def fingerprint(config: TrainConfig, train_rows: Sequence[tuple[str, str]] | str
         "epochs": epochs,
         "schedule": fingerprinted(config, "schedule"),
         "lora": fingerprinted(config, "lora"),
-        "ranks": len(config.devices or [config.device]),  # a step is one batch per rank
+        # Batches per optimizer step (named for when a step was one batch per rank): not the ranks themselves,
+        # so a run carries on from its checkpoint on another number of ranks.
+        "ranks": batches_per_step(config),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
@@ -51,7 +53,8 @@ def save(directory: str | Path, state: dict[str, Any]) -> None:
     torch.save({"format": FORMAT_VERSION, **state}, partial)
     os.replace(partial, directory / STATE_FILE)
     summary = directory / f"{SUMMARY_FILE}.partial"
-    summary.write_text(json.dumps({"step": state["step"], "total_steps": state.get("total_steps")}))
+    summary.write_text(json.dumps({"step": state["step"], "total_steps": state.get("total_steps"),
+                                   "batches_per_step": state.get("batches_per_step", 1)}))
     os.replace(summary, directory / SUMMARY_FILE)
 
 
@@ -72,6 +75,15 @@ def load(directory: str | Path, expected_fingerprint: str) -> dict[str, Any] | N
         log.warning("ignoring checkpoint %s: it was written for other data, model or settings", path)
         return None
     return state
+
+
+def saved_batches_per_step(directory: str | Path) -> int | None:
+    """The batches per step of the run a checkpoint in `directory` belongs to: a job carrying on from it on
+    another number of ranks keeps its steps."""
+    try:
+        return int(json.loads((Path(directory) / SUMMARY_FILE).read_text())["batches_per_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def saved_step(directory: str | Path) -> int | None:

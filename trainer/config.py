@@ -22,7 +22,8 @@ class TrainConfig:
     # --- schedule ---
     max_epochs: int | None = None  # None = auto: see prepare.epochs_to_train
     learning_rate: float = 2e-4  # peak LR for AdamW; LoRA tolerates ~10x the full fine-tuning LR
-    batch_size: int = 8  # rows per optimizer step (no gradient accumulation)
+    batch_size: int = 8  # rows per batch
+    batches_per_step: int | None = None  # batches per optimizer step, dealt out to the ranks; None: one per rank
     warmup_ratio: float = 0.1  # fraction of all steps spent ramping the LR up linearly before the linear decay
     weight_decay: float = 0.0  # LoRA matrices are tiny and start at zero; decay only fights memorisation
     max_grad_norm: float = 1.0  # clip so one badly-formatted long row cannot blow up the adapter
@@ -54,6 +55,10 @@ class TrainConfig:
     seed: int = 0  # seeds the split, batch order and torch, so a rerun gives the same adapter
     device: str = "cpu"  # "cpu" trains in fp32, "cuda" loads the base model in bf16
     devices: list[str] | None = None  # several: data parallel, one process per device (distributed.py)
+    nodes: int = 1  # hosts the run spans, each with `devices`; the others join through hooks.on_launch (launch.py)
+    host: str = "127.0.0.1"  # this host's address as the other hosts reach it: rendezvous and report channel
+    rendezvous_port: int | None = None  # the c10d rendezvous' port on `host`; None: a free one
+    join_timeout_s: float = 600.0  # how long a run over several hosts waits for all of them to join
     pad_to_multiple_of: int | None = None  # batch widths rounded up to this; None: 64 on CUDA, 1 on the CPU
     num_threads: int | None = None  # torch CPU threads; None = every core this process may run on
 
@@ -72,6 +77,17 @@ HYPERPARAMETERS: dict[str, str | None] = {
     "eval_steps": "schedule", "seed": "schedule",
 }
 UNRECORDED = {"max_grad_norm"}  # studio_adapter.json records every other one; it never recorded this
+
+
+def world_size(config: TrainConfig) -> int:
+    """The ranks of a run: its devices on each of its hosts."""
+    return len(config.devices or [config.device]) * config.nodes
+
+
+def batches_per_step(config: TrainConfig) -> int:
+    """Batches of one optimizer step. Fixed when the run starts, so that a run carried on from a checkpoint
+    on fewer or more ranks takes the same steps (the batches are dealt out to however many there are)."""
+    return config.batches_per_step or world_size(config)
 
 
 def hyperparameters(config: TrainConfig) -> dict[str, Any]:

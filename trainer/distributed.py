@@ -1,28 +1,34 @@
-"""Data parallel training over several devices of one machine: one process per device.
+"""Data parallel training with PyTorch's DistributedDataParallel (DDP), one process per device, on one host
+or several. launch.py starts the processes the way clusters do (torchrun, c10d rendezvous); this module is
+what each of them (a rank) sees of the others.
 
-Every process (rank) loads the model, encodes the same rows and walks the same batches in the same
-order; a training step takes one batch per rank, and the LoRA gradients are summed across ranks before
-the optimizer step, normalised by the labelled tokens of all of the step's batches, so every rank keeps
-identical weights. Rank 0 is the caller's own process: it alone reports through the hooks, decides
-whether to cancel (and tells the others), writes checkpoints and, after training, checks and saves the
-adapter. The other ranks are spawned processes that die with rank 0.
+DDP rather than FSDP or accelerate: a LoRA adapter is a few MB, so every rank holding all of it costs
+nothing and sharding it (FSDP's point) would only add exchanges; the frozen base model is loaded by every
+rank from the shared model store. What the hand-written all-reduce this replaces lacked is what DDP does:
+gradients packed into buckets and reduced while backward is still running, instead of one blocking
+all-reduce per tensor after it. accelerate would wrap the same DDP and bring a second launcher.
+
+Every rank walks the same batches in the same order; an optimizer step takes `batches_per_step` of them,
+dealt out to the ranks in turn. Gradients are averaged by DDP, so each rank scales its loss by
+world / (labelled tokens of the whole step): the average is then the step's mean, exactly what one process
+accumulating the same batches computes. Rank 0 alone reports through the hooks, decides whether to cancel
+(and tells the others), writes checkpoints and, after training, checks and saves the adapter.
 
 NCCL connects CUDA devices, gloo the CPU (which is how the tests exercise all of this without GPUs).
 """
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import os
-import signal
-import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ContextManager
 
 import torch
 
 # A rank waits this long for the others at each exchange: long enough for rank 0 to write a checkpoint
-# or run an evaluation shard, short enough that a rank that died does not hang the job for hours.
+# or run an evaluation shard, short enough that a rank that died does not hang the job for hours. (gloo
+# notices a peer whose process died at once, from its closed connection; this covers a hung one.)
 EXCHANGE_TIMEOUT = timedelta(minutes=10)
 
 
@@ -46,14 +52,6 @@ class Group:
         torch.distributed.all_reduce(t)
         return t.tolist()
 
-    def sum_gradients(self, params: Sequence[torch.nn.Parameter]) -> None:
-        if self.world == 1:
-            return
-        for p in params:
-            if p.grad is None:  # this rank had no batch in the step
-                p.grad = torch.zeros_like(p)
-            torch.distributed.all_reduce(p.grad)
-
     def agree(self, leaders_answer: bool) -> bool:
         """Rank 0's answer, on every rank."""
         if self.world == 1:
@@ -62,11 +60,60 @@ class Group:
         torch.distributed.broadcast(t, src=0)
         return bool(t.item())
 
+    def wrap(self, model: torch.nn.Module, loss_sum: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, int]]
+             ) -> torch.nn.Module:
+        """`loss_sum(model, batch)` as a module to call with the batch's tensors: under DDP when world > 1.
+
+        DDP reduces the gradients of what runs through its own forward, so the loss is computed inside it
+        (loss.py runs the model's body and head separately, never model.forward)."""
+        module = _LossOf(model, loss_sum)
+        if self.world == 1:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Every rank loaded the same frozen base model from the model store: broadcasting its weights from
+        # rank 0 (what DDP does to every parameter and buffer at the start) would move the whole model
+        # over the network for nothing. Only the LoRA tensors are DDP's.
+        frozen = [f"model.{n}" for n, p in model.named_parameters() if not p.requires_grad]
+        frozen += [f"model.{n}" for n, _ in model.named_buffers()]
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, frozen)
+        return DistributedDataParallel(module, device_ids=[self.device] if self.device.startswith("cuda") else None,
+                                       broadcast_buffers=False)
+
+    def no_sync(self, wrapped: torch.nn.Module) -> ContextManager[Any]:
+        """Accumulate this backward's gradients locally: every rank's last backward of a step reduces them."""
+        return wrapped.no_sync() if self.world > 1 else contextlib.nullcontext()
+
     def finish(self) -> "Group":
         """Leave the group; what follows runs on this rank alone."""
         if self.world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
         return Group(rank=self.rank, world=1, device=self.device)
+
+
+class _LossOf(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, loss_sum: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, int]]):
+        super().__init__()
+        self.model, self.loss_sum = model, loss_sum
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor
+                ) -> tuple[torch.Tensor, int]:
+        return self.loss_sum(self.model, {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask})
+
+
+def join_group(devices: list[str]) -> Group:
+    """This process's rank, from the environment torchrun gives each process it starts (RANK, WORLD_SIZE,
+    LOCAL_RANK, and the rendezvous' store): it trains on devices[LOCAL_RANK] of its host."""
+    rank, world, local = (int(os.environ[name]) for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    if local >= len(devices):
+        raise ValueError(f"local rank {local} has no device: this host lists {devices}")
+    device = devices[local]
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+        torch.distributed.init_process_group("nccl", timeout=EXCHANGE_TIMEOUT, device_id=torch.device(device))
+    else:
+        torch.distributed.init_process_group("gloo", timeout=EXCHANGE_TIMEOUT)
+    return Group(rank=rank, world=world, device=device)
 
 
 def parse_devices(spec: str) -> list[str]:
@@ -85,60 +132,3 @@ def parse_devices(spec: str) -> list[str]:
     if len(set(indices)) != len(indices):
         raise ValueError(spec)
     return [f"cuda:{i}" for i in indices]
-
-
-def _init(rank: int, world: int, device: str, rendezvous: str) -> Group:
-    backend = "nccl" if device.startswith("cuda") else "gloo"
-    if device.startswith("cuda"):
-        torch.cuda.set_device(device)
-    torch.distributed.init_process_group(backend, init_method=f"file://{rendezvous}", rank=rank,
-                                         world_size=world, timeout=EXCHANGE_TIMEOUT)
-    return Group(rank=rank, world=world, device=device)
-
-
-def _rank_main(run_rank: Callable[..., None], rank: int, world: int, rendezvous: str, config: Any,
-               train_rows: list, val_rows: list) -> None:
-    """A spawned rank: train alongside rank 0 with `run_rank` (train.run_rank, passed in so that this module,
-    which train.py imports, does not import it back), report nothing."""
-    try:
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with rank 0 (a killed job's horse)
-    except (OSError, AttributeError):
-        pass
-    group = _init(rank, world, config.devices[rank], rendezvous)
-    try:
-        run_rank(config, train_rows, val_rows, group)
-    finally:
-        group.finish()
-
-
-class Ranks:
-    """Rank 0's view: spawns the others on entry, joins or kills them on exit."""
-
-    def __init__(self, config: Any, train_rows: Sequence, val_rows: Sequence, run_rank: Callable[..., None]) -> None:
-        self.config, self.train_rows, self.val_rows = config, list(train_rows), list(val_rows)
-        self.run_rank = run_rank
-        self.processes: list[Any] = []
-
-    def __enter__(self) -> Group:
-        world = len(self.config.devices)
-        self.tmp = tempfile.TemporaryDirectory(prefix="studio-ranks-")
-        rendezvous = os.path.join(self.tmp.name, "rendezvous")
-        context = torch.multiprocessing.get_context("spawn")  # never fork a process that may hold CUDA or OpenMP state
-        child_config = replace(self.config, output_dir=os.path.join(self.tmp.name, "unused"))
-        for rank in range(1, world):
-            process = context.Process(target=_rank_main, daemon=True,
-                                      args=(self.run_rank, rank, world, rendezvous, child_config, self.train_rows,
-                                            self.val_rows))
-            process.start()
-            self.processes.append(process)
-        self.group = _init(0, world, self.config.devices[0], rendezvous)
-        return self.group
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.group.finish()
-        for process in self.processes:
-            process.join(timeout=30 if exc_type is None else 5)
-            if process.is_alive():
-                process.kill()
-                process.join()
-        self.tmp.cleanup()

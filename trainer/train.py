@@ -16,71 +16,22 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from . import adapter, checkpoint
-from .config import TrainConfig
-from .distributed import Group, Ranks
+from . import adapter, checkpoint, launch
+from .config import TrainConfig, batches_per_step, world_size
+from .distributed import Group
+from .hooks import StepMetrics, TrainingCancelled, TrainingHooks, TrainResult
 from .loss import completion_loss_sum
 from .out_of_memory import TrainingOutOfMemory, advice, is_out_of_memory
 from .prepare import FALLBACK_CHAT_TEMPLATE, IGNORE_INDEX, Example, Row, epochs_to_train
 from .token_store import open_or_write
 
 log = logging.getLogger(__name__)
-
-
-class TrainingCancelled(Exception):
-    """Raised when hooks.should_cancel() said so; nothing is written to output_dir."""
-
-
-@dataclass
-class StepMetrics:
-    step: int  # 1-based optimizer step
-    total_steps: int
-    epoch: float  # fractional epoch reached after this step, e.g. 1.5
-    loss: float  # mean loss over the completion tokens of this batch
-    learning_rate: float  # LR used for this step
-    tokens_per_second: float  # non-padding tokens of the batch / wall time of the step
-    progress: float  # 0..1 over the whole run; reaches 1.0 on the last step
-    eta_seconds: float  # time left at the run's average pace so far (evaluations included)
-
-
-class TrainingHooks:
-    """Override what you need; every default does nothing."""
-
-    def on_phase(self, phase: str) -> None:  # "loading", "preparing", "training", "evaluating", "checking", "saving"
-        pass
-
-    def on_step(self, m: StepMetrics) -> None:
-        pass
-
-    def on_eval(self, epoch: float, validation_loss: float, step: int | None = None) -> None:
-        pass
-
-    def on_resume(self, step: int) -> None:
-        """Training carries on from a checkpoint at this step: forget metrics reported after it."""
-
-    def should_cancel(self) -> bool:
-        return False
-
-
-@dataclass
-class TrainResult:
-    training_loss: float  # token-weighted mean loss over the last epoch
-    validation_loss: float | None  # best epoch's validation loss; None without validation rows
-    epochs: int  # epochs trained
-    best_epoch: float  # epoch (fractional for a step-interval evaluation) whose adapter was saved
-    trained_tokens: int  # (prompt + completion tokens of the training rows) x epochs
-    steps: int
-    template: str  # "model" or "fallback"
-    history: list[dict[str, Any]] = field(default_factory=list)  # one asdict(StepMetrics) per step
-    val_history: list[dict[str, Any]] = field(default_factory=list)  # {"epoch", "step", "validation_loss"} per evaluation
-    adapter_check: dict[str, Any] | None = None  # see adapter.check(); None when skipped
-    resumed_from_step: int | None = None  # the checkpoint's step when this run carried on from one
 
 
 # -----------------------------------------------------------------------------
@@ -124,6 +75,11 @@ def collate(examples: Sequence[Example], pad_id: int, device: str, multiple: int
         labels[row, :n] = torch.tensor(e.labels)
         attention_mask[row, :n] = 1
     return {k: v.to(device) for k, v in dict(input_ids=input_ids, labels=labels, attention_mask=attention_mask).items()}
+
+
+def labelled_tokens(batch: dict[str, torch.Tensor]) -> int:
+    """The tokens of a batch that have a loss: what completion_loss_sum counts (position t predicts t + 1)."""
+    return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
 
 
 def loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
@@ -172,27 +128,27 @@ def train(
     (DataError) number rows across train_rows followed by val_rows. Running out of memory raises
     TrainingOutOfMemory, whose message says what to change.
     """
-    where = _Where()
     hooks = hooks or TrainingHooks()
+    if world_size(config) > 1:  # data parallel: torchrun starts the ranks, this process relays rank 0's reports
+        return launch.train_distributed(config, train_rows, val_rows, hooks)
+    result = run_rank(config, train_rows, val_rows, hooks, Group(device=config.device))
+    assert result is not None
+    return result
+
+
+def run_rank(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row], hooks: TrainingHooks,
+             group: Group) -> TrainResult | None:
+    """The run on one rank (rank.py starts those of a distributed run); None on ranks other than 0, whose
+    hooks are never called."""
+    where = _Where()
     try:
-        if config.devices and len(config.devices) > 1:
-            with Ranks(config, train_rows, val_rows, run_rank) as group:
-                return _run(config, train_rows, val_rows, hooks, where, group)
-        return _run(config, train_rows, val_rows, hooks, where, Group(device=config.device))
+        return _run(config, train_rows, val_rows, hooks, where, group)
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
-        if config.device.startswith("cuda"):
+        if group.device.startswith("cuda"):
             torch.cuda.empty_cache()
-        raise TrainingOutOfMemory(advice(config.device, config.batch_size, where.longest_row_tokens, where.phase)) from exc
-
-
-def run_rank(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row], group: Group) -> None:
-    """A rank other than 0 of a data parallel run (distributed.py): train, report and save nothing."""
-    try:
-        _run(config, train_rows, val_rows, TrainingHooks(), _Where(), group)
-    except TrainingCancelled:
-        pass
+        raise TrainingOutOfMemory(advice(group.device, config.batch_size, where.longest_row_tokens, where.phase)) from exc
 
 
 def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row], hooks: TrainingHooks,
@@ -201,7 +157,7 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    device = config.devices[group.rank] if config.devices else config.device
+    device = group.device
 
     def enter(phase: str) -> None:
         where.phase = phase
@@ -249,8 +205,8 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
     template = store.template
     where.longest_row_tokens = store.longest_row
     epochs = epochs_to_train(config.max_epochs, len(train_examples))
-    # A step takes one batch per rank.
-    steps_per_epoch = math.ceil(math.ceil(len(train_examples) / config.batch_size) / group.world)
+    per_step = batches_per_step(config)
+    steps_per_epoch = math.ceil(math.ceil(len(train_examples) / config.batch_size) / per_step)
     total_steps = steps_per_epoch * epochs
     warmup_steps = math.ceil(total_steps * config.warmup_ratio)
     tokens_per_epoch = train_examples.tokens
@@ -264,6 +220,7 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
     pad_multiple = config.pad_to_multiple_of or (64 if device.startswith("cuda") else 1)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    step_model = group.wrap(model, lambda m, batch: loss_sum(m, batch))  # looked up per call: tests replace loss_sum
 
     def evaluate() -> float:
         model.eval()
@@ -318,6 +275,7 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
             "best_loss": best_loss, "best_step": best_step,
             "best_state": None if best_state is None else {k: v.cpu() for k, v in best_state.items()},
             "epoch_total": epoch_total, "epoch_count": epoch_count, "torch_rng": torch.get_rng_state(),
+            "batches_per_step": per_step,
         })
         last_checkpoint = time.monotonic()
 
@@ -344,7 +302,7 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
         # (and every rank walks the same one).
         batches = length_grouped_batches(train_examples.lengths, config.batch_size,
                                          random.Random(config.seed * 100_003 + epoch))
-        steps = [batches[i : i + group.world] for i in range(0, len(batches), group.world)]
+        steps = [batches[i : i + per_step] for i in range(0, len(batches), per_step)]
         done_in_epoch = step - (epoch - 1) * steps_per_epoch
         if done_in_epoch == 0:
             epoch_total, epoch_count = 0.0, 0
@@ -354,16 +312,23 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
             lr = lr_at(step, total_steps, config.learning_rate, warmup_steps)
             for param_group in optimizer.param_groups:
                 param_group["lr"] = lr
-            loss, n, loss_value, real_tokens = None, 0, 0.0, 0
-            if group.rank < len(step_batches):  # the last step of an epoch may have fewer batches than ranks
-                batch = collate([train_examples[i] for i in step_batches[group.rank]], pad_id, device, pad_multiple)
-                loss, n = loss_sum(model, batch)
-                loss_value, real_tokens = loss.item(), int(batch["attention_mask"].sum())
-            # Normalised by the labelled tokens of the whole step, so the summed gradients are the step's mean.
-            loss_total, n_total, tokens_total = group.sum(loss_value, n, real_tokens)
-            if loss is not None:
-                (loss / max(1, n_total)).backward()
-            group.sum_gradients(trainable)
+            # This rank's share of the step's batches: every world-th, from its rank on.
+            mine = [collate([train_examples[i] for i in b], pad_id, device, pad_multiple)
+                    for b in step_batches[group.rank :: group.world]]
+            (n_total,) = group.sum(sum(labelled_tokens(batch) for batch in mine))
+            # DDP averages the ranks' gradients: scaled so the average is the mean over the step's labelled
+            # tokens. A rank without a batch (the last step of an epoch may have fewer than ranks) still
+            # takes part in the reduction, with a zero loss.
+            scale = group.world / max(1, n_total)
+            passes = mine or [collate([train_examples[i] for i in step_batches[0]], pad_id, device, pad_multiple)]
+            loss_value, real_tokens = 0.0, 0
+            for i, batch in enumerate(passes):
+                with group.no_sync(step_model) if i < len(passes) - 1 else contextlib.nullcontext():
+                    loss, _ = step_model(**batch)
+                    (loss * (scale if mine else 0.0)).backward()
+                if mine:
+                    loss_value, real_tokens = loss_value + loss.item(), real_tokens + int(batch["attention_mask"].sum())
+            loss_total, tokens_total = group.sum(loss_value, real_tokens)
             torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -399,6 +364,7 @@ def _run(config: TrainConfig, train_rows: Sequence[Row], val_rows: Sequence[Row]
 
     if best_state is not None and best_step != step:
         set_peft_model_state_dict(model, best_state)
+    del step_model  # DDP's hooks on the LoRA tensors go with it: generation and saving run on this rank alone
     group = group.finish()  # what follows (check, save) is rank 0's alone
     if not group.leader:
         return None

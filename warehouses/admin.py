@@ -9,5 +9,5 @@ from warehouses.models import Warehouse
 @admin.register(Warehouse)
 class WarehouseAdmin(RoleAdmin):
     view_role = change_role = "SYSADMIN"
-    list_display = ("name", "size", "devices", "concurrency", "created_on")
+    list_display = ("name", "size", "devices", "hosts", "concurrency", "created_on")
     search_fields = ("name",)

@@ -10,6 +10,10 @@ class Warehouse(models.Model):
     size = models.CharField(max_length=20, default="XSMALL")
     devices = models.CharField(max_length=100, default="cpu", help_text="where its jobs train: cpu, cuda, cuda:N, or several GPUs for data parallel training: cuda:0-3, cuda:0,2")
     concurrency = models.PositiveIntegerField(default=1, help_text="jobs trained at once")
+    hosts = models.CharField(max_length=1000, blank=True, default="", help_text=(
+        "empty: each worker trains its jobs alone; or the hosts one job trains across, comma-separated, each "
+        "with the devices above: the first one's workers (manage.py worker --host NAME) take the jobs, the "
+        "others' join them"))
     created_on = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -21,3 +25,11 @@ class Warehouse(models.Model):
     @property
     def queue_name(self) -> str:
         return f"warehouse.{self.name}"
+
+    @property
+    def host_list(self) -> list[str]:
+        return [h.strip() for h in self.hosts.split(",") if h.strip()]
+
+    def join_queue_name(self, host: str) -> str:
+        """Where the worker that took a job asks `host`'s workers to join its training."""
+        return f"warehouse.{self.name}@{host}"

@@ -50,6 +50,13 @@ def test_the_target_modules_order_and_the_row_limits_leave_the_fingerprint_alone
     assert fingerprint(config(**{**CHOSEN, "max_grad_norm": 0.25}), ROWS, VALIDATION, 5) != same
 
 
+def test_the_fingerprint_counts_batches_per_step_not_ranks_so_a_run_carries_on_with_other_ranks():
+    two_gpus = fingerprint(config(**CHOSEN), ROWS, VALIDATION, 5)  # two ranks: two batches a step
+    assert fingerprint(config(**{**CHOSEN, "devices": None, "batches_per_step": 2}), ROWS, VALIDATION, 5) == two_gpus
+    assert fingerprint(config(**{**CHOSEN, "devices": None, "nodes": 2}), ROWS, VALIDATION, 5) == two_gpus
+    assert fingerprint(config(**{**CHOSEN, "batches_per_step": 4}), ROWS, VALIDATION, 5) != two_gpus
+
+
 def test_studio_adapter_json_records_the_hyperparameters_it_always_recorded():
     assert hyperparameters(config(**CHOSEN)) == {
         "learning_rate": 1e-3, "batch_size": 4, "warmup_ratio": 0.2, "weight_decay": 0.01, "lora_r": 8,

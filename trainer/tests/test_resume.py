@@ -109,4 +109,5 @@ def test_the_checkpoint_summary_is_readable_without_torch(tiny_model_dir, tmp_pa
         train(config(tiny_model_dir, tmp_path / "out", max_epochs=2, adapter_check_prompts=0,
                      checkpoint_dir=str(checkpoints), checkpoint_interval_s=0),
               ACKNOWLEDGEMENTS, ACKNOWLEDGEMENTS[:4], ResumeRecorder(stop_at_checkpoint=(checkpoints, 1)))
-    assert json.loads((checkpoints / "checkpoint.json").read_text()) == {"step": 1, "total_steps": 6}
+    assert json.loads((checkpoints / "checkpoint.json").read_text()) == {"step": 1, "total_steps": 6,
+                                                                         "batches_per_step": 1}

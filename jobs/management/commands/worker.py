@@ -8,7 +8,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from redis.exceptions import RedisError
 
-from jobs.queues import connection, queue_for
+from rq import Queue
+
+from jobs.queues import JOB_TIMEOUT, connection, queue_for
 from jobs.reconcile import requeue_lost_jobs
 from jobs.worker import StudioWorker, recover_abandoned_jobs
 from warehouses.models import Warehouse
@@ -35,21 +37,43 @@ class Command(BaseCommand):
         parser.add_argument("--warehouse", action="append", help="warehouse name (repeatable; default: all)")
         parser.add_argument("--burst", action="store_true", help="exit once the queues are empty")
         parser.add_argument("--name", help="worker name shown in RQ's dashboard")
+        parser.add_argument("--host", help="this machine as a warehouse's hosts name it (one that trains a job across "
+                                           "several hosts): the first host's workers take the jobs, the others join")
 
-    def handle(self, *args, warehouse=None, burst=False, name=None, **opts):
+    def handle(self, *args, warehouse=None, burst=False, name=None, host=None, **opts):
         names = [w.upper() for w in warehouse] if warehouse else list(Warehouse.objects.values_list("name", flat=True))
         if not names:
             raise CommandError("No warehouses exist. Run `python manage.py bootstrap` to create COMPUTE_WH.")
         missing = [n for n in names if not Warehouse.objects.filter(name=n).exists()]
         if missing:
             raise CommandError(f"Warehouse '{missing[0]}' does not exist.")
-        queues = [queue_for(n) for n in names]
+        queues, names = self.queues(names, host, named=bool(warehouse))
         for job_id, outcome in recover_abandoned_jobs(connection(), names):
             then = "queued to carry on from its checkpoint" if outcome == "resumed" else "marked ERROR"
             self.stderr.write(f"Job {job_id} was left IN_PROGRESS by a worker that was killed: {then}")
         requeue_lost_jobs(names)  # logs each job it queues again
         connections.close_all()
         self.work(queues, burst=burst, name=name)
+
+    def queues(self, names: list[str], host: str | None, named: bool) -> tuple[list, list[str]]:
+        """The queues to listen on, and the warehouses whose jobs this worker takes (the ones it sweeps)."""
+        queues, takes = [], []
+        for warehouse in Warehouse.objects.filter(name__in=names).order_by("name"):
+            hosts = warehouse.host_list
+            if hosts and host not in hosts:
+                problem = (f"Warehouse '{warehouse.name}' trains each job across hosts {', '.join(hosts)}: "
+                           + ("name this one with --host." if host is None else f"'{host}' is none of them."))
+                if named:
+                    raise CommandError(problem)
+                self.stderr.write(f"Not serving it: {problem}")
+            elif hosts and host != hosts[0]:  # joins the trainings that the first host's workers start
+                queues.append(Queue(warehouse.join_queue_name(host), connection=connection(), default_timeout=JOB_TIMEOUT))
+            else:
+                queues.append(queue_for(warehouse))
+                takes.append(warehouse.name)
+        if not queues:
+            raise CommandError("No warehouse to serve (see above).")
+        return queues, takes
 
     def work(self, queues, burst: bool, name: str | None) -> None:
         """RQ's work loop, started afresh when it ends on an error. RQ rides out a Redis outage while it
