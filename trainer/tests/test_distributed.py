@@ -161,3 +161,20 @@ def test_a_run_carries_on_from_a_checkpoint_on_another_number_of_ranks(tiny_mode
     assert [m.step for m in hooks.steps] == list(range(4, 9))
     assert [round(h["loss"], 4) for h in result.history] == [round(h["loss"], 4) for h in one.history]
     assert_same_adapter(tmp_path / "adapter", one_out)
+
+
+def test_a_host_that_never_joins_fails_the_run_once_the_join_timeout_passed(tiny_model_dir, tmp_path):
+    started = time.monotonic()
+    with pytest.raises(RankFailed, match=r"^Training could not start: 1 other host\(s\) were to join at 127\.0\.0\.1, "
+                                         r"but not all did within 5 s\.$"):
+        train(config(tiny_model_dir, tmp_path / "adapter", **SETTINGS, nodes=2, join_timeout_s=5), ACKNOWLEDGEMENTS,
+              ACKNOWLEDGEMENTS[:4], ResumeRecorder())
+    assert time.monotonic() - started < 60
+
+
+def test_a_cancel_while_waiting_for_the_other_hosts_stops_the_wait(tiny_model_dir, tmp_path):
+    started = time.monotonic()
+    with pytest.raises(TrainingCancelled):
+        train(config(tiny_model_dir, tmp_path / "adapter", **SETTINGS, nodes=2), ACKNOWLEDGEMENTS,
+              ACKNOWLEDGEMENTS[:4], ResumeRecorder(cancel_after_steps=0))
+    assert time.monotonic() - started < 30  # not the 600 s join timeout
