@@ -37,9 +37,16 @@ def staging_dir(job_id: str) -> Path:
     return staging_dir(job_id)
 
 
+def tokens_dir(job_id: str) -> Path:
+    """The job's token store (jobs/training_data.prepare_tokens), beside its staging directory: never inside
+    it, which becomes the model's adapter directory."""
+    return settings.MODEL_STORE / "staging" / f"{job_id}.tokens"
+
+
 def discard_files(job_id: str) -> None:
-    """The half-written adapter and the checkpoint: neither is any use once the job has ended."""
+    """The half-written adapter, the token store and the checkpoint: none is any use once the job has ended."""
     shutil.rmtree(staging_dir(job_id), ignore_errors=True)
+    shutil.rmtree(tokens_dir(job_id), ignore_errors=True)
     shutil.rmtree(checkpoint_dir(job_id), ignore_errors=True)
 
 

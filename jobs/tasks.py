@@ -161,10 +161,9 @@ def cpu_threads(warehouse_name: str) -> int:
 def run_finetune_job(job_id: str) -> str:
     """Train one job. Never raises for job-level failures: they are recorded on the row."""
     from catalog.models import BaseModel
-    from jobs.training_data import job_session, read_rows
+    from jobs.training_data import prepare_tokens
     from models_registry import registry
-    from trainer import (FINETUNE_OPTIONS, DataError, TrainConfig, TrainingCancelled, check_rows, epochs_to_train,
-                         split_validation, train)
+    from trainer import FINETUNE_OPTIONS, DataError, TrainConfig, TrainingCancelled, epochs_to_train, train
     from trainer.checkpoint import saved_batches_per_step
     from trainer.launch import RankFailed
     from trainer.out_of_memory import TrainingOutOfMemory
@@ -181,20 +180,17 @@ def run_finetune_job(job_id: str) -> str:
     try:
         base = BaseModel.objects.get(name=job.base_model)
         hooks.on_phase("reading data")
-        rows = read_rows(job_session(job), job.training_data)
-        # Checked before anything is split, so row numbers in messages are positions in the query result.
-        check_rows(rows, max_training_bytes=base.training_data_limit_bytes)
-        if job.validation_data:
-            train_rows = rows
-            val_rows = read_rows(job_session(job), job.validation_data, purpose="validation")
-            try:
-                check_rows(val_rows)
-            except DataError as exc:
-                raise DataError(f"Validation data: {exc}") from None
-        else:
-            train_rows, val_rows = split_validation(rows, fraction=TrainConfig.validation_fraction, seed=0)
+        # Read and tokenised batch by batch into a token store on disk that every rank maps read-only: the
+        # job's memory does not grow with its data (jobs/training_data.py).
+        from transformers import AutoTokenizer
+
+        tokens = prepare_tokens(
+            job, recovery.tokens_dir(job.id), AutoTokenizer.from_pretrained(str(base.weights_dir)),
+            max_training_bytes=base.training_data_limit_bytes, max_prompt_tokens=base.max_prompt_tokens,
+            max_completion_tokens=base.max_completion_tokens, validation_fraction=TrainConfig.validation_fraction,
+            should_cancel=hooks.should_cancel)
         options = {name: job.options[name] for name in FINETUNE_OPTIONS if name in job.options}
-        epochs = epochs_to_train(options.pop("max_epochs", None), len(train_rows))
+        epochs = epochs_to_train(options.pop("max_epochs", None), len(tokens.train))
         FineTuneJob.objects.filter(pk=job.pk).update(epochs=epochs)
         devices = training_devices(job.warehouse)
         device = devices[0]
@@ -217,10 +213,11 @@ def run_finetune_job(job_id: str) -> str:
             max_prompt_tokens=base.max_prompt_tokens,
             max_completion_tokens=base.max_completion_tokens,
             max_training_bytes=base.training_data_limit_bytes,
+            token_store=str(tokens.directory),
             metadata={"job_id": job.id, "base_model": base.name, "training_data": job.training_data,
                       "validation_data": job.validation_data, "options": job.options},
         )
-        result = train(config, train_rows, val_rows, hooks)
+        result = train(config, (), (), hooks)
         hooks.on_phase("registering")
         metrics = {"training_loss": result.training_loss, "validation_loss": result.validation_loss,
                    "trained_tokens": result.trained_tokens, "epochs": result.epochs}

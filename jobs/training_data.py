@@ -2,8 +2,13 @@
 
 The query runs in a sandbox as the role that asked for it (sandbox/box.py): when the job is created,
 and again when a worker reads its rows, so a grant revoked in between stops the job from reading.
+A worker reads them in Arrow batches and tokenises them batch by batch into a token store on disk
+(prepare_tokens), so a job's memory does not grow with its data.
 """
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import duckdb
 
@@ -12,7 +17,17 @@ from catalog import accountdata
 from errors import UserError, compilation_error
 from sandbox.box import Sandbox
 
+if TYPE_CHECKING:
+    from trainer.token_store import TokenStore
+
 REQUIRED_COLUMNS = ("prompt", "completion")
+# Rows per Arrow batch read from DuckDB and tokenised at once: big enough for the fast tokenizer's threads
+# to pay off, small enough that one batch of text and ids stays in the tens of MB.
+READ_BATCH_ROWS = 2048
+# DuckDB's buffer pool while a job reads its data. Its default, 80% of the machine, lets a scan cache the
+# whole table (RSS grew with the table's size); a plain scan streams within far less. A query that must
+# hold more at once (ORDER BY over a big table) fails with DuckDB's out-of-memory message.
+READ_MEMORY_LIMIT = "512MB"
 # DuckDB's names for text; JSON covers VARIANT values that hold strings.
 TEXT_TYPES = {"VARCHAR", "JSON"}
 
@@ -72,8 +87,70 @@ def check_query(session: Session, sql: str, *, purpose: str) -> int:
 
 
 def read_rows(session: Session, sql: str, *, purpose: str = "training") -> list[tuple[str | None, str | None]]:
+    """Every row at once: for a few rows only (the data preview's); a job reads read_batches."""
     with Sandbox(session) as box:
         return [(p, c) for p, c in box.execute(_wrapped(_prepared(box, sql, purpose))).fetchall()]
+
+
+def read_batches(session: Session, sql: str, *, purpose: str = "training",
+                 batch_rows: int | None = None) -> Iterator[list[tuple[str | None, str | None]]]:
+    """The query's rows in order, batch_rows (READ_BATCH_ROWS) at a time, streamed from DuckDB as they are
+    consumed."""
+    with Sandbox(session, memory_limit=READ_MEMORY_LIMIT) as box:
+        reader = box.stream(_wrapped(_prepared(box, sql, purpose)), batch_rows or READ_BATCH_ROWS)
+        for batch in reader:
+            yield list(zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()))
+
+
+def count_rows(session: Session, sql: str, *, purpose: str = "training") -> int:
+    with Sandbox(session, memory_limit=READ_MEMORY_LIMIT) as box:
+        return int(box.execute(f"SELECT count(*) FROM ({_wrapped(_prepared(box, sql, purpose))}) AS c").fetchall()[0][0])
+
+
+def prepare_tokens(job: Any, directory: Path, tokenizer: Any, *, max_training_bytes: int | None,
+                   max_prompt_tokens: int | None, max_completion_tokens: int | None, validation_fraction: float,
+                   should_cancel: Callable[[], bool]) -> TokenStore:
+    """Read the job's training (and validation) query batch by batch, check its rows as check_rows does,
+    hold out split_validation's rows when it has no validation query, and tokenise every row into a
+    token store in `directory`: the rows in query order, split as they are read. Data no training could
+    use raises DataError with check_rows', split_validation's and encode_rows' messages (in that order,
+    row numbers as they count them); a cancelled job raises TrainingCancelled between batches."""
+    from trainer.prepare import DataError, RowCheck, held_out_rows
+    from trainer.token_store import TokenStoreWriter
+    from trainer import TrainingCancelled
+
+    session = job_session(job)
+    writer = TokenStoreWriter(directory, tokenizer)
+    held_out: set[int] = set()
+    split_error: DataError | None = None
+    if not job.validation_data:
+        try:  # the held-out rows depend on the count alone, so they are known before the first batch
+            held_out = held_out_rows(count_rows(session, job.training_data), validation_fraction, seed=0)
+        except DataError as error:  # fewer than 2 rows: said once the rows themselves were checked
+            split_error = error
+
+    def read(sql: str, purpose: str, check: Any, validation: bool) -> None:
+        for rows in read_batches(session, sql, purpose=purpose):
+            if should_cancel():
+                raise TrainingCancelled("Training was cancelled.")
+            first = check.rows
+            check.add(rows)
+            if check.usable:  # once a row is unusable the job fails: the rest is only counted for the message
+                writer.add(rows, validation or [first + i in held_out for i in range(len(rows))])
+
+    check = RowCheck(max_training_bytes)
+    read(job.training_data, "training", check, validation=False)
+    check.raise_if_unusable()
+    if split_error is not None:
+        raise split_error
+    if job.validation_data:
+        validation_check = RowCheck()
+        read(job.validation_data, "validation", validation_check, validation=True)
+        try:
+            validation_check.raise_if_unusable()
+        except DataError as exc:
+            raise DataError(f"Validation data: {exc}") from None
+    return writer.finish(max_prompt_tokens, max_completion_tokens)
 
 
 def job_session(job) -> Session:

@@ -151,7 +151,8 @@ class Sandbox:
     """The DuckDB session of one statement run by `session`. `write` names the one database the
     statement changes; every other database it reads is attached read-only."""
 
-    def __init__(self, session: Session, *, write: str | None = None, action: str = "SELECT") -> None:
+    def __init__(self, session: Session, *, write: str | None = None, action: str = "SELECT",
+                 memory_limit: str | None = None) -> None:
         if write is not None:
             privileges.require_writable(write, action, session)
         self.session = session
@@ -164,6 +165,8 @@ class Sandbox:
         self._virtual = 0
         self.sealed = False
         self.con = duckdb.connect(":memory:")
+        if memory_limit:  # before seal() locks the configuration; DuckDB's default is 80% of the machine
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
 
     def __enter__(self) -> Sandbox:
         return self
@@ -349,6 +352,12 @@ class Sandbox:
     def execute(self, sql: str, parameters: list | None = None) -> duckdb.DuckDBPyConnection:
         self.seal()
         return self.con.execute(sql, parameters) if parameters is not None else self.con.execute(sql)
+
+    def stream(self, sql: str, batch_rows: int) -> Any:
+        """A prepared query's rows as a pyarrow RecordBatchReader of batch_rows-row batches, read from
+        DuckDB as they are consumed (execute() would hold the whole result first)."""
+        self.seal()
+        return self.con.sql(sql).to_arrow_reader(batch_rows)
 
     def fetch(self, sql: str) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
         """A prepared query's column names, their Snowflake types and its rows, with each JSON value
