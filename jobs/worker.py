@@ -31,6 +31,8 @@ REMOTE_HEARTBEAT_S = 180
 
 STOPPED = "The worker was stopped ({signal}) while this job was running."
 KILLED = "The worker running this job stopped unexpectedly (it was killed, or its machine restarted)."
+# Before this process registered any RQ worker (this module is imported first).
+PROCESS_STARTED = timezone.now()
 
 
 def _die_with_parent() -> None:
@@ -42,6 +44,11 @@ def _die_with_parent() -> None:
 
 def _alive(worker: Worker) -> bool:
     if worker.hostname == socket.gethostname() and worker.pid:
+        if worker.pid == os.getpid():
+            # A container restarted in place (compose's restart policy) keeps its hostname and starts its
+            # PIDs again at 1, so the killed predecessor's record shows this very process's pid: it is this
+            # process only if born after it started.
+            return worker.birth_date is not None and worker.birth_date >= PROCESS_STARTED
         try:
             os.kill(worker.pid, 0)
         except ProcessLookupError:

@@ -84,12 +84,17 @@ def start_redis(port: int, data_dir: Path, *, password: str, **popen) -> subproc
          "--protected-mode", "yes"],
         stdin=subprocess.PIPE, **popen,
     )
-    process.stdin.write(f"requirepass {_config_string(password)}\n".encode())
-    process.stdin.close()
-    # PONG, not just an open port: while it loads its data, Redis answers -LOADING.
-    wait_until(lambda: redis_command(port, "PING", password=password) == b"+PONG\r\n", 20, "redis-server", process)
-    if migrate:
-        redis_command(port, "CONFIG", "SET", "appendonly", "yes", password=password)
+    try:
+        process.stdin.write(f"requirepass {_config_string(password)}\n".encode())
+        process.stdin.close()
+        # PONG, not just an open port: while it loads its data, Redis answers -LOADING.
+        wait_until(lambda: redis_command(port, "PING", password=password) == b"+PONG\r\n", 20, "redis-server",
+                   process)
+        if migrate:
+            redis_command(port, "CONFIG", "SET", "appendonly", "yes", password=password)
+    except BaseException:  # not ready (or interrupted): no half-started Redis left behind
+        stop(process)
+        raise
     return process
 
 

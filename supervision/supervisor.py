@@ -36,8 +36,8 @@ LOG_TAIL_LINES = 12  # of a process that gave up, shown in the message that stop
 class Policy:
     first_delay_s: float = 1.0     # before restarting a process that had been running for a while
     max_delay_s: float = 30.0      # the cap of the doubling delay
-    start_window_s: float = 30.0   # a death this soon after starting counts towards giving up
-    give_up_after: int = 5         # deaths in a row, each within start_window_s of starting
+    start_window_s: float = 30.0   # a death this soon after starting (or before ready) counts towards giving up
+    give_up_after: int = 5         # deaths in a row at start
 
     def delay(self, quick_deaths: int) -> float:
         """Before the next start, after `quick_deaths` deaths in a row within the start window (0: the
@@ -48,12 +48,15 @@ class Policy:
 @dataclass
 class Role:
     """One process of the stack. `start(**popen)` starts it (again) with the supervisor's Popen keyword
-    arguments (its output, its process group) and returns it; it may block until the process is ready."""
+    arguments (its output, its process group) and returns it. `ready()`, if given, says when it serves
+    (a port that answers): until then a death is a death at start however long loading took."""
     name: str
     start: Callable[..., subprocess.Popen]
     log: Path
+    ready: Callable[[], bool] | None = None
     process: subprocess.Popen | None = None
     started_at: float = 0.0
+    ready_at: float | None = None
     starts: int = 0
     quick_deaths: int = 0
     restart_at: float | None = None
@@ -123,7 +126,7 @@ class Supervisor:
             out.write(f"--- {_stamp()}: could not start: {exc} ---\n".encode())
             out.close()
             raise
-        role.process, role.restart_at = process, None
+        role.process, role.restart_at, role.ready_at = process, None, None if role.ready else self.clock()
         role.starts += 1
         stream = getattr(process, "stdout", None)
         if stream is not None:
@@ -165,6 +168,8 @@ class Supervisor:
                 returncode = exited(role.process)
                 if returncode is not None:
                     self._died(role, returncode, now)
+                elif role.ready_at is None and _holds(role.ready):
+                    role.ready_at = self.clock()
             if role.restart_at is not None and now >= role.restart_at:
                 try:
                     self._start(role)
@@ -180,16 +185,16 @@ class Supervisor:
         for reader in role.readers:  # its last lines reach the log before anything is said about it
             reader.join(2)
         self._note(role, how)
-        if lived < self.policy.start_window_s:
+        if role.ready_at is None or lived < self.policy.start_window_s:
             role.quick_deaths += 1
         else:
             role.quick_deaths = 0
         if role.quick_deaths >= self.policy.give_up_after:
             role.restart_at = None
             raise GaveUp(
-                f"{role.name}{pid} {how} {lived:.0f} s after starting: it died {role.quick_deaths} times in a row "
-                f"within {self.policy.start_window_s:g} s of starting, so it is not started again. Stopping the "
-                f"stack. Its log: {role.log}" + tail(role.log))
+                f"{role.name}{pid} {how} {lived:.0f} s after starting: it died {role.quick_deaths} times in a row at "
+                f"start (before it was ready, or within {self.policy.start_window_s:g} s of starting), so it is not "
+                f"started again. Stopping the stack. Its log: {role.log}" + tail(role.log))
         delay = self.policy.delay(role.quick_deaths)
         role.restart_at = now + delay
         self.tell(f"{role.name}{pid} {how} after {lived:.0f} s; restarting it in {delay:g} s (log {role.log})")
@@ -198,19 +203,15 @@ class Supervisor:
         with open(role.log, "ab") as out:
             out.write(f"--- {_stamp()}: {role.name} {how} ---\n".encode())
 
-    def wait_until(self, check: Callable[[], bool], timeout: float, what: str, interval: float = 0.3) -> None:
-        """Until check() holds, supervising meanwhile (a child that dies while the stack starts is restarted
-        like any other). Raises GaveUp, or RuntimeError after timeout."""
+    def wait_ready(self, timeout: float, interval: float = 0.3) -> None:
+        """Until every child is ready, supervising meanwhile (a child that dies while the stack starts is
+        restarted like any other). Raises GaveUp, or RuntimeError naming those not ready after timeout."""
         deadline = self.clock() + timeout
-        while self.clock() < deadline:
+        while not_ready := [role.name for role in self.roles if role.ready_at is None]:
+            if self.clock() >= deadline:
+                raise RuntimeError(f"{', '.join(not_ready)} not ready after {timeout:.0f} s")
             self.step()
-            try:
-                if check():
-                    return
-            except Exception:
-                pass
             time.sleep(interval)
-        raise RuntimeError(f"{what} was not ready after {timeout:.0f} s")
 
     def run(self, interval: float = 0.5) -> None:
         """Supervise until a signal handler raises, or a process gives up (GaveUp)."""
@@ -258,6 +259,13 @@ def kill_group(process: subprocess.Popen) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _holds(check: Callable[[], bool] | None) -> bool:
+    try:
+        return bool(check and check())
+    except Exception:  # not answering yet
+        return False
 
 
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

@@ -62,6 +62,7 @@ def test_a_killed_child_is_started_again_and_the_line_names_it_how_it_ended_and_
     try:
         first = sup.roles[0].process
         assert said == [f"worker COMPUTE_WH-1 started (pid {first.pid}, log {tmp_path}/worker-COMPUTE_WH-1.log)"]
+        until(lambda: "working" in (tmp_path / "worker-COMPUTE_WH-1.log").read_text())
         os.kill(first.pid, signal.SIGKILL)
         until(lambda: sup.step() or sup.roles[0].process is not first, what="not restarted")
         second = sup.roles[0].process
@@ -90,8 +91,9 @@ def test_a_child_dying_at_every_start_is_restarted_with_doubling_delays_then_it_
         assert delays == ["0.1", "0.2", "0.2"]  # 0.05 doubled per death at start, up to the cap
         message = str(gave_up.value)
         assert message.startswith("inference (pid ")
-        assert (" exited with code 3 0 s after starting: it died 4 times in a row within 10 s of starting, so it "
-                f"is not started again. Stopping the stack. Its log: {tmp_path}/inference.log") in message
+        assert (" exited with code 3 0 s after starting: it died 4 times in a row at start (before it was ready, "
+                f"or within 10 s of starting), so it is not started again. Stopping the stack. Its log: "
+                f"{tmp_path}/inference.log") in message
         assert message.endswith("  address already in use\n  --- " + message.rsplit("--- ", 1)[1])
         assert "exited with code 3 ---" in message.splitlines()[-1]
         assert (tmp_path / "inference.log").read_text().count("address already in use") == 4
@@ -118,8 +120,43 @@ def test_a_child_that_lived_past_the_start_window_starts_counting_again(tmp_path
     clock[0] = 103.0
     sup.step()
     until(lambda: sup.roles[0].process.poll() is not None)
-    with pytest.raises(GaveUp, match="died 2 times in a row within 30 s of starting"):
+    with pytest.raises(GaveUp, match=r"died 2 times in a row at start \(before it was ready, or within 30 s"):
         sup.step()
+
+
+def test_a_child_that_dies_before_it_is_ready_died_at_start_however_long_it_took(tmp_path, said):
+    # A base model that loads for minutes, then a port someone else holds: still a death at start.
+    clock = [0.0]
+    port_open = [False]
+    sup = Supervisor([Role("inference", shell("exit 3"), tmp_path / "inference.log", ready=lambda: port_open[0])],
+                     Policy(first_delay_s=1, start_window_s=30, give_up_after=2), say=said.append,
+                     clock=lambda: clock[0])
+    sup.start_all()
+    until(lambda: sup.roles[0].process.poll() is not None)
+    clock[0] = 500.0
+    sup.step()
+    assert said[-1].startswith("inference (pid ") and "exited with code 3 after 500 s; restarting it in 2 s" in said[-1]
+    clock[0] = 502.0
+    sup.step()
+    until(lambda: sup.roles[0].process.poll() is not None)
+    clock[0] = 1000.0
+    with pytest.raises(GaveUp, match="exited with code 3 498 s after starting: it died 2 times in a row at start"):
+        sup.step()
+
+
+def test_wait_ready_waits_for_every_child_and_names_those_that_are_not(tmp_path, said):
+    answers = {"web": False}
+    sup = Supervisor([Role("web", shell("exec sleep 60"), tmp_path / "web.log", ready=lambda: answers["web"]),
+                      Role("worker COMPUTE_WH-1", shell("exec sleep 60"), tmp_path / "w.log")], FAST, say=said.append)
+    sup.start_all()
+    try:
+        with pytest.raises(RuntimeError, match=r"^web not ready after 0 s$"):
+            sup.wait_ready(0.2, interval=0.01)
+        answers["web"] = True
+        sup.wait_ready(5, interval=0.01)
+        assert all(role.ready_at is not None for role in sup.roles)
+    finally:
+        sup.stop_all(lambda p: (p.terminate(), p.wait()))
 
 
 def test_a_dead_childs_leftover_processes_go_with_it(tmp_path, said):
