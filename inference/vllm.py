@@ -17,7 +17,7 @@ entrypoints/serve/lora/api_router.py) and seen in inference/tests/test_vllm.py a
   "The model `NAME` does not exist. Valid aliases: BASE.", never the base model's answer.
 - More adapters than --max-loras load fine: vLLM keeps that many in memory (--max-cpu-loras defaults to it)
   and loads the others from disk again whenever a request needs one.
-- Chat requests are rendered with the base model's chat template, as in TGI.
+- Chat requests are rendered with the base model's chat template, as in TGI (no per-adapter tokenizer).
 
 Adapter names are the models' qualified names: vLLM takes any string in JSON.
 """
@@ -35,6 +35,7 @@ from django.db.models import Q
 
 from errors import UserError
 from inference.credentials import auth_headers
+from inference.tgi.servable import chat_template
 
 if TYPE_CHECKING:
     from inference.models import InferenceServer
@@ -137,6 +138,12 @@ def check_deployable(model: FineTunedModel, server: InferenceServer) -> None:
                             f"'{server.name}' was started with (--max-lora-rank {server.max_lora_rank}). Restart it "
                             f"with --max-lora-rank {_rank_for(rank)} or more, or retrain the model with a rank of at "
                             f"most {server.max_lora_rank}.")
+    adapter_template = chat_template(Path(model.adapter_path))
+    base_template = chat_template(Path(settings.MODEL_STORE) / "base" / server.base_model)
+    if adapter_template is not None and base_template is not None and adapter_template != base_template:
+        raise NotDeployable(f"Model {model.qualified_name} was trained with its own chat template, but vLLM renders "
+                            f"chat requests with the base model's, so its prompts would not match training. Retrain "
+                            f"it with the base model's chat template, or serve it with the embedded backend.")
     if server.max_loras is not None:
         holding = (Deployment.objects.filter(server=server)
                    .filter(Q(state=Deployment.State.READY) | Q(state=Deployment.State.LOADING))

@@ -368,6 +368,28 @@ def test_register_server_refuses_limits_vllm_would_not_start_with(db):
     assert (server.backend, server.max_loras, server.max_lora_rank) == ("vllm", 4, 64)
 
 
+OWN_TEMPLATE = ("{% for message in messages %}{{ '### ' + message['role'] + ': ' + message['content'] + '\n' }}"
+                "{% endfor %}{% if add_generation_prompt %}{{ '### assistant: ' }}{% endif %}")
+
+
+def test_an_adapter_trained_with_its_own_chat_template_is_refused(session, tiny_llama_dir, tmp_path):
+    """vLLM renders every chat request with the base model's template (it has no per-adapter tokenizer)."""
+    server = vllm.register_server(SERVER, "http://127.0.0.1:9", BASE, max_loras=MAX_LORAS, max_lora_rank=16)
+    schema = accountdata.get_schema("VLLMDB", "PUBLIC")
+    own = FineTunedModel.objects.create(
+        schema=schema, name="OWN", base_model=BASE, owner_role="ACCOUNTADMIN", adapter_path=str(
+            make_adapter(tiny_llama_dir, tmp_path / "own", "VLLMDB.PUBLIC.OWN", BASE, seed=1, chat_template=OWN_TEMPLATE)))
+    [row] = deployment.deploy(own)
+    assert (row.state, row.reason) == (State.FAILED, (
+        "Model VLLMDB.PUBLIC.OWN was trained with its own chat template, but vLLM renders chat requests with the "
+        "base model's, so its prompts would not match training. Retrain it with the base model's chat template, "
+        "or serve it with the embedded backend."))
+    same = FineTunedModel.objects.create(schema=schema, name="SAME", base_model=BASE, owner_role="ACCOUNTADMIN",
+                                         adapter_path=str(
+        make_adapter(tiny_llama_dir, tmp_path / "same", "VLLMDB.PUBLIC.SAME", BASE, seed=2)))
+    vllm.check_deployable(same, server)  # the base model's template: nothing to refuse before asking vLLM
+
+
 def test_adapter_paths_are_given_as_the_vllm_container_sees_the_model_store(session, settings, tmp_path):
     settings.MODEL_STORE = tmp_path / "models"
     model = FineTunedModel(schema=accountdata.get_schema("VLLMDB", "PUBLIC"), name="M", base_model=BASE,

@@ -72,7 +72,7 @@ def _safetensors_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def _chat_template(directory: Path) -> str | None:
+def chat_template(directory: Path) -> str | None:
     """The chat template transformers would use for a checkpoint or adapter directory."""
     jinja = directory / "chat_template.jinja"
     if jinja.is_file():
@@ -224,8 +224,8 @@ def check_servable(adapter_dir: str | Path, *, name: str | None = None, server_b
                           f"decode kernel (punica BGMV: 8, 16, 32, 64, 128) has no build for, so generation "
                           f"would fail. {_ranks_hint()}")
 
-    adapter_template = _chat_template(adapter_dir)
-    base_template = _chat_template(base_dir)
+    adapter_template = chat_template(adapter_dir)
+    base_template = chat_template(base_dir)
     if adapter_template is not None and base_template is not None and adapter_template != base_template:
         raise NotServable(f"Adapter {name} was trained with its own chat template, but TGI renders chat requests "
                           f"with the base model's, so its prompts would not match training. Retrain it with the "
