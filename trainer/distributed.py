@@ -77,7 +77,8 @@ class Group:
         frozen = [f"model.{n}" for n, p in model.named_parameters() if not p.requires_grad]
         frozen += [f"model.{n}" for n, _ in model.named_buffers()]
         DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, frozen)
-        return DistributedDataParallel(module, device_ids=[self.device] if self.device.startswith("cuda") else None,
+        cuda = self.device.startswith("cuda")
+        return DistributedDataParallel(module, device_ids=[torch.device(self.device)] if cuda else None,
                                        broadcast_buffers=False)
 
     def no_sync(self, wrapped: torch.nn.Module) -> ContextManager[Any]:
