@@ -78,8 +78,8 @@ class Group:
         frozen += [f"model.{n}" for n, _ in model.named_buffers()]
         DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, frozen)
         cuda = self.device.startswith("cuda")
-        return DistributedDataParallel(module, device_ids=[torch.device(self.device)] if cuda else None,
-                                       broadcast_buffers=False)
+        # No buffer of the model is DDP's either (they are ignored above): nothing to sync before each forward.
+        return DistributedDataParallel(module, device_ids=[torch.device(self.device)] if cuda else None)
 
     def no_sync(self, wrapped: torch.nn.Module) -> ContextManager[Any]:
         """Accumulate this backward's gradients locally: every rank's last backward of a step reduces them."""
