@@ -222,6 +222,20 @@ def test_the_gateway_routes_a_fine_tuned_model_to_vllm_by_its_name(server, new_m
 
 
 @needs_vllm
+def test_a_streamed_completion_from_vllm_gives_the_same_text_then_its_usage(server, new_model):
+    """What the playground and the gateway's streams read: vLLM's chunks, ending with the usage it reports."""
+    from inference.client import ServedModel, chat_stream
+
+    model = new_model("STREAM")
+    deployment.deploy(model)
+    target = ServedModel(BASE, "VLLMDB.PUBLIC.STREAM", "VLLMDB.PUBLIC.STREAM", model.pk)
+    deltas = list(chat_stream(target, [{"role": "user", "content": QUESTION}], max_tokens=MAX_TOKENS,
+                              temperature=0, top_p=None))
+    assert "".join(d.text for d in deltas) == vllm_answer(server.url, "VLLMDB.PUBLIC.STREAM")
+    assert deltas[-1].text == "" and deltas[-1].usage[1] == MAX_TOKENS and deltas[-1].usage[0] > 0
+
+
+@needs_vllm
 def test_undeploy_unloads_the_adapter_and_vllm_answers_404_for_it(server, new_model):
     model = new_model("GONE")
     deployment.deploy(model)
