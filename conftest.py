@@ -20,7 +20,48 @@ TINY_LLAMA = "tiny-llama"
 TINY_LLAMA_LEARNING_RATE = 1e-2
 
 
+# The PostgreSQL pass (STUDIO_TEST_DATABASE=postgres, the second half of bin/test) runs again the tests of
+# the code whose database use differs between engines: transactions and row locks (job claims, grants,
+# registering a model, statements polled from other processes), JSON fields, name lookups and usage rows.
+# Only those that use the database in the test process: tests that need the fixtures left out (a started
+# stack, two deployments, a browser, Snowflake's clients) spend their minutes training, serving and starting
+# processes, and a pass of everything would add another 35 minutes. The postgres-marked race test is the
+# exception, and runs on PostgreSQL only.
+POSTGRES_PASS_PATHS = ("access/", "jobs/", "sqlapi/", "models_registry/", "inference/tests/test_usage.py",
+                       "sharing/", "replication/", "organization/", "catalog/")
+POSTGRES_PASS_LEAVES_OUT = {"stack_processes", "deployments", "chromium", "studio", "live_server"}
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
+
+
+def _in_postgres_pass(item) -> bool:
+    if os.environ.get("STUDIO_TEST_POSTGRES_ALL") == "1":  # every test the arguments chose
+        return True
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return (item.nodeid.startswith(POSTGRES_PASS_PATHS) and bool(fixtures & DATABASE_FIXTURES)
+            and not fixtures & POSTGRES_PASS_LEAVES_OUT)
+
+
+def pytest_collection_modifyitems(config, items):
+    from django.conf import settings
+
+    on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    kept, left_out = [], []
+    for item in items:
+        if item.get_closest_marker("postgres"):
+            if not on_postgres:
+                item.add_marker(pytest.mark.skip(reason="runs in the PostgreSQL pass (STUDIO_TEST_DATABASE=postgres)"))
+            kept.append(item)
+        elif not on_postgres or _in_postgres_pass(item):
+            kept.append(item)
+        else:
+            left_out.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
 def pytest_configure(config):
+    config.addinivalue_line("markers", "postgres: runs only against PostgreSQL (STUDIO_TEST_DATABASE=postgres)")
     if not (SMOLLM2_CACHE / "config.json").exists():
         import django
 
@@ -94,6 +135,15 @@ class Stack:
         return path.read_text()[-4000:] if path.exists() else ""
 
 
+def _migrated(connection) -> bool:
+    from django.db import OperationalError
+
+    try:
+        return "django_migrations" in connection.introspection.table_names()
+    except OperationalError:  # PostgreSQL: the test database is not created yet (SQLite creates its file)
+        return False
+
+
 @pytest.fixture(scope="session")
 def live_db(django_db_setup, django_db_blocker):
     """Database access outside a test transaction: rows are committed, so the worker and inference
@@ -103,7 +153,7 @@ def live_db(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         created = None
-        if "django_migrations" not in connection.introspection.table_names():
+        if not _migrated(connection):
             # pytest-django creates the test database only when some collected test is marked
             # django_db, and that marker would wrap these tests in a transaction nobody else sees.
             created = setup_databases(verbosity=0, interactive=False, aliases={"default"})

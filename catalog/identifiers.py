@@ -41,6 +41,8 @@ def split_parts(text: str) -> list[str]:
                 j += 1
             if not buf:
                 raise _invalid(text, "a quoted name is empty")
+            if "\x00" in buf:  # PostgreSQL's text columns cannot hold it: a lookup would be a server error
+                raise _invalid(text.replace("\x00", "\\x00"), "a name cannot contain the NUL character")
             parts.append("".join(buf))
             i = j + 1
         else:

@@ -26,7 +26,9 @@ OPTION_NAMES = ("temperature", "top_p", "max_tokens", "guardrails")
 def resolve_target(session: Session, model: str) -> ServedModel:
     if not isinstance(model, str) or not model.strip():
         raise invalid_argument("COMPLETE needs a model name as its first argument.")
-    base = BaseModel.objects.filter(name=model.strip().lower()).first()
+    # No base model's name holds a NUL, and PostgreSQL refuses one even in a lookup: the registry's name
+    # resolver answers such a name instead.
+    base = None if "\x00" in model else BaseModel.objects.filter(name=model.strip().lower()).first()
     if base is not None:
         base_models.get_installed(base.name)
         return ServedModel(base_model=base.name, adapter_id=None, display_name=base.name)
