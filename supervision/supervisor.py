@@ -60,7 +60,6 @@ class Role:
     starts: int = 0
     quick_deaths: int = 0
     restart_at: float | None = None
-    last_exit: str = ""
     readers: list[threading.Thread] = field(default_factory=list)
 
 
@@ -119,7 +118,7 @@ class Supervisor:
         out = open(role.log, "ab")
         out.write(f"--- {_stamp()}: starting {role.name} ---\n".encode())
         out.flush()
-        role.started_at = self.clock()  # a start that fails is a death at start
+        role.started_at, role.ready_at = self.clock(), None  # a start that fails is a death at start
         try:
             process = role.start(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_die_with_supervisor)
         except BaseException as exc:
@@ -181,7 +180,6 @@ class Supervisor:
         lived = now - role.started_at
         pid = f" (pid {role.process.pid})" if role.process is not None else ""
         how = how_it_ended(returncode) if returncode is not None else f"failed to start ({failure})"
-        role.last_exit = how
         for reader in role.readers:  # its last lines reach the log before anything is said about it
             reader.join(2)
         self._note(role, how)

@@ -190,3 +190,23 @@ def test_children_die_with_the_supervisor_however_it_dies(tmp_path):
     parent.kill()
     parent.wait()
     until(lambda: not alive(child), 5, "the child outlived its supervisor")
+
+
+def test_a_restart_that_fails_to_start_is_a_death_at_start(tmp_path, said):
+    # As start_redis raises when Redis exits before it answers PING.
+    starts = []
+
+    def start(**popen):
+        starts.append(1)
+        if len(starts) > 1:
+            raise RuntimeError("redis-server exited with code 1 before it was ready")
+        return subprocess.Popen(["sh", "-c", "exit 1"], stdin=subprocess.DEVNULL, **popen)
+
+    sup = Supervisor([Role("redis", start, tmp_path / "redis.log")], FAST, say=said.append)
+    sup.start_all()
+    with pytest.raises(GaveUp) as gave_up:
+        sup.run(interval=0.01)
+    assert len(starts) == 4
+    assert str(gave_up.value).startswith("redis failed to start (redis-server exited with code 1 before it was "
+                                         "ready) 0 s after starting: it died 4 times in a row at start")
+    assert "could not start: redis-server exited with code 1 before it was ready" in (tmp_path / "redis.log").read_text()
