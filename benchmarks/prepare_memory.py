@@ -11,6 +11,7 @@ temporary folder, removed at the end. Each case runs in its own process, so its 
   in_memory   how a job prepared its data before the token store: jobs.training_data.read_rows (every row
               as Python tuples), check_rows, split_validation, then encode_rows over all of it (what
               train() did in its "preparing" phase). Killed once its RSS passes --cap-gb.
+  stream      the token store's reading and checking alone: read_batches + RowCheck over every row
   token_store jobs.training_data.prepare_tokens: Arrow batches, checked and tokenised batch by batch into
               a token store on disk (what a job does now)
   train       train() from that store for --train-steps optimizer steps (batch 8), then cancelled
@@ -130,6 +131,18 @@ def case_token_store(model_dir: Path, workdir: Path, train_steps: int) -> dict:
     return {"rows": len(store.train) + len(store.validation), "store_mb": size / 1e6}
 
 
+def case_stream(model_dir: Path, workdir: Path, train_steps: int) -> dict:
+    """The token store's reading and checking alone (no tokenising): every row of the table, in batches."""
+    from jobs.training_data import read_batches
+    from trainer.prepare import RowCheck
+
+    check = RowCheck(_limits()["max_training_bytes"])
+    for rows in read_batches(_admin_session(), QUERY):
+        check.add(rows)
+    check.raise_if_unusable()
+    return {"rows": check.rows}
+
+
 def case_train(model_dir: Path, workdir: Path, train_steps: int) -> dict:
     from trainer import TrainConfig, TrainingCancelled, TrainingHooks, train
 
@@ -155,7 +168,8 @@ def case_train(model_dir: Path, workdir: Path, train_steps: int) -> dict:
     return {"rows": hooks.steps * 8, "steps": hooks.steps, "seconds_per_step": per_step}
 
 
-CASES = {"model": case_model, "in_memory": case_in_memory, "token_store": case_token_store, "train": case_train}
+CASES = {"model": case_model, "in_memory": case_in_memory, "token_store": case_token_store, "stream": case_stream,
+         "train": case_train}
 
 
 def run_case(name: str, model_dir: Path, workdir: Path, data_dir: Path, train_steps: int) -> dict:
@@ -175,6 +189,7 @@ def child(name: str, args: argparse.Namespace, workdir: Path, data_dir: Path, ca
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     capped, timed_out = threading.Event(), threading.Event()
+    limited = bool(args.time_limit_s) and name in ("token_store", "in_memory")  # the cases that tokenise
     seen = [0.0]
 
     def watch() -> None:
@@ -189,7 +204,7 @@ def child(name: str, args: argparse.Namespace, workdir: Path, data_dir: Path, ca
                 capped.set()
                 process.kill()
                 return
-            if args.time_limit_s and time.perf_counter() - started > args.time_limit_s:
+            if limited and time.perf_counter() - started > args.time_limit_s:
                 timed_out.set()
                 process.kill()
                 return
@@ -213,7 +228,7 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=10, help="optimizer steps trained from the store (default 10)")
     parser.add_argument("--cap-gb", type=float, default=6.0, help="kill the in_memory case past this RSS (default 6)")
     parser.add_argument("--time-limit-s", type=float, default=None,
-                        help="stop a case after this long, reporting its peak RSS so far (a slow machine's 1 GB)")
+                        help="stop a preparation after this long, reporting its peak RSS so far (a slow machine's 1 GB)")
     parser.add_argument("--skip-in-memory-above", type=int, default=None, metavar="MB",
                         help="run the in_memory case only up to this table size")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help=f"{BASE_MODEL}'s converted checkpoint")
@@ -242,7 +257,7 @@ def main() -> None:
                 raise SystemExit(out.stderr[-4000:])
             print(f"{size} MB: {source.stat().st_size / 1e6:.0f} MB CSV, {rows:,} rows loaded", flush=True)
             source.unlink()
-            cases = ["model", "token_store", "train", "in_memory"]  # the old way last: at 1 GB it is killed
+            cases = ["model", "stream", "token_store", "train", "in_memory"]  # the old way last: at 1 GB it is killed
             if args.skip_in_memory_above is not None and size > args.skip_in_memory_above:
                 cases.remove("in_memory")
             if args.train_steps <= 0:
