@@ -99,8 +99,8 @@ def _exclusive(database: Database) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RefreshRunning(f"Database {quote(database.name)} is being refreshed already; try again when that "
-                            "refresh has finished (SHOW REPLICATION DATABASES shows when it started).",
-                            code=3036, sqlstate="55006") from None
+                                 "refresh has finished (SHOW REPLICATION DATABASES shows when it started).",
+                                 code=3036, sqlstate="55006") from None
         yield
 
 
