@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import datetime, timezone
 
 import pytest
@@ -33,22 +32,10 @@ def finetune(deployment: Deployment, name: str, query: str, **kw) -> str:
                             f"'{query}', NULL, '{{\"max_epochs\": 1}}')", **kw)
 
 
-def describe(deployment: Deployment, job_id: str) -> dict:
-    return json.loads(deployment.value(f"SELECT SNOWFLAKE.CORTEX.FINETUNE('DESCRIBE', '{job_id}')"))
-
-
 def shown(deployment: Deployment, job_ids) -> dict[str, str]:
     """This module's jobs among FINETUNE('SHOW')'s rows (other modules share the deployment): id -> status."""
     rows = json.loads(deployment.value("SELECT SNOWFLAKE.CORTEX.FINETUNE('SHOW')"))
     return {row["id"]: row["status"] for row in rows if row["id"] in job_ids}
-
-
-def wait_until_final(deployment: Deployment, job_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while (described := describe(deployment, job_id))["status"] not in FINAL:
-        assert time.monotonic() < deadline, f"{described}\n{deployment.log('worker')}"
-        time.sleep(0.3)
-    return described
 
 
 def complete(deployment: Deployment) -> str:
@@ -145,13 +132,13 @@ def jobs(deployments):
     ids["PENDING"] = finetune(provider, "waiting", f"SELECT prompt, completion FROM {DB}.public.orders",
                               user=IDLE_USER)
 
-    finished = {status: wait_until_final(provider, ids[status]) for status in FINAL}
+    finished = {status: provider.wait_for_job(ids[status], 120, success=False) for status in FINAL}
     assert finished["SUCCESS"]["status"] == "SUCCESS", f"{finished['SUCCESS']}\n{provider.log('worker')}"
     assert finished["SUCCESS"]["model"] == MODEL
     assert finished["ERROR"]["status"] == "ERROR"
     assert finished["ERROR"]["error"]["message"] == "12 rows have an empty completion (rows 1, 2, 3, 4, 5, …)."
     assert finished["CANCELLED"]["status"] in FINAL, "cancelled, or (if the worker was first) finished"
-    assert describe(provider, ids["PENDING"])["status"] == "PENDING"
+    assert provider.describe_job(ids["PENDING"])["status"] == "PENDING"
     answer = complete(provider)
 
     # Every way a job ends removes its checkpoint and staging directory; a killed work horse leaves its
@@ -164,14 +151,14 @@ def jobs(deployments):
 
     moved = age(provider, [ids[status] for status in FINAL])
     yield provider, ids, moved, answer
-    if describe(provider, ids["PENDING"])["status"] == "PENDING":  # the last test did not get to cancel it
+    if provider.describe_job(ids["PENDING"])["status"] == "PENDING":  # the last test did not get to cancel it
         provider.sql(f"SELECT SNOWFLAKE.CORTEX.FINETUNE('CANCEL', '{ids['PENDING']}')")
 
 
 def test_a_dry_run_lists_the_old_finished_jobs_and_changes_nothing(jobs):
     provider, ids, _, _ = jobs
     listed, summary = collectjobs(provider, "--dry-run")
-    statuses = {ids[status]: describe(provider, ids[status])["status"] for status in FINAL}
+    statuses = {ids[status]: provider.describe_job(ids[status])["status"] for status in FINAL}
     assert {job_id: listed.get(job_id) for job_id in statuses} == statuses
     assert ids["PENDING"] not in listed
     assert summary.startswith("job retention: would collect ") and "finished more than 14 days ago" in summary
@@ -182,7 +169,7 @@ def test_a_dry_run_lists_the_old_finished_jobs_and_changes_nothing(jobs):
 
 def test_collectjobs_collects_them_and_users_see_them_gone_but_the_model_and_the_pending_job_stay(jobs):
     provider, ids, moved, answer = jobs
-    statuses = {ids[status]: describe(provider, ids[status])["status"] for status in FINAL}
+    statuses = {ids[status]: provider.describe_job(ids[status])["status"] for status in FINAL}
     before = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     listed, summary = collectjobs(provider)
     after = datetime.now(timezone.utc)
@@ -193,7 +180,7 @@ def test_collectjobs_collects_them_and_users_see_them_gone_but_the_model_and_the
     assert shown(provider, set(ids.values())) == {ids["PENDING"]: "PENDING"}
     for job_id, status in statuses.items():
         with pytest.raises(SqlError) as gone:
-            describe(provider, job_id)
+            provider.describe_job(job_id)
         message = gone.value.message
         expected = (f"Fine-tuning job '{job_id}' no longer exists: finished jobs are kept for 14 days "
                     f"(STUDIO_JOB_RETENTION_DAYS), and this one, which finished with status {status} on "
@@ -214,7 +201,7 @@ def test_collectjobs_collects_them_and_users_see_them_gone_but_the_model_and_the
     for job_id in statuses:
         assert not store(provider, "checkpoints", job_id).exists() and not store(provider, "staging", job_id).exists()
 
-    pending = describe(provider, ids["PENDING"])
+    pending = provider.describe_job(ids["PENDING"])
     assert (pending["status"], pending["progress"]) == ("PENDING", 0)
     assert provider.value(f"SELECT SNOWFLAKE.CORTEX.FINETUNE('CANCEL', '{ids['PENDING']}')", user=IDLE_USER) == \
         f"Canceled Cortex Fine-tuning job: {ids['PENDING']}"

@@ -43,17 +43,6 @@ def complete(deployment: Deployment, model: str) -> str:
     return json.loads(response)["choices"][0]["messages"]
 
 
-def wait_for_job(provider: Deployment, job_id: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        described = json.loads(provider.value(f"SELECT SNOWFLAKE.CORTEX.FINETUNE('DESCRIBE', '{job_id}')"))
-        if described["status"] in ("SUCCESS", "ERROR", "CANCELLED"):
-            assert described["status"] == "SUCCESS", f"{described}\n{provider.log('worker')}"
-            return
-        assert time.monotonic() < deadline, f"{described}\n{provider.log('worker')}"
-        time.sleep(0.5)
-
-
 def shown(deployment: Deployment, name: str = "SUPPORT") -> dict:
     rows = [r for r in deployment.sql("SHOW REPLICATION DATABASES") if r["name"] == name]
     assert len(rows) == 1, rows
@@ -92,7 +81,7 @@ def replicated(deployments, tmp_path_factory):
             # Only helper_r's base model matters: one epoch is enough.
             for name, base, epochs in (("helper", "tiny-llama", 10), ("helper_r", PRIMARY_ONLY_BASE, 1))]
     for job in jobs:
-        wait_for_job(provider, job)
+        provider.wait_for_job(job)
     with pytest.raises(SqlError, match="is not enabled for replication to account STUDIO_ORG.CONSUMER"):
         consumer.sql(f"CREATE DATABASE support AS REPLICA OF {PRIMARY}")
     provider.sql(f"ALTER DATABASE support ENABLE REPLICATION TO ACCOUNTS {consumer.locator}")

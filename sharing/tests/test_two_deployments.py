@@ -6,7 +6,6 @@ it through each deployment's SQL API, as their users would; between them only th
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -37,17 +36,6 @@ def finetune(provider: Deployment, model: str, base_model: str, epochs: int) -> 
                           f"'{{\"max_epochs\": {epochs}}}')")
 
 
-def wait_for(provider: Deployment, job_id: str, timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        described = json.loads(provider.value(f"SELECT SNOWFLAKE.CORTEX.FINETUNE('DESCRIBE', '{job_id}')"))
-        if described["status"] in ("SUCCESS", "ERROR", "CANCELLED"):
-            assert described["status"] == "SUCCESS", f"{described}\n{provider.log('worker')}"
-            return described
-        assert time.monotonic() < deadline, f"{described}\n{provider.log('worker')}"
-        time.sleep(0.5)
-
-
 def shared_adapters(deployment: Deployment) -> set[str]:
     """The shared adapters this deployment has fetched (registry.adapters_dir(), sharing/imports.py)."""
     return {p.name for p in (deployment.data_dir / "models" / "adapters").glob("shared-*")}
@@ -67,7 +55,7 @@ def shared(deployments):
     jobs = [finetune(provider, "sharing_ml.public.tickets", "tiny-llama", 10),
             # Only its base model matters: one epoch is enough.
             finetune(provider, "sharing_ml.public.tickets_b", PROVIDER_ONLY_BASE, 1)]
-    assert [wait_for(provider, job)["model"] for job in jobs] == ["SHARING_ML.PUBLIC.TICKETS",
+    assert [provider.wait_for_job(job)["model"] for job in jobs] == ["SHARING_ML.PUBLIC.TICKETS",
                                                                   "SHARING_ML.PUBLIC.TICKETS_B"]
     for statement in ("CREATE SHARE tickets_share", "GRANT USAGE ON DATABASE sharing_ml TO SHARE tickets_share",
                       "GRANT USAGE ON SCHEMA sharing_ml.public TO SHARE tickets_share",

@@ -223,6 +223,20 @@ class Deployment:
         assert len(rows) == 1 and len(rows[0]) == 1, rows
         return next(iter(rows[0].values()))
 
+    # ---- fine-tuning jobs
+    def describe_job(self, job_id: str, **kw: Any) -> dict[str, Any]:
+        return json.loads(self.value(f"SELECT SNOWFLAKE.CORTEX.FINETUNE('DESCRIBE', '{job_id}')", **kw))
+
+    def wait_for_job(self, job_id: str, timeout: float = 300, *, success: bool = True) -> dict[str, Any]:
+        """DESCRIBE of the job once it has ended (SUCCESS, ERROR or CANCELLED; with `success`, SUCCESS it
+        must be); past `timeout`, the failure shows the worker's log."""
+        deadline = time.monotonic() + timeout
+        while (described := self.describe_job(job_id))["status"] not in ("SUCCESS", "ERROR", "CANCELLED"):
+            assert time.monotonic() < deadline, f"{described}\n{self.log('worker')}"
+            time.sleep(0.3)
+        assert not success or described["status"] == "SUCCESS", f"{described}\n{self.log('worker')}"
+        return described
+
     # ---- the organization
     def register(self, other: Deployment, *, url: str | None = None, key: str | None = None) -> None:
         """Register (or register again, at another URL) `other` here, as ORGADMIN does."""
