@@ -21,17 +21,19 @@ def _paths(model: FineTunedModel) -> list[Path]:
     return sorted(p for p in model.adapter_dir.rglob("*") if p.is_file())
 
 
+def sha256(path: Path) -> str:
+    """The SHA-256 a receiver checks a file it is sent against (adapter files, replicated table exports)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def listed(model: FineTunedModel) -> list[dict[str, Any]]:
     root = model.adapter_dir
-    files = []
-    for path in _paths(model):
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-        files.append({"path": path.relative_to(root).as_posix(), "size": path.stat().st_size,
-                      "sha256": digest.hexdigest()})
-    return files
+    return [{"path": path.relative_to(root).as_posix(), "size": path.stat().st_size, "sha256": sha256(path)}
+            for path in _paths(model)]
 
 
 def version(files: list[dict[str, Any]]) -> str:

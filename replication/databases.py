@@ -154,11 +154,6 @@ def set_schedule(session: Session, text: str, schedule: str | None) -> str:
         return "Statement executed successfully."
 
 
-def _schedule(replication: ReplicatedDatabase) -> str | None:
-    minutes = replication.refresh_interval_minutes
-    return f"{minutes} MINUTE" if minutes else None
-
-
 def _next_refresh(replication: ReplicatedDatabase):
     if replication.is_primary or not replication.refresh_interval_minutes:
         return None
@@ -185,7 +180,7 @@ def shown(session: Session) -> list[dict[str, object]]:
             "replication_allowed_to_accounts": ", ".join(replication.allowed_accounts) if replication.is_primary else None,
             "failover_allowed_to_accounts": ", ".join(replication.failover_accounts) if replication.is_primary else None,
             "organization_name": me.organization, "account_locator": me.name,
-            "replication_schedule": _schedule(replication),
+            "replication_schedule": replication.schedule,
             "last_refreshed_on": replication.last_refreshed_on,
             "next_scheduled_refresh": _next_refresh(replication),
             "last_refresh_error": replication.last_refresh_error or None,

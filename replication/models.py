@@ -42,5 +42,10 @@ class ReplicatedDatabase(models.Model):
         return f"{self.database.name} (replica of {self.primary_account}.{self.primary_database})"
 
     @property
+    def schedule(self) -> str | None:
+        """The REPLICATION_SCHEDULE as it was set ('10 MINUTE'), or None."""
+        return f"{self.refresh_interval_minutes} MINUTE" if self.refresh_interval_minutes else None
+
+    @property
     def primary_locator(self) -> str:
         return f"{self.primary_account}.{self.primary_database}"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import shutil
 import tempfile
@@ -41,6 +40,7 @@ from models_registry import adapter_files, registry
 from models_registry.models import Deployment, FineTunedModel
 from organization import accounts, peers
 from organization.names import parse
+from replication import snapshot
 from replication.models import ReplicatedDatabase
 
 
@@ -72,10 +72,6 @@ def _size(n: int) -> str:
 
 def _key(schema: str, name: str) -> str:
     return f"{schema}.{name}"
-
-
-def _object_id(schema: str, name: str) -> str:
-    return hashlib.sha256(f"{schema}\0{name}".encode()).hexdigest()[:12]
 
 
 class RefreshRunning(UserError):
@@ -234,7 +230,7 @@ def _download_tables(replication: ReplicatedDatabase, primary, manifest: dict[st
             continue
         path = (f"{_api_path(replication)}/tables/{url_quote(table['schema'], safe='')}/"
                 f"{url_quote(table['name'], safe='')}/{url_quote(table['fingerprint'], safe='')}")
-        target = staging / "tables" / f"{_object_id(table['schema'], table['name'])}.parquet"
+        target = staging / "tables" / f"{snapshot.object_id(table['schema'], table['name'])}.parquet"
         peers.download(primary, path, target, sha256=table["file"]["sha256"], size=int(table["file"]["size"]))
         sources[key] = target
         outcome.tables_copied += 1
@@ -337,7 +333,7 @@ def _download_models(replication: ReplicatedDatabase, primary, manifest: dict[st
             adapters[key] = existing.adapter_dir
             outcome.models_unchanged += 1
             continue
-        partial = staging / "models" / _object_id(model["schema"], model["name"])
+        partial = staging / "models" / snapshot.object_id(model["schema"], model["name"])
         base = (f"{_api_path(replication)}/models/{url_quote(model['schema'], safe='')}/"
                 f"{url_quote(model['name'], safe='')}/files/")
         adapter_files.download(primary, base, model["files"], partial)
@@ -345,7 +341,8 @@ def _download_models(replication: ReplicatedDatabase, primary, manifest: dict[st
         adapter_files.name_model(partial, qualified, model["base_model"],
                                  {"replicated_from": {"account": primary.locator,
                                                       "database": replication.primary_database}})
-        target = registry.adapters_dir() / f"replica-{database.pk}-{_object_id(model['schema'], model['name'])}-{version}"
+        model_id = snapshot.object_id(model["schema"], model["name"])
+        target = registry.adapters_dir() / f"replica-{database.pk}-{model_id}-{version}"
         downloaded.append((partial, target))
         adapters[key] = target
         outcome.models_copied += 1

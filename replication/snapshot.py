@@ -47,20 +47,13 @@ def _exports_dir(database: Database) -> Path:
     return settings.DATA_DIR / "replication" / "exports" / accountdata.database_file(database.name).stem
 
 
-def _table_id(schema: str, table: str) -> str:
-    return hashlib.sha256(f"{schema}\0{table}".encode()).hexdigest()[:16]
+def object_id(schema: str, name: str) -> str:
+    """A short name for a schema's object in file names, whatever characters its name holds."""
+    return hashlib.sha256(f"{schema}\0{name}".encode()).hexdigest()[:16]
 
 
 def export_path(database: Database, schema: str, table: str, fingerprint: str) -> Path:
-    return _exports_dir(database) / f"{_table_id(schema, table)}-{fingerprint}.parquet"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return _exports_dir(database) / f"{object_id(schema, table)}-{fingerprint}.parquet"
 
 
 def _export(con: duckdb.DuckDBPyConnection, source: str, target: Path) -> None:
@@ -108,11 +101,11 @@ def _tables(database: Database) -> tuple[list[dict[str, Any]], list[dict[str, An
             fingerprint = hashlib.sha256(repr((columns, rows, str(row_hash))).encode()).hexdigest()[:24]
             path = export_path(database, schema, name, fingerprint)
             if not path.exists():
-                for old in path.parent.glob(f"{_table_id(schema, name)}-*.parquet"):
+                for old in path.parent.glob(f"{object_id(schema, name)}-*.parquet"):
                     old.unlink(missing_ok=True)
                 _export(con, source, path)
             tables.append({**described, "rows": rows, "fingerprint": fingerprint,
-                           "file": {"size": path.stat().st_size, "sha256": _sha256(path)}})
+                           "file": {"size": path.stat().st_size, "sha256": adapter_files.sha256(path)}})
     finally:
         con.close()
     # A dropped table's rows are not kept in an export (nor served from one: table_file); a partial

@@ -44,10 +44,9 @@ def origins(session: Session, names: list[str]) -> dict[str, Origin]:
                                               demotion_pending=replication.demotion_pending)
             continue
         held = held or privileges.Held(session)
-        minutes = replication.refresh_interval_minutes
         found[database.name] = Origin(
             REPLICA, replication.primary_locator, read_only=True, last_refreshed_on=replication.last_refreshed_on,
-            schedule=f"{minutes} MINUTE" if minutes else None, last_refresh_error=replication.last_refresh_error,
+            schedule=replication.schedule, last_refresh_error=replication.last_refresh_error,
             may_refresh=held.has("OWNERSHIP", "DATABASE", privileges.key(database.name), database.owner_role))
     for imported in ImportedDatabase.objects.filter(database__name__in=names).select_related("database", "provider"):
         found[imported.database.name] = Origin(SHARE, f"{imported.provider.locator}.{imported.share_name}",
